@@ -1,0 +1,67 @@
+"""Sphinx glue for the book (loaded through ``sphinx.local_extensions`` in _config.yml).
+
+Three jobs, each something a plain ``jupyter-book build`` would otherwise get wrong:
+
+1. Tell the notebook kernels that they run inside a book build (``NORMBOOK_BUILD=1``),
+   so interactive figures precompute their slider grids and progress bars stay quiet.
+   Kernels inherit the environment of the Sphinx process that starts them.
+2. Key the execution cache on the source of ``lib/``: jupyter-cache only hashes the
+   notebooks' code cells, so without this a change to the library would leave stale
+   figures in the site.
+3. Serve MathJax from ``_static`` so the built pages work with no network.
+"""
+
+import hashlib
+import os
+import shutil
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+MATHJAX_FILES = ("tex-chtml-full.js",)
+MATHJAX_FONTS = Path("output", "chtml", "fonts", "woff-v2")
+
+
+def lib_hash() -> str:
+    """Short SHA-256 of every Python file under lib/ (path and content)."""
+    digest = hashlib.sha256()
+    for path in sorted((ROOT / "lib").rglob("*.py")):
+        digest.update(str(path.relative_to(ROOT)).encode())
+        digest.update(path.read_bytes())
+    return digest.hexdigest()[:16]
+
+
+def _key_cache_on_lib(app, config):
+    base = Path(config.nb_execution_cache_path or Path(app.outdir).parent / ".jupyter_cache")
+    current = base / f"lib-{lib_hash()}"
+    for stale in base.glob("lib-*"):  # caches of older library versions
+        if stale != current:
+            shutil.rmtree(stale, ignore_errors=True)
+    config.nb_execution_cache_path = str(current)
+
+
+def _mathjax_source() -> Path:
+    try:
+        import mathjax  # the django-static-mathjax wheel: static files only
+    except ImportError as err:
+        raise RuntimeError(
+            "MathJax for offline pages comes from the package django-static-mathjax: "
+            "pip install -r requirements.txt"
+        ) from err
+    return Path(mathjax.__file__).parent / "static" / "mathjax" / "es5"
+
+
+def _copy_mathjax(app):
+    if app.builder.format != "html":
+        return
+    src, dest = _mathjax_source(), Path(app.outdir) / "_static" / "mathjax"
+    dest.mkdir(parents=True, exist_ok=True)
+    for name in MATHJAX_FILES:
+        shutil.copy2(src / name, dest / name)
+    shutil.copytree(src / MATHJAX_FONTS, dest / MATHJAX_FONTS, dirs_exist_ok=True)
+
+
+def setup(app):
+    os.environ["NORMBOOK_BUILD"] = "1"
+    app.connect("config-inited", _key_cache_on_lib)
+    app.connect("builder-inited", _copy_mathjax)
+    return {"parallel_read_safe": True, "parallel_write_safe": True}

@@ -1,0 +1,18 @@
+"""Shared code for the book *Normalisation and learning rates*.
+
+One module per concept; import what you need, e.g. ``from lib import train, data``.
+Submodules are imported lazily so that ``import lib`` stays cheap.
+"""
+
+import importlib
+
+__all__ = [
+    "cache", "chapter", "data", "device", "models", "ols", "plotting", "progress", "synthetic",
+    "scale", "train", "widgets",
+]
+
+
+def __getattr__(name):
+    if name in __all__:
+        return importlib.import_module(f"{__name__}.{name}")
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -1,0 +1,28 @@
+"""What the first cell of every chapter does: style, device, scale, and a line saying so."""
+
+from dataclasses import dataclass
+
+import torch
+
+from lib import device, plotting, scale
+
+
+@dataclass(frozen=True)
+class Setup:
+    """The choices a chapter runs with."""
+
+    device: torch.device   # where tensors live
+    scale: scale.Scale     # experiment sizes
+
+    def describe(self) -> str:
+        return (f"Computed on {device.describe(self.device)} at {self.scale.name} scale "
+                f"({self.scale.description}). Set NORMBOOK_SCALE=cpu|gpu|paper to change it.")
+
+
+def setup(name: str | None = None, verbose: bool = True) -> Setup:
+    """Apply the book's plot style, pick the device and the scale, and report them."""
+    plotting.use_style()
+    chosen = Setup(device=device.pick_device(), scale=scale.current(name))
+    if verbose:
+        print(chosen.describe())
+    return chosen

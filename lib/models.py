@@ -1,0 +1,99 @@
+"""Networks and normalisation layers, with their parameters split into groups.
+
+Every model here has a ``groups()`` method returning ``{"w": [...], "g": [...]}``:
+``w`` holds the scale-invariant weights (a linear map followed by normalisation, so the
+loss satisfies F(cw) = F(w)), ``g`` the scale-variant rest (normalisation gains and
+biases, the last layer). The training loop gives each group its own learning rate,
+as in Arora, Li & Lyu (2019) with η_w and η_g.
+"""
+
+import torch
+from torch import nn
+
+NORMS = ("none", "bn", "bn_smooth")
+ACTIVATIONS = {"relu": nn.ReLU, "softplus": nn.Softplus, "tanh": nn.Tanh}
+
+
+class NormLinear(nn.Module):
+    """Linear map without bias followed by batch normalisation of its outputs.
+
+    ``norm="bn"`` is standard BN: (wᵀz − μ)/√(σ² + ε), only approximately scale-invariant.
+    ``norm="bn_smooth"`` is the smoothed BN of Arora et al. (eq. 8): ε is multiplied by
+    ‖w_i‖², so scaling the weights by c > 0 changes nothing, exactly.
+    Batch statistics are used in training mode; running estimates in eval mode.
+    """
+
+    def __init__(self, n_in: int, n_out: int, norm: str = "bn_smooth", eps: float = 1e-5,
+                 affine: bool = True, momentum: float = 0.1):
+        super().__init__()
+        if norm not in ("bn", "bn_smooth"):
+            raise ValueError(f"norm must be 'bn' or 'bn_smooth', got {norm!r}")
+        if eps < 0:
+            raise ValueError(f"eps must be >= 0, got {eps}")
+        self.linear = nn.Linear(n_in, n_out, bias=False)
+        self.norm, self.eps, self.momentum = norm, eps, momentum
+        self.gain = nn.Parameter(torch.ones(n_out)) if affine else None
+        self.bias = nn.Parameter(torch.zeros(n_out)) if affine else None
+        self.register_buffer("running_mean", torch.zeros(n_out))
+        self.register_buffer("running_var", torch.ones(n_out))
+
+    def forward(self, z: torch.Tensor) -> torch.Tensor:  # z: (B, n_in) -> (B, n_out)
+        x = self.linear(z)
+        if self.training:
+            mean, var = x.mean(0), x.var(0, unbiased=False)
+            with torch.no_grad():
+                self.running_mean.lerp_(mean, self.momentum)
+                self.running_var.lerp_(var, self.momentum)
+        else:
+            mean, var = self.running_mean, self.running_var
+        eps = self.eps
+        if self.norm == "bn_smooth":
+            eps = eps * self.linear.weight.pow(2).sum(1)  # ε‖w_i‖² per output unit
+        x = (x - mean) / torch.sqrt(var + eps)
+        return x if self.gain is None else x * self.gain + self.bias
+
+
+class MLP(nn.Module):
+    """Fully connected network; every hidden layer normalised when ``norm != "none"``.
+
+    Args:
+        sizes: layer widths, e.g. (784, 100, 100, 10); inputs are flattened.
+        norm: "none", "bn" (standard BN) or "bn_smooth" (exactly scale-invariant BN).
+        activation: "relu", "softplus" or "tanh".
+        eps: the BN ε.
+    """
+
+    def __init__(self, sizes, norm: str = "bn_smooth", activation: str = "softplus",
+                 eps: float = 1e-5):
+        super().__init__()
+        sizes = tuple(int(s) for s in sizes)
+        if len(sizes) < 2 or min(sizes) < 1:
+            raise ValueError(f"sizes must list at least two positive widths, got {sizes}")
+        if norm not in NORMS:
+            raise ValueError(f"norm must be one of {NORMS}, got {norm!r}")
+        if activation not in ACTIVATIONS:
+            raise ValueError(f"activation must be one of {sorted(ACTIVATIONS)}, got {activation!r}")
+        self.norm = norm
+        hidden = []
+        for n_in, n_out in zip(sizes[:-2], sizes[1:-1]):
+            layer = (nn.Linear(n_in, n_out) if norm == "none"
+                     else NormLinear(n_in, n_out, norm=norm, eps=eps))
+            hidden += [layer, ACTIVATIONS[activation]()]
+        self.hidden = nn.Sequential(*hidden)
+        self.head = nn.Linear(sizes[-2], sizes[-1])
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:  # x: (B, ...) -> (B, n_classes)
+        return self.head(self.hidden(x.flatten(1)))
+
+    def groups(self) -> dict:
+        """``{"w": scale-invariant weights, "g": everything else}``."""
+        w = [m.linear.weight for m in self.hidden if isinstance(m, NormLinear)]
+        ids = {id(p) for p in w}
+        return {"w": w, "g": [p for p in self.parameters() if id(p) not in ids]}
+
+
+def groups(model: nn.Module) -> dict:
+    """Parameter groups of ``model``: its own ``groups()``, else all parameters in ``g``."""
+    if hasattr(model, "groups"):
+        return model.groups()
+    return {"w": [], "g": list(model.parameters())}

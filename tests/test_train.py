@@ -1,0 +1,160 @@
+import dataclasses
+
+import numpy as np
+import pytest
+import torch
+
+from lib.models import MLP, NormLinear
+from lib.train import TrainConfig, sgd_step, train
+
+
+def blobs(n=200, d=10, seed=0, dtype=torch.float32):
+    g = torch.Generator().manual_seed(seed)
+    X = torch.randn(n, d, generator=g, dtype=dtype)
+    return X, (X[:, 0] + 0.5 * X[:, 1] > 0).long()
+
+
+def test_sgd_step_matches_torch_optim_sgd(f64):
+    torch.manual_seed(0)
+    p_ours, grads = torch.randn(5, 3), [torch.randn(5, 3) for _ in range(4)]
+    p_ref = torch.nn.Parameter(p_ours.clone())
+    opt = torch.optim.SGD([p_ref], lr=0.3, momentum=0.9, weight_decay=5e-2)
+    buf = torch.zeros_like(p_ours)
+    for g in grads:
+        p_ours.grad = g
+        sgd_step([p_ours], [buf], lr=0.3, weight_decay=5e-2, momentum=0.9)
+        p_ref.grad = g.clone()
+        opt.step()
+    torch.testing.assert_close(p_ours, p_ref.detach(), rtol=0, atol=1e-14)
+
+
+def test_full_batch_gd_on_linear_regression_matches_closed_form(f64):
+    g = torch.Generator().manual_seed(1)
+    X, w_true = torch.randn(50, 4, generator=g), torch.randn(4, 1, generator=g)
+    y = (X @ w_true).squeeze(1)
+    model = torch.nn.Linear(4, 1, bias=False)
+    w = model.weight.detach().numpy().copy().T  # (4, 1)
+    hist = train(model, (X, y), TrainConfig(steps=30, lr=0.1, loss="mse"))
+    Xn, yn = X.numpy(), y.numpy()[:, None]
+    expected = []
+    for _ in range(31):  # loss ½ mean (Xw − y)², gradient Xᵀ(Xw − y)/n
+        r = Xn @ w - yn
+        expected.append(0.5 * np.mean(r ** 2))
+        w = w - 0.1 * Xn.T @ r / len(Xn)
+    np.testing.assert_allclose(hist.loss, expected, rtol=1e-12)
+    assert np.all(np.isnan(hist.accuracy))  # regression: no accuracy
+
+
+def test_per_group_learning_rates_apply_to_their_group(f64):
+    X, y = blobs(dtype=torch.float64)
+    model = MLP((10, 8, 3)).double()
+    before = {k: [p.detach().clone() for p in ps] for k, ps in model.groups().items()}
+    # one step: recompute the gradient independently, then compare θ_1 − θ_0 = −η_k ∇_k
+    ref = MLP((10, 8, 3)).double()
+    ref.load_state_dict(model.state_dict())
+    torch.nn.functional.cross_entropy(ref(X), y).backward()
+    grads = {k: [p.grad.clone() for p in ps] for k, ps in ref.groups().items()}
+    train(model, (X, y), TrainConfig(steps=1, lr={"w": 7.0, "g": 0.01}))
+    for k, eta in (("w", 7.0), ("g", 0.01)):
+        for p, p0, gr in zip(model.groups()[k], before[k], grads[k]):
+            torch.testing.assert_close(p.detach(), p0 - eta * gr, rtol=0, atol=1e-12)
+
+
+def test_history_records_groups_schedule_and_effective_lr(f64):
+    X, y = blobs(dtype=torch.float64)
+    model = MLP((10, 16, 16, 3)).double()
+    sched = 0.5 ** np.arange(20)
+    hist = train(model, (X, y), TrainConfig(steps=20, lr={"w": 2.0, "g": 0.1},
+                                            schedule={"w": sched, "g": None}))
+    assert len(hist.step) == 21 and hist.diverged_at is None
+    np.testing.assert_allclose(hist.lr["w"][:20], 2.0 * sched)
+    np.testing.assert_allclose(hist.lr["g"], 0.1)
+    assert hist.weight_norm_sq["w"].shape == (21, 2)  # two normalised layers
+    np.testing.assert_allclose(hist.effective_lr("w"), hist.lr["w"][:, None] / hist.weight_norm_sq["w"])
+    assert hist.loss[-1] < hist.loss[0]
+
+
+def test_norm_growth_identity_for_scale_invariant_weights(f64):
+    """Lemma 2.4 of Arora et al.: ‖w_{t+1}‖² = ‖w_t‖² + η²‖∇_w L‖² under GD, no weight decay."""
+    X, y = blobs(dtype=torch.float64)
+    model = MLP((10, 16, 16, 3), norm="bn_smooth").double()
+    eta = 3.0
+    hist = train(model, (X, y), TrainConfig(steps=40, lr={"w": eta, "g": 0.1}))
+    total = hist.weight_norm_sq["w"].sum(1)
+    np.testing.assert_allclose(total[1:], total[:-1] + eta**2 * hist.grad_norm_sq["w"][:-1],
+                               rtol=1e-10)
+
+
+def test_divergence_stops_the_run_and_is_recorded():
+    X, y = blobs()
+    hist = train(MLP((10, 32, 32, 3), norm="none"), (X, y), TrainConfig(steps=200, lr=1e4))
+    assert hist.diverged and 0 < hist.diverged_at < 200
+    assert np.all(np.isfinite(hist.loss)) and len(hist.loss) == hist.diverged_at
+
+
+def test_minibatch_order_depends_on_seed_only():
+    X, y = blobs()
+    cfg = TrainConfig(steps=15, lr=0.5, batch_size=32, seed=3)
+    runs = []
+    for seed in (3, 3, 4):
+        torch.manual_seed(0)
+        runs.append(train(MLP((10, 8, 3)), (X, y), dataclasses.replace(cfg, seed=seed)).loss)
+    np.testing.assert_array_equal(runs[0], runs[1])
+    assert not np.array_equal(runs[0], runs[2])
+
+
+def test_weight_decay_and_momentum_shrink_norm(f64):
+    X, y = blobs(dtype=torch.float64)
+    torch.manual_seed(0)
+    model = MLP((10, 16, 16, 3), norm="bn_smooth").double()
+    hist = train(model, (X, y), TrainConfig(steps=50, lr=0.05, weight_decay=0.5, momentum=0.9))
+    w = hist.weight_norm_sq["w"].sum(1)
+    assert w[-1] < w[0]  # with λ > 0 the scale-invariant weights shrink
+
+
+@pytest.mark.parametrize("change, match", [
+    (dict(steps=0), "steps"), (dict(lr=0.0), "learning rate"), (dict(lr=float("nan")), "learning rate"),
+    (dict(lr={"w": 1.0}), "exactly the groups"), (dict(weight_decay=-1e-3), "weight decay"),
+    (dict(momentum=1.0), "momentum"), (dict(loss="hinge"), "loss"), (dict(batch_size=0), "batch_size"),
+    (dict(batch_size=10_000), "batch_size"), (dict(log_every=0), "log_every"),
+    (dict(schedule=[1.0, 1.0]), "schedule"),
+])
+def test_bad_config_raises_value_error(change, match):
+    X, y = blobs()
+    with pytest.raises(ValueError, match=match):
+        train(MLP((10, 8, 3)), (X, y), dataclasses.replace(TrainConfig(steps=5), **change))
+
+
+def test_mismatched_data_raises():
+    X, y = blobs()
+    with pytest.raises(ValueError, match="same number of rows"):
+        train(MLP((10, 8, 3)), (X, y[:10]), TrainConfig(steps=2))
+
+
+def test_smoothed_bn_is_exactly_scale_invariant_and_standard_bn_is_not(f64):
+    X = torch.randn(64, 20)
+    for norm, tol_ok in (("bn_smooth", True), ("bn", False)):
+        torch.manual_seed(0)
+        layer = NormLinear(20, 30, norm=norm, eps=1e-3).double()
+        out = layer(X)
+        with torch.no_grad():
+            layer.linear.weight.mul_(0.05)
+        gap = (layer(X) - out).abs().max().item()
+        assert (gap < 1e-12) == tol_ok, (norm, gap)
+
+
+def test_gradient_is_orthogonal_to_scale_invariant_weights(f64):
+    X, y = blobs(dtype=torch.float64)
+    model = MLP((10, 16, 16, 3), norm="bn_smooth").double()
+    torch.nn.functional.cross_entropy(model(X), y).backward()
+    for w in model.groups()["w"]:
+        assert abs((w * w.grad).sum().item()) < 1e-12 * w.norm().item() * w.grad.norm().item() + 1e-15
+
+
+@pytest.mark.parametrize("kw, match", [
+    (dict(sizes=(10,)), "at least two"), (dict(sizes=(10, 8, 3), norm="ln"), "norm"),
+    (dict(sizes=(10, 8, 3), activation="gelu"), "activation"), (dict(sizes=(10, 0, 3)), "positive"),
+])
+def test_bad_model_arguments(kw, match):
+    with pytest.raises(ValueError, match=match):
+        MLP(**kw)
