@@ -15,8 +15,9 @@ class Setup:
     scale: scale.Scale     # experiment sizes
 
     def describe(self) -> str:
-        return (f"Computed on {device.describe(self.device)} at {self.scale.name} scale "
-                f"({self.scale.description}). Set NORMBOOK_SCALE=cpu|gpu|paper to change it.")
+        return (f"Computed on {device.describe(self.device)} at {self.scale.name} scale\n"
+                f"({self.scale.description}).\n"
+                f"Set NORMBOOK_SCALE=cpu, gpu or paper before starting Jupyter to change it.")
 
 
 def setup(name: str | None = None, verbose: bool = True) -> Setup:

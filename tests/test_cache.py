@@ -1,0 +1,62 @@
+import numpy as np
+import pytest
+
+from lib import cache
+
+
+@pytest.fixture
+def tmp_cache(tmp_path, monkeypatch):
+    monkeypatch.setenv("NORMBOOK_CACHE", str(tmp_path))
+    return tmp_path
+
+
+def square(cfg):
+    square.calls += 1
+    return {"y": np.asarray(cfg["x"]) ** 2}
+
+
+square.calls = 0
+
+
+def test_memoize_computes_once_then_reads(tmp_cache):
+    square.calls = 0
+    a = cache.memoize("sq", {"x": [1.0, 2.0]}, square)
+    b = cache.memoize("sq", {"x": [1.0, 2.0]}, square)
+    assert square.calls == 1 and np.array_equal(a["y"], b["y"])
+    assert len(list(tmp_cache.glob("sq-*.pkl"))) == 1
+
+
+def test_key_changes_with_config_and_code():
+    base = cache.key({"lr": 0.1}, square)
+    assert cache.key({"lr": 0.1}, square) == base
+    assert cache.key({"lr": 0.1000000001}, square) != base  # floats keyed exactly
+    assert cache.key({"lr": 0.1}, lambda c: c) != base
+
+
+def test_key_changes_when_lib_changes(tmp_path, monkeypatch):
+    fake_lib = tmp_path / "lib"
+    fake_lib.mkdir()
+    (fake_lib / "m.py").write_text("x = 1\n")
+    monkeypatch.setattr(cache, "LIB", fake_lib)
+    before = cache.key({"a": 1})
+    (fake_lib / "m.py").write_text("x = 2\n")
+    assert cache.key({"a": 1}) != before
+
+
+def test_unreadable_entry_is_recomputed(tmp_cache):
+    square.calls = 0
+    path = cache.path_for("sq", {"x": 3.0}, square)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_bytes(b"not a pickle")
+    assert cache.memoize("sq", {"x": 3.0}, square)["y"] == 9.0 and square.calls == 1
+
+
+@pytest.mark.parametrize("name", ["", "a/b", "../x"])
+def test_bad_names_rejected(name):
+    with pytest.raises(ValueError, match="cache name"):
+        cache.path_for(name, {}, None)
+
+
+def test_unkeyable_config_rejected():
+    with pytest.raises(ValueError, match="cache key"):
+        cache.key({"x": object()})
