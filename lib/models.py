@@ -41,9 +41,9 @@ class NormLinear(nn.Module):
         x = self.linear(z)
         if self.training:
             mean, var = x.mean(0), x.var(0, unbiased=False)
-            with torch.no_grad():
-                self.running_mean.lerp_(mean, self.momentum)
-                self.running_var.lerp_(var, self.momentum)
+            with torch.no_grad():  # mul_/add_ rather than lerp_: both have vmap batching rules
+                self.running_mean.mul_(1 - self.momentum).add_(self.momentum * mean)
+                self.running_var.mul_(1 - self.momentum).add_(self.momentum * var)
         else:
             mean, var = self.running_mean, self.running_var
         eps = self.eps

@@ -5,7 +5,7 @@ import pytest
 import torch
 
 from lib.models import MLP, NormLinear
-from lib.train import TrainConfig, sgd_step, train
+from lib.train import TrainConfig, sgd_update, train
 
 
 def blobs(n=200, d=10, seed=0, dtype=torch.float32):
@@ -14,18 +14,22 @@ def blobs(n=200, d=10, seed=0, dtype=torch.float32):
     return X, (X[:, 0] + 0.5 * X[:, 1] > 0).long()
 
 
-def test_sgd_step_matches_torch_optim_sgd(f64):
+def test_sgd_update_matches_torch_optim_sgd_per_model(f64):
+    """Three stacked models with their own η, λ, γ against three torch.optim.SGD runs."""
     torch.manual_seed(0)
-    p_ours, grads = torch.randn(5, 3), [torch.randn(5, 3) for _ in range(4)]
-    p_ref = torch.nn.Parameter(p_ours.clone())
-    opt = torch.optim.SGD([p_ref], lr=0.3, momentum=0.9, weight_decay=5e-2)
+    hp = [(0.3, 5e-2, 0.9), (0.01, 0.0, 0.0), (1.5, 1e-3, 0.5)]
+    p_ours, grads = torch.randn(3, 5, 4), [torch.randn(3, 5, 4) for _ in range(4)]
+    refs = [torch.nn.Parameter(p_ours[k].clone()) for k in range(3)]
+    opts = [torch.optim.SGD([r], lr=lr, momentum=m, weight_decay=wd) for r, (lr, wd, m) in zip(refs, hp)]
+    lr, wd, mom = (torch.tensor(v) for v in zip(*hp))
     buf = torch.zeros_like(p_ours)
     for g in grads:
-        p_ours.grad = g
-        sgd_step([p_ours], [buf], lr=0.3, weight_decay=5e-2, momentum=0.9)
-        p_ref.grad = g.clone()
-        opt.step()
-    torch.testing.assert_close(p_ours, p_ref.detach(), rtol=0, atol=1e-14)
+        p_ours, buf = sgd_update(p_ours, g, buf, lr, wd, mom)
+        for k, (r, opt) in enumerate(zip(refs, opts)):
+            r.grad = g[k].clone()
+            opt.step()
+    for k in range(3):
+        torch.testing.assert_close(p_ours[k], refs[k].detach(), rtol=0, atol=1e-14)
 
 
 def test_full_batch_gd_on_linear_regression_matches_closed_form(f64):
