@@ -7,6 +7,7 @@ function that computes a result gives a new key, so stale results are never reus
 """
 
 import dataclasses
+import functools
 import hashlib
 import inspect
 import json
@@ -34,7 +35,14 @@ def lib_source_hash() -> str:
 
 
 def function_hash(fn) -> str:
-    """SHA-256 of a function's source (its bytecode and constants if the source is gone)."""
+    """SHA-256 of a function's source (its bytecode and constants if the source is gone).
+
+    A ``functools.partial`` is hashed with its bound arguments.
+    """
+    if isinstance(fn, functools.partial):
+        inner = json.dumps([function_hash(fn.func), _canonical(list(fn.args)),
+                            _canonical(fn.keywords)], sort_keys=True)
+        return hashlib.sha256(inner.encode()).hexdigest()
     try:
         text = inspect.getsource(fn).encode()
     except (OSError, TypeError):

@@ -87,9 +87,44 @@ class MLP(nn.Module):
 
     def groups(self) -> dict:
         """``{"w": scale-invariant weights, "g": everything else}``."""
-        w = [m.linear.weight for m in self.hidden if isinstance(m, NormLinear)]
-        ids = {id(p) for p in w}
-        return {"w": w, "g": [p for p in self.parameters() if id(p) not in ids]}
+        return split_groups(self, [m.linear.weight for m in self.hidden if isinstance(m, NormLinear)])
+
+
+class SmallCNN(nn.Module):
+    """Two conv(3×3) → BatchNorm → ReLU → max-pool blocks and a linear head.
+
+    Args:
+        in_channels: 1 for Fashion-MNIST, 3 for CIFAR-10.
+        n_classes: outputs.  width: channels of the first block (the second has 2×).
+        image_size: side of the square input (28 or 32).
+    The conv weights, each followed by BN, are the scale-invariant group ``w``.
+    """
+
+    def __init__(self, in_channels: int = 1, n_classes: int = 10, width: int = 16,
+                 image_size: int = 28):
+        super().__init__()
+        if min(in_channels, n_classes, width) < 1 or image_size < 4:
+            raise ValueError("in_channels, n_classes, width must be >= 1 and image_size >= 4")
+        c1, c2 = width, 2 * width
+        self.features = nn.Sequential(
+            nn.Conv2d(in_channels, c1, 3, padding=1, bias=False), nn.BatchNorm2d(c1), nn.ReLU(),
+            nn.MaxPool2d(2),
+            nn.Conv2d(c1, c2, 3, padding=1, bias=False), nn.BatchNorm2d(c2), nn.ReLU(),
+            nn.MaxPool2d(2))
+        self.head = nn.Linear(c2 * (image_size // 4) ** 2, n_classes)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:  # x: (B, C, H, W) -> (B, n_classes)
+        return self.head(self.features(x).flatten(1))
+
+    def groups(self) -> dict:
+        """``{"w": conv weights (each followed by BN), "g": everything else}``."""
+        return split_groups(self, [m.weight for m in self.features if isinstance(m, nn.Conv2d)])
+
+
+def split_groups(model: nn.Module, w: list) -> dict:
+    """``{"w": w, "g": every other parameter of model}``."""
+    ids = {id(p) for p in w}
+    return {"w": w, "g": [p for p in model.parameters() if id(p) not in ids]}
 
 
 def groups(model: nn.Module) -> dict:
