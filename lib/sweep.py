@@ -186,7 +186,7 @@ def train_grid(make_model, data, config: train.TrainConfig, grid: Grid, mode: st
     batched = mode == "batched"
     fingerprint = data_fingerprint(data) if cache else None
     histories = []
-    with progress.bar(len(points), f"sweep ({mode})") as pbar:
+    with progress.bar(len(points), f"sweep ({mode})", disable=not bar) as pbar:
         for part in _chunks(len(points), chunk if batched else 1):
             run = lambda _key: _run_chunk(make_model, data, [configs[i] for i in part],  # noqa: E731
                                           [kwargs[i] for i in part], batched)
@@ -230,7 +230,7 @@ def map_grid(fn, grid: Grid, cache: str | None = None, chunk: int = 16,
     """
     points = grid.points()
     results = []
-    with progress.bar(len(points), "grid") as pbar:
+    with progress.bar(len(points), "grid", disable=not bar) as pbar:
         for part in _chunks(len(points), chunk):
             run = lambda _key: [fn(**points[i]) for i in part]  # noqa: E731
             if cache:

@@ -196,7 +196,7 @@ def fit(stack: _stack.Stack, data, configs, bar: bool = True) -> list:
     def loss_fn(params, buffers, xb, yb):
         return loss_and_accuracy(stack(params, buffers, xb), yb, first.loss)
 
-    grad_fn = vmap(grad_and_value(loss_fn, has_aux=True), randomness="different")
+    grad_fn = _batched_grad(loss_fn, stack.size)
     params, buffers = stack.params, stack.buffers
     bufs = {n: torch.zeros_like(p) for n, p in params.items()}
     rec = _Recorder(stack.groups, stack.size)
@@ -221,6 +221,24 @@ def fit(stack: _stack.Stack, data, configs, bar: bool = True) -> list:
             pbar.update(1)
     stack.params, stack.buffers = params, buffers
     return rec.histories()
+
+
+def _batched_grad(loss_fn, k: int):
+    """Per-model gradients and (loss, accuracy) over a stack of ``k`` models.
+
+    One model skips vmap: a vmapped convolution runs as a slower grouped convolution,
+    and plain autograd on the unstacked views is as fast as an ordinary training loop.
+    """
+    one = grad_and_value(loss_fn, has_aux=True)
+    if k > 1:
+        return vmap(one, randomness="different")
+
+    def single(params, buffers, xb, yb):
+        # buffers[n][0] is a view: BatchNorm's in-place statistics update reaches the stack
+        grads, (loss, acc) = one({n: v[0] for n, v in params.items()},
+                                 {n: v[0] for n, v in buffers.items()}, xb[0], yb[0])
+        return {n: g[None] for n, g in grads.items()}, (loss[None], acc[None])
+    return single
 
 
 def train(model: torch.nn.Module, data, config: TrainConfig, bar: bool = True) -> History:
