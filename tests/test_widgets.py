@@ -161,7 +161,7 @@ def test_value_error_in_compute_becomes_a_note():
         return np.arange(3) * eta
 
     def draw(fig):
-        line, = fig.subplots().plot([0, 2], [0, 2])
+        line, = fig.subplots().plot([0, 1, 2], [0, 1, 2])
         return lambda res: line.set_ydata(res)
 
     fig = InteractiveFigure(compute, draw, [Slider("eta", "η", 0.1, 2.0, default=0.5)])
@@ -180,6 +180,21 @@ def test_update_is_in_place():
     fig.set(eta=1.9, kappa=1000.0)
     fig.set(eta=0.01, kappa=2.0)
     assert [*ax.lines, *ax.texts] == before and fig.figure.axes == [ax]
+
+
+def test_update_adding_artists_or_failing_default_is_an_error():
+    def draw(fig):
+        ax = fig.subplots()
+        return lambda res: ax.plot([0, 1], [0, res])  # a new line per move: not in place
+
+    fig = InteractiveFigure(lambda a: a, draw, [Slider("a", "a", 1, 2, default=1)])
+    with pytest.raises(RuntimeError, match="not add new ones"):
+        fig.set(a=2)
+
+    def compute(a):
+        raise ValueError("never valid")
+    with pytest.raises(ValueError, match="default slider values"):
+        InteractiveFigure(compute, draw, [Slider("a", "a", 1, 2, default=1)])
 
 
 def test_build_html_has_one_frame_per_grid_point(monkeypatch):

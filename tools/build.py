@@ -1,6 +1,7 @@
 """Build the HTML site into _build/html as CI does: warnings are errors, nitpicky checks on.
 
-Usage: python tools/build.py [extra jupyter-book options]
+Usage: python tools/build.py [BOOK_DIR] [extra jupyter-book options]
+BOOK_DIR defaults to the repository (the tests build small throwaway books too).
 """
 
 import sys
@@ -9,7 +10,9 @@ from pathlib import Path
 from jupyter_book.cli.main import main
 
 ROOT = Path(__file__).resolve().parent.parent
-ARGS = ["build", str(ROOT), "--builder", "html", "--warningiserror", "--nitpick", "--keep-going"]
+FLAGS = ["--builder", "html", "--warningiserror", "--nitpick", "--keep-going"]
 
 if __name__ == "__main__":
-    main(ARGS + sys.argv[1:])
+    args = sys.argv[1:]
+    book = args.pop(0) if args and Path(args[0]).is_dir() else str(ROOT)
+    main(["build", book, *FLAGS, *args])

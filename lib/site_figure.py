@@ -1,0 +1,271 @@
+"""Interactive figures for the built site: precomputed SVG frames switched by a tiny script.
+
+The site has no kernel, so :class:`lib.widgets.InteractiveFigure` precomputes its figure
+at every grid point of its sliders (only when ``NORMBOOK_BUILD=1``). The default figure
+is inlined as SVG; every artist that ``update`` may touch is wrapped in ``<g id=...>``,
+and for each grid point only the inner SVG of the artists that differ from point to
+point is kept, deduplicated into one table of strings. The inline script below swaps
+those fragments when a ``<input type=range>`` moves: no optimiser logic in JavaScript,
+only a lookup of results that ``lib`` computed. Axis limits must be fixed by ``draw``
+(else tick labels would change too); :func:`frames` checks this.
+"""
+
+import html
+import io
+import itertools
+import json
+import re
+from contextlib import contextmanager
+
+from matplotlib.spines import Spine
+
+SITE_NOTE = ("In the site, sliders move between precomputed values; "
+             "run the notebook (Binder/Colab buttons above) for any value.")
+LIVE_NOTE = "Run the notebook (Binder/Colab buttons above) to move the sliders."
+BUDGET_BYTES = 1_500_000   # per figure; a chapter page should stay under about 5 MB
+_AUTO_ID = re.compile(r' id="[A-Za-z][\w.]*_\d+"')  # matplotlib's numbered group ids
+_DEFS = re.compile(r"<defs>(.*?)</defs>", re.S)
+_DEF_ITEM = re.compile(r'<(path|clipPath)\b[^>]*\bid="([^"]+)"[^>]*?(?:/>|>.*?</\1>)', re.S)
+_GAP = re.compile(r">\s+<")
+
+
+def tracked_artists(fig) -> list:
+    """Artists ``update`` may change: all in the axes but the axes (ticks, labels), spines
+    and background, in drawing (zorder) order."""
+    found = []
+    for ax in fig.axes:
+        skip = {id(ax.xaxis), id(ax.yaxis), id(ax.patch)}
+        found += sorted((a for a in ax.get_children()
+                         if id(a) not in skip and not isinstance(a, Spine)),
+                        key=lambda a: a.get_zorder())
+    found += [*fig.texts, *fig.lines, *fig.patches, *fig.images, *fig.legends]
+    return found
+
+
+@contextmanager
+def hidden(artists):
+    """Temporarily hide ``artists`` (restoring each one's own visibility)."""
+    shown = [a for a in artists if a.get_visible()]
+    for a in shown:
+        a.set_visible(False)
+    try:
+        yield
+    finally:
+        for a in shown:
+            a.set_visible(True)
+
+
+def _static_parts(fig) -> list:
+    """Axes decorations that never change: skipped when rendering frames (ticks are slow)."""
+    return [p for ax in fig.axes for p in (ax.xaxis, ax.yaxis, ax.patch, *ax.spines.values())]
+
+
+@contextmanager
+def _tagged(artists, prefix):
+    """Wrap each artist's drawing in ``<g id="prefix-i">`` (also when it draws nothing)."""
+    for i, artist in enumerate(artists):
+        def draw(renderer, _a=artist, _gid=f"{prefix}-{i}"):
+            renderer.open_group("nbf", gid=_gid)
+            type(_a).draw(_a, renderer)
+            renderer.close_group("nbf")
+        artist.draw = draw
+    try:
+        yield
+    finally:
+        for artist in artists:
+            del artist.draw
+
+
+def render_svg(fig, artists=(), prefix="f") -> str:
+    """The figure as an SVG string (no XML header), tracked artists wrapped in groups."""
+    buf = io.StringIO()
+    with _tagged(artists, prefix):
+        fig.savefig(buf, format="svg", metadata={"Date": None}, bbox_inches=None)
+    text = buf.getvalue()
+    text = text[text.index("<svg"):]
+    text = re.sub(r"<metadata>.*?</metadata>\s*", "", text, flags=re.S)
+    text = re.sub(r'<g id="([^"]+)"/>', r'<g id="\1"></g>', text)  # empty: keep a slot
+    # matplotlib's marker/clip ids hash the geometry: make them unique per figure
+    text = re.sub(r'(id="|url\(#|href="#)([mp][0-9a-f]{10})\b', rf"\1{prefix}-\2", text)
+    return _GAP.sub("><", _AUTO_ID.sub("", text)).strip()
+
+
+def _group_span(svg: str, gid: str) -> tuple[int, int]:
+    """(start, end) of the inner text of ``<g id="gid">``, matching nested groups."""
+    open_tag = f'<g id="{gid}">'
+    start = svg.index(open_tag) + len(open_tag)
+    depth, pos = 1, start
+    for m in re.compile(r"<g[\s>]|</g>").finditer(svg, start):
+        depth += -1 if m.group() == "</g>" else 1
+        if depth == 0:
+            return start, m.start()
+        pos = m.end()
+    raise ValueError(f"unbalanced SVG group {gid} after {pos}")
+
+
+def fragments(svg: str, prefix: str, n: int) -> tuple[list[str], dict]:
+    """Inner SVG of groups ``prefix-0 .. prefix-(n-1)`` with their defs moved out."""
+    parts, defs = [], {}
+    for i in range(n):
+        a, b = _group_span(svg, f"{prefix}-{i}")
+        inner = svg[a:b]
+        for block in _DEFS.findall(inner):
+            defs.update({m.group(2): m.group(0) for m in _DEF_ITEM.finditer(block)})
+        parts.append(_DEFS.sub("", inner))
+    for block in _DEFS.findall(svg):   # clip paths written at the end of the document
+        defs.update({m.group(2): m.group(0) for m in _DEF_ITEM.finditer(block)})
+    return parts, defs
+
+
+def _limits(fig):
+    return [tuple(ax.viewLim.bounds) for ax in fig.axes]
+
+
+def frames(ifig, bar=None) -> dict:
+    """Render every grid point of ``ifig``; return the site data and the default SVG."""
+    fig, artists, prefix = ifig.figure, ifig.tracked, ifig.fid
+    grids = [s.grid_values() for s in ifig.sliders]
+    table, index, rows, notes, all_defs = [], {}, [], [], {}
+
+    def intern(s):
+        if s not in index:
+            index[s] = len(table)
+            table.append(s)
+        return index[s]
+
+    limits = None
+    results = ifig.precompute(grids).flat  # C order, as itertools.product below
+    with hidden(_static_parts(fig)):
+        for point, result in zip(itertools.product(*grids), results):
+            _frame(ifig, point, result, rows, notes, all_defs, intern)
+            if limits is None:
+                limits = _limits(fig)
+            elif _limits(fig) != limits:
+                raise ValueError(f"{ifig.title or 'interactive figure'}: axis limits changed with "
+                                 "the slider values; fix them in draw() (ax.set(xlim=, ylim=))")
+            if bar is not None:
+                bar.update(1)
+    dynamic = [j for j in range(len(artists)) if len({r[j] for r in rows}) > 1]
+    default_point = tuple(g.index(s.default) for g, s in zip(grids, ifig.sliders))
+    k0 = sum(i * m for i, m in zip(default_point, _strides(grids)))
+    ifig.apply(ifig.defaults)
+    svg = ifig.render(lambda: render_svg(fig, artists, prefix))
+    svg = _add_defs(svg, all_defs)
+    used = sorted({rows[k][j] for k in range(len(rows)) for j in dynamic} | {n for n in notes if n >= 0})
+    remap = {old: new for new, old in enumerate(used)}
+    data = {"s": [table[i] for i in used], "g": [f"{prefix}-{j}" for j in dynamic],
+            "f": [[remap[r[j]] for j in dynamic] for r in rows],
+            "n": [remap.get(n, -1) for n in notes],
+            "v": [[_fmt(v) for v in g] for g in grids], "k": k0}
+    return {"data": data, "svg": svg, "default": default_point}
+
+
+def _frame(ifig, point, result, rows, notes, all_defs, intern):
+    """Render one grid point from its result; append its fragment and note indices."""
+    ifig.apply(dict(zip(ifig.names, point)), result)
+    svg = ifig.render(lambda: render_svg(ifig.figure, ifig.tracked, ifig.fid))
+    parts, defs = fragments(svg, ifig.fid, len(ifig.tracked))
+    all_defs.update(defs)
+    rows.append([intern(p) for p in parts])
+    notes.append(intern(ifig.error) if ifig.error else -1)
+
+
+def _strides(grids):
+    strides, m = [], 1
+    for g in reversed(grids):
+        strides.append(m)
+        m *= len(g)
+    return strides[::-1]
+
+
+def _add_defs(svg: str, defs: dict) -> str:
+    """Put every def used by any frame into the default SVG once."""
+    missing = [d for k, d in defs.items() if f'id="{k}"' not in svg]
+    if not missing:
+        return svg
+    head = svg.index(">") + 1
+    return svg[:head] + "<defs>" + "".join(missing) + "</defs>" + svg[head:]
+
+
+def _fmt(v) -> str:
+    return f"{v:.4g}"
+
+
+def _responsive(svg: str) -> str:
+    return re.sub(r'<svg([^>]*?) width="([\d.]+)pt" height="([\d.]+)pt"',
+                  r'<svg\1 style="width:100%;max-width:\2pt;height:auto"', svg, count=1)
+
+
+def _json_script(obj) -> str:
+    return json.dumps(obj, separators=(",", ":")).replace("</", "<\\/")
+
+
+def site_html(ifig, bar=None, budget: int | None = None) -> str:
+    """Self-contained HTML (SVG + sliders + inline script) for the built site."""
+    built = frames(ifig, bar)
+    fid, data = ifig.fid, built["data"]
+    controls = "".join(
+        f'<label class="nbf-row">{html.escape(s.label)} '
+        f'<input type="range" min="0" max="{len(vals) - 1}" step="1" value="{i}" '
+        f'data-name="{html.escape(s.name)}" style="width:14em;vertical-align:middle"> '
+        f'<output>{vals[i]}</output></label><br>'
+        for s, vals, i in zip(ifig.sliders, data["v"], built["default"]))
+    page = (f'<div class="normbook-figure" id="{fid}">{_title(ifig)}'
+            f'<div class="nbf-svg">{_responsive(built["svg"])}</div>'
+            f'<div class="nbf-controls">{controls}</div>'
+            f'<div class="nbf-note" style="color:#D55E00">{html.escape(ifig.error or "")}</div>'
+            f'<p class="nbf-site-note" style="font-size:85%;color:#555">{SITE_NOTE}</p>'
+            f'<script type="application/json" id="{fid}-data">{_json_script(data)}</script>'
+            f'<script>{SCRIPT}({json.dumps(fid)});</script></div>')
+    size, budget = len(page.encode()), budget or BUDGET_BYTES
+    if size > budget:
+        raise ValueError(
+            f"{ifig.title or 'interactive figure'}: site payload {size / 1e6:.2f} MB exceeds the "
+            f"budget of {budget / 1e6:.2f} MB per figure ({len(data['f'])} grid points); "
+            "use a coarser grid (Slider(..., grid=n)) or fewer sliders")
+    return page
+
+
+def static_html(ifig) -> str:
+    """The default figure as inline SVG plus the note; no grid (for live kernels)."""
+    svg = ifig.render(lambda: render_svg(ifig.figure, prefix=ifig.fid))
+    return (f'<div class="normbook-figure">{_title(ifig)}{_responsive(svg)}'
+            f'<div class="nbf-note" style="color:#D55E00">{html.escape(ifig.note)}</div>'
+            f'<p class="nbf-site-note" style="font-size:85%;color:#555">{LIVE_NOTE}</p></div>')
+
+
+def _title(ifig) -> str:
+    return f"<p><strong>{html.escape(ifig.title)}</strong></p>" if ifig.title else ""
+
+
+# One small function, inlined once per figure; it only looks results up.
+SCRIPT = """(function (fid) {
+  var root = document.getElementById(fid);
+  if (!root || root.getAttribute("data-ready")) return;
+  root.setAttribute("data-ready", "1");
+  var d = JSON.parse(document.getElementById(fid + "-data").textContent);
+  var els = d.g.map(function (g) { return document.getElementById(g); });
+  var inputs = root.querySelectorAll("input[type=range]");
+  var outs = root.querySelectorAll(".nbf-controls output");
+  var note = root.querySelector(".nbf-note");
+  var cur = d.f[d.k];
+  function show() {
+    var k = 0;
+    for (var i = 0; i < inputs.length; i++) {
+      var j = +inputs[i].value;
+      k = k * d.v[i].length + j;
+      outs[i].textContent = d.v[i][j];
+    }
+    var row = d.f[k];
+    for (var e = 0; e < els.length; e++) {
+      if (row[e] !== cur[e]) els[e].innerHTML = d.s[row[e]];
+    }
+    cur = row;
+    note.textContent = d.n[k] < 0 ? "" : d.s[d.n[k]];
+    root.setAttribute("data-frame", k);
+  }
+  for (var i = 0; i < inputs.length; i++) {
+    inputs[i].addEventListener("input", show);
+    inputs[i].addEventListener("change", show);
+  }
+})"""
