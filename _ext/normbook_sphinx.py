@@ -9,6 +9,7 @@ Three jobs, each something a plain ``jupyter-book build`` would otherwise get wr
    notebooks' code cells, so without this a change to the library would leave stale
    figures in the site.
 3. Serve MathJax from ``_static`` so the built pages work with no network.
+4. Drop a script that sphinx-thebe includes twice (a console error on every page).
 """
 
 import hashlib
@@ -60,8 +61,22 @@ def _copy_mathjax(app):
     shutil.copytree(src / MATHJAX_FONTS, dest / MATHJAX_FONTS, dirs_exist_ok=True)
 
 
+def _drop_duplicate_scripts(app, pagename, templatename, context, doctree):
+    """sphinx-thebe adds its inline config script twice under jupyter-book 1.x; the second
+    copy redeclares a ``const`` and shows as a console error on every page."""
+    scripts, seen, unique = context.get("script_files", []), set(), []
+    for script in scripts:
+        name = getattr(script, "filename", script) or ""  # None and "" both mean inline
+        key = (str(name), tuple(sorted(getattr(script, "attributes", {}).items())))
+        if key not in seen:
+            seen.add(key)
+            unique.append(script)
+    scripts[:] = unique  # in place: later handlers append page scripts to this very list
+
+
 def setup(app):
     os.environ["NORMBOOK_BUILD"] = "1"
     app.connect("config-inited", _key_cache_on_lib)
     app.connect("builder-inited", _copy_mathjax)
+    app.connect("html-page-context", _drop_duplicate_scripts, priority=1)
     return {"parallel_read_safe": True, "parallel_write_safe": True}

@@ -34,7 +34,7 @@ def plain_torch_loop(make_model, ds, cfg, n_models):
     """Independent baseline: nn.Module + torch.optim.SGD, one model after another."""
     for seed in range(n_models):
         model = make_model(seed=seed)
-        opt = torch.optim.SGD(model.parameters(), lr=0.1, momentum=cfg.momentum)
+        opt = torch.optim.SGD(model.parameters(), lr=cfg.lr, momentum=cfg.momentum)
         g = torch.Generator().manual_seed(seed)
         perm = torch.randperm(len(ds.y), generator=g)
         for t in range(cfg.steps):
@@ -51,7 +51,9 @@ def timed(fn):
 
 
 def measure(name, make_model, ds, n_models, steps, batch_size, modes, repeats):
-    cfg = TrainConfig(steps=steps, batch_size=batch_size, momentum=0.9)
+    # Record only the first and last step: the plain loop records nothing, and a sweep
+    # that wants final losses does the same.
+    cfg = TrainConfig(steps=steps, batch_size=batch_size, momentum=0.9, log_every=steps)
     grid = sweep.Grid(seed=list(range(n_models)))
     runs = {m: (lambda m=m: sweep.train_grid(make_model, ds, cfg, grid, mode=m, bar=False))
             for m in modes}
@@ -83,9 +85,9 @@ def main():
     r1 = med["loop"] / med["batched"]
     r1p = med["plain torch loop"] / med["batched"]
 
-    tiny = synthetic.gaussian_classification(2_000, 10, n_classes=2, seed=0)
-    med = measure("tiny MLP 10-8-2", seeded(lambda: MLP((10, 8, 2), norm="bn")),
-                  tiny, 100, 20, 100, ("batched", "loop"), args.repeats)
+    tiny = synthetic.gaussian_classification(10_000, 10, n_classes=2, seed=0)
+    med = measure("tiny MLP 10-8-2 + BN", seeded(lambda: MLP((10, 8, 2), norm="bn")),
+                  tiny, 100, 100, 100, ("batched", "loop"), args.repeats)
     r2 = med["loop"] / med["batched"]
     r2p = med["plain torch loop"] / med["batched"]
 

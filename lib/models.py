@@ -40,16 +40,19 @@ class NormLinear(nn.Module):
     def forward(self, z: torch.Tensor) -> torch.Tensor:  # z: (B, n_in) -> (B, n_out)
         x = self.linear(z)
         if self.training:
-            mean, var = x.mean(0), x.var(0, unbiased=False)
+            mean = x.mean(0)
+            centred = x - mean
+            var = centred.pow(2).mean(0)  # biased, as BN normalises; cheaper than var() under vmap
             with torch.no_grad():  # mul_/add_ rather than lerp_: both have vmap batching rules
+                n = x.shape[0]
                 self.running_mean.mul_(1 - self.momentum).add_(self.momentum * mean)
-                self.running_var.mul_(1 - self.momentum).add_(self.momentum * var)
+                self.running_var.mul_(1 - self.momentum).add_(self.momentum * var * n / max(n - 1, 1))
         else:
-            mean, var = self.running_mean, self.running_var
+            centred, var = x - self.running_mean, self.running_var
         eps = self.eps
         if self.norm == "bn_smooth":
             eps = eps * self.linear.weight.pow(2).sum(1)  # ε‖w_i‖² per output unit
-        x = (x - mean) / torch.sqrt(var + eps)
+        x = centred / torch.sqrt(var + eps)
         return x if self.gain is None else x * self.gain + self.bias
 
 

@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import torch
 import torch.nn.functional as F
-from torch.func import grad_and_value, vmap
+from torch.func import vmap
 
 from lib import progress
 from lib import stack as _stack
@@ -226,19 +226,26 @@ def fit(stack: _stack.Stack, data, configs, bar: bool = True) -> list:
 def _batched_grad(loss_fn, k: int):
     """Per-model gradients and (loss, accuracy) over a stack of ``k`` models.
 
-    One model skips vmap: a vmapped convolution runs as a slower grouped convolution,
-    and plain autograd on the unstacked views is as fast as an ordinary training loop.
+    The models are independent, so the gradient of the summed loss with respect to the
+    stacked parameters is every model's own gradient: vmap runs the forward pass, and
+    one ordinary backward pass (cheaper than torch.func.grad under vmap) does the rest.
+    One model skips vmap: a vmapped convolution runs as a slower grouped convolution.
     """
-    one = grad_and_value(loss_fn, has_aux=True)
-    if k > 1:
-        return vmap(one, randomness="different")
+    forward = vmap(loss_fn, randomness="different") if k > 1 else None
 
-    def single(params, buffers, xb, yb):
-        # buffers[n][0] is a view: BatchNorm's in-place statistics update reaches the stack
-        grads, (loss, acc) = one({n: v[0] for n, v in params.items()},
-                                 {n: v[0] for n, v in buffers.items()}, xb[0], yb[0])
-        return {n: g[None] for n, g in grads.items()}, (loss[None], acc[None])
-    return single
+    def grads_and_loss(params, buffers, xb, yb):
+        leaves = {n: v.detach().requires_grad_() for n, v in params.items()}
+        with torch.enable_grad():
+            if forward is not None:
+                loss, acc = forward(leaves, buffers, xb, yb)
+            else:  # buffers[n][0] is a view: BatchNorm's statistics update reaches the stack
+                loss, acc = loss_fn({n: v[0] for n, v in leaves.items()},
+                                    {n: v[0] for n, v in buffers.items()}, xb[0], yb[0])
+                loss, acc = loss[None], acc[None]
+            grads = torch.autograd.grad(loss.sum(), list(leaves.values()), allow_unused=True,
+                                        materialize_grads=True)
+        return dict(zip(leaves, grads)), (loss.detach(), acc.detach())
+    return grads_and_loss
 
 
 def train(model: torch.nn.Module, data, config: TrainConfig, bar: bool = True) -> History:

@@ -1,4 +1,7 @@
 import os
+import subprocess
+import sys
+from pathlib import Path
 
 import pytest
 import torch
@@ -16,3 +19,17 @@ def f64():
     torch.set_default_dtype(torch.float64)
     yield
     torch.set_default_dtype(old)
+
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+@pytest.fixture(scope="session")
+def book_build():
+    """Build the real book once per session with tools/build.py (as the README's first
+    command does; warm execution cache makes a rebuild fast). Returns the build log."""
+    proc = subprocess.run([sys.executable, str(ROOT / "tools" / "build.py")], cwd=ROOT,
+                          capture_output=True, text=True, timeout=3600)
+    log = proc.stdout + proc.stderr
+    assert proc.returncode == 0, log[-5000:]
+    return log

@@ -163,3 +163,45 @@ def test_sliders_switch_frames_offline_from_disk(site):
         assert not errors, errors
     finally:
         driver.quit()
+
+
+BOOK_HTML = ROOT / "_build" / "html"
+BOOK_PAGES = ["intro", "references", "chapters/auto_rate_tuning", "chapters/bngd_least_squares",
+              "chapters/exponential_lr", "chapters/wn_relu_convergence"]
+
+
+def ours(errors):
+    """Console errors that are not the theme's own (see test above)."""
+    return [e for e in errors if e["level"] == "SEVERE" and "/_static/" not in e["message"]]
+
+
+def test_the_real_book_works_offline_from_disk(book_build):
+    """Every page of the real book, opened from disk with the network off: MathJax
+    typesets, nothing is requested outside the site, and the intro's sliders respond."""
+    if not (shutil.which(CHROMIUM) and shutil.which(CHROMEDRIVER)):
+        pytest.skip("chromium/chromedriver not installed at /usr/bin")
+    driver = chrome()
+    try:
+        driver.get("about:blank")
+        driver.get_log("performance")
+        for name in BOOK_PAGES:
+            driver.get((BOOK_HTML / f"{name}.html").as_uri())
+            typeset = driver.execute_script(
+                "return new Promise(r => { const t0 = Date.now(); (function wait() {"
+                " if (window.MathJax && MathJax.startup && MathJax.startup.promise)"
+                "   MathJax.startup.promise.then(() => r(document.querySelectorAll('mjx-container').length));"
+                " else if (Date.now() - t0 > 10000) r(-1); else setTimeout(wait, 50); })(); })")
+            if name == "intro":
+                assert typeset > 10, f"MathJax did not typeset the intro ({typeset})"
+            errors = ours(driver.get_log("browser"))
+            assert not errors, (name, errors)
+        driver.get((BOOK_HTML / "intro.html").as_uri())
+        n = driver.execute_script("return document.querySelectorAll('.normbook-figure input[type=range]').length")
+        assert n == 2
+        for i in range(n):
+            assert driver.execute_script(MOVE_JS, 0, i, 0)[0], f"intro slider {i} did nothing"
+        urls = requested_urls(driver)
+        outside = [u for u in urls if not u.startswith(LOCAL_PREFIXES)]
+        assert urls and not outside, outside
+    finally:
+        driver.quit()

@@ -162,3 +162,16 @@ def test_gradient_is_orthogonal_to_scale_invariant_weights(f64):
 def test_bad_model_arguments(kw, match):
     with pytest.raises(ValueError, match=match):
         MLP(**kw)
+
+
+def test_standard_normlinear_equals_torch_batchnorm(f64):
+    """NormLinear(norm="bn") is torch's BatchNorm1d after a bias-free linear map,
+    in training mode, in its running statistics, and in eval mode."""
+    torch.manual_seed(0)
+    layer, bn = NormLinear(5, 4, norm="bn").double(), torch.nn.BatchNorm1d(4).double()
+    X = torch.randn(32, 5)
+    for _ in range(3):
+        torch.testing.assert_close(layer(X), bn(layer.linear(X)), rtol=0, atol=1e-12)
+    torch.testing.assert_close(layer.running_var, bn.running_var, rtol=0, atol=1e-14)
+    layer.eval(), bn.eval()
+    torch.testing.assert_close(layer(X), bn(layer.linear(X)), rtol=0, atol=1e-12)

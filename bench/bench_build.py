@@ -1,0 +1,54 @@
+"""Build-time budget: a cold build (every page executed, empty caches) and a warm rebuild.
+
+Copies the tracked files of this repository to a temporary folder, points the results
+cache (NORMBOOK_CACHE) at an empty folder, builds the book there as tools/build.py does,
+then builds again without any change. Targets at CPU scale on a 2-core machine: cold
+≤ 15 min, warm ≤ 2 min.
+
+Usage: python bench/bench_build.py
+"""
+
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def copy_tracked(dest: Path) -> None:
+    files = subprocess.run(["git", "ls-files", "-co", "--exclude-standard"], cwd=ROOT,
+                           capture_output=True, text=True, check=True).stdout.split()
+    for name in files:
+        src = ROOT / name
+        if src.is_file():
+            (dest / name).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(src, dest / name)
+
+
+def build(book: Path, env: dict) -> float:
+    start = time.perf_counter()
+    proc = subprocess.run([sys.executable, str(ROOT / "tools" / "build.py"), str(book)],
+                          env=env, capture_output=True, text=True)
+    if proc.returncode != 0:
+        sys.exit(f"build failed:\n{(proc.stdout + proc.stderr)[-3000:]}")
+    return time.perf_counter() - start
+
+
+def main():
+    with tempfile.TemporaryDirectory(prefix="normbook-build-") as tmp:
+        book, cache = Path(tmp) / "book", Path(tmp) / "cache"
+        book.mkdir()
+        copy_tracked(book)
+        env = {**os.environ, "NORMBOOK_CACHE": str(cache), "NORMBOOK_SCALE": "cpu"}
+        cold = build(book, env)
+        warm = build(book, env)
+    print(f"cold build (empty caches, every page executed): {cold:7.1f} s  (target <= 900 s)")
+    print(f"warm rebuild (no change):                       {warm:7.1f} s  (target <= 120 s)")
+
+
+if __name__ == "__main__":
+    main()
