@@ -22,7 +22,7 @@ from torch.func import vmap
 from lib import progress
 from lib import stack as _stack
 
-LOSSES = ("cross_entropy", "mse")
+LOSSES = ("cross_entropy", "mse", "sse")
 SHARED = ("steps", "batch_size", "loss", "log_every")  # must agree across a stack
 PROGRESS_MIN_STEPS = 200  # shorter runs finish in a blink: no bar
 
@@ -37,7 +37,8 @@ class TrainConfig:
     momentum: float = 0.0                 # γ in [0, 1)
     weight_decay: float | Mapping = 0.0   # λ ≥ 0, or per group
     schedule: Callable | Sequence | Mapping | None = None  # factor on η at step t (or per group)
-    loss: str = "cross_entropy"           # "cross_entropy" or "mse" (½‖f − y‖², one-hot y)
+    loss: str = "cross_entropy"           # "cross_entropy", "mse" (mean of ½‖f − y‖², one-hot
+                                          # y for classes) or "sse" (the sum, not the mean)
     log_every: int = 1                    # steps between records in the history
     seed: int = 0                         # order of mini-batches
 
@@ -120,7 +121,8 @@ def loss_and_accuracy(out: torch.Tensor, y: torch.Tensor, kind: str):
     else:
         target = (torch.zeros_like(out).scatter(-1, y[..., None], 1.0) if classes
                   else y.reshape(out.shape))
-        loss = 0.5 * (out - target).pow(2).sum(-1).mean()
+        per_example = 0.5 * (out - target).pow(2).sum(-1)
+        loss = per_example.mean() if kind == "mse" else per_example.sum()
     acc = ((out.argmax(-1) == y).to(out.dtype).mean() if classes
            else torch.full((), math.nan, dtype=out.dtype, device=out.device))
     return loss, acc
@@ -174,12 +176,15 @@ class _Hyper:
         return self.eta[g][min(t, self.eta[g].shape[0] - 1)]
 
 
-def fit(stack: _stack.Stack, data, configs, bar: bool = True) -> list:
+def fit(stack: _stack.Stack, data, configs, bar: bool = True, observe=None) -> list:
     """Train every model of ``stack`` with its own config; returns one History per model.
 
     All configs must share ``steps``, ``batch_size``, ``loss`` and ``log_every``;
     ``lr``, ``weight_decay``, ``momentum``, ``schedule`` and ``seed`` may differ.
     A model whose loss becomes non-finite is marked diverged (the others go on).
+    ``observe(params, t) -> {name: tensor (K, ...)}`` is called at every recorded step
+    with the stacked parameters θ_t (name -> (K, ...)); its values land in
+    ``History.extra[name]`` (one row per record), e.g. kernel eigenvalues during training.
     """
     X, y = _unpack(data)
     configs, names = list(configs), sorted(stack.groups)
@@ -211,7 +216,8 @@ def fit(stack: _stack.Stack, data, configs, bar: bool = True) -> list:
             grads, (loss, acc) = grad_fn(params, buffers, xb, yb)
             rec.check(t, loss)
             if t % first.log_every == 0 or t == first.steps:
-                rec.record(t, loss, acc, {g: hyper.lr_at(g, t) for g in names}, params, grads)
+                rec.record(t, loss, acc, {g: hyper.lr_at(g, t) for g in names}, params, grads,
+                           observe(params, t) if observe else {})
             if t == first.steps or rec.all_diverged():
                 break
             for g in names:
@@ -248,7 +254,8 @@ def _batched_grad(loss_fn, k: int):
     return grads_and_loss
 
 
-def train(model: torch.nn.Module, data, config: TrainConfig, bar: bool = True) -> History:
+def train(model: torch.nn.Module, data, config: TrainConfig, bar: bool = True,
+          observe=None) -> History:
     """Train ``model`` on ``data`` (a ``lib.data.Dataset`` or an ``(X, y)`` pair) in place.
 
     Returns the :class:`History`. A non-finite loss stops the run and is recorded in
@@ -256,7 +263,7 @@ def train(model: torch.nn.Module, data, config: TrainConfig, bar: bool = True) -
     """
     X, _ = _unpack(data)
     s = _stack.from_models([model], device=X.device)
-    (history,) = fit(s, data, [config], bar=bar)
+    (history,) = fit(s, data, [config], bar=bar, observe=observe)
     _stack.write_back(s, [model])
     return history
 
@@ -275,11 +282,12 @@ class _Recorder:
     def all_diverged(self):
         return bool(np.all(self.diverged_at >= 0))
 
-    def record(self, t, loss, acc, lrs, params, grads):
+    def record(self, t, loss, acc, lrs, params, grads, observed):
         sq = lambda ts, names: torch.stack([ts[n].detach().flatten(1).pow(2).sum(1) for n in names], 1)  # noqa: E731
         self.rows.append((t, loss.detach(), acc.detach(), lrs,
                           {g: sq(grads, ns).sum(1) for g, ns in self.groups.items()},
-                          {g: sq(params, ns) for g, ns in self.groups.items()}))
+                          {g: sq(params, ns) for g, ns in self.groups.items()},
+                          {k: torch.as_tensor(v).detach() for k, v in observed.items()}))
 
     def histories(self):
         np_ = lambda ts: torch.stack(ts).cpu().numpy().astype(float)  # noqa: E731  (T, K, ...)
@@ -288,6 +296,7 @@ class _Recorder:
         lr = {g: np_([r[3][g] for r in self.rows]) for g in self.groups}
         gsq = {g: np_([r[4][g] for r in self.rows]) for g in self.groups}
         wsq = {g: np_([r[5][g] for r in self.rows]) for g in self.groups}
+        extra = {k: np_([r[6][k] for r in self.rows]) for k in self.rows[0][6]} if self.rows else {}
         out = []
         for k, d in enumerate(self.diverged_at):
             keep = step < d if d >= 0 else slice(None)
@@ -295,5 +304,6 @@ class _Recorder:
                                lr={g: v[keep, k] for g, v in lr.items()},
                                grad_norm_sq={g: v[keep, k] for g, v in gsq.items()},
                                weight_norm_sq={g: v[keep, k] for g, v in wsq.items()},
-                               diverged_at=int(d) if d >= 0 else None))
+                               diverged_at=int(d) if d >= 0 else None,
+                               extra={n: v[keep, k] for n, v in extra.items()}))
         return out

@@ -175,3 +175,29 @@ def test_standard_normlinear_equals_torch_batchnorm(f64):
     torch.testing.assert_close(layer.running_var, bn.running_var, rtol=0, atol=1e-14)
     layer.eval(), bn.eval()
     torch.testing.assert_close(layer(X), bn(layer.linear(X)), rtol=0, atol=1e-12)
+
+
+def test_sse_loss_is_the_sum_and_observe_records_extra_quantities(f64):
+    g = torch.Generator().manual_seed(3)
+    X, y = torch.randn(20, 3, generator=g), torch.randn(20, generator=g)
+    model = torch.nn.Linear(3, 1, bias=False)
+    w0 = model.weight.detach().clone()
+    seen = []
+
+    def observe(params, t):
+        seen.append(t)
+        return {"w_norm": params["weight"].flatten(1).norm(dim=1)}  # (K,) = (1,)
+
+    hist = train(model, (X, y), TrainConfig(steps=6, lr=0.01, loss="sse", log_every=2), observe=observe)
+    r = X @ w0.T - y[:, None]
+    np.testing.assert_allclose(hist.loss[0], 0.5 * (r ** 2).sum().item(), rtol=1e-12)
+    assert seen == [0, 2, 4, 6] and hist.extra["w_norm"].shape == (4,)
+    np.testing.assert_allclose(hist.extra["w_norm"][-1], model.weight.norm().item(), rtol=1e-12)
+
+
+def test_divergence_at_the_first_step_gives_an_empty_history():
+    X, y = blobs()
+    X = X.clone()
+    X[0, 0] = float("nan")
+    hist = train(MLP((10, 8, 3), norm="none"), (X, y), TrainConfig(steps=5))
+    assert hist.diverged_at == 0 and len(hist.loss) == 0 and hist.lr["g"].shape == (0,)
