@@ -176,7 +176,8 @@ class _Hyper:
         return self.eta[g][min(t, self.eta[g].shape[0] - 1)]
 
 
-def fit(stack: _stack.Stack, data, configs, bar: bool = True, observe=None) -> list:
+def fit(stack: _stack.Stack, data, configs, bar: bool = True, observe=None,
+        init_momentum=None) -> list:
     """Train every model of ``stack`` with its own config; returns one History per model.
 
     All configs must share ``steps``, ``batch_size``, ``loss`` and ``log_every``;
@@ -185,6 +186,9 @@ def fit(stack: _stack.Stack, data, configs, bar: bool = True, observe=None) -> l
     ``observe(params, t) -> {name: tensor (K, ...)}`` is called at every recorded step
     with the stacked parameters θ_t (name -> (K, ...)); its values land in
     ``History.extra[name]`` (one row per record), e.g. kernel eigenvalues during training.
+    ``init_momentum(params) -> {name: tensor (K, ...)}`` sets the momentum buffers v_0 of
+    those parameters (zero otherwise), e.g. the initial state Theorem 2.9 of Li & Arora
+    (2020) prescribes for the exponential learning-rate schedule.
     """
     X, y = _unpack(data)
     configs, names = list(configs), sorted(stack.groups)
@@ -204,6 +208,12 @@ def fit(stack: _stack.Stack, data, configs, bar: bool = True, observe=None) -> l
     grad_fn = _batched_grad(loss_fn, stack.size)
     params, buffers = stack.params, stack.buffers
     bufs = {n: torch.zeros_like(p) for n, p in params.items()}
+    if init_momentum is not None:
+        for n, v in init_momentum(params).items():
+            if n not in bufs or v.shape != bufs[n].shape:
+                raise ValueError(f"init_momentum: {n!r} must be a parameter name with shape "
+                                 f"{tuple(bufs[n].shape) if n in bufs else '(K, ...)'}")
+            bufs[n] = v.to(bufs[n]).clone()
     rec = _Recorder(stack.groups, stack.size)
     batches = _batch_indices(configs, X.shape[0], X.device)
     show = bar and first.steps >= PROGRESS_MIN_STEPS
@@ -255,7 +265,7 @@ def _batched_grad(loss_fn, k: int):
 
 
 def train(model: torch.nn.Module, data, config: TrainConfig, bar: bool = True,
-          observe=None) -> History:
+          observe=None, init_momentum=None) -> History:
     """Train ``model`` on ``data`` (a ``lib.data.Dataset`` or an ``(X, y)`` pair) in place.
 
     Returns the :class:`History`. A non-finite loss stops the run and is recorded in
@@ -263,7 +273,7 @@ def train(model: torch.nn.Module, data, config: TrainConfig, bar: bool = True,
     """
     X, _ = _unpack(data)
     s = _stack.from_models([model], device=X.device)
-    (history,) = fit(s, data, [config], bar=bar, observe=observe)
+    (history,) = fit(s, data, [config], bar=bar, observe=observe, init_momentum=init_momentum)
     _stack.write_back(s, [model])
     return history
 

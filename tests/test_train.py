@@ -201,3 +201,18 @@ def test_divergence_at_the_first_step_gives_an_empty_history():
     X[0, 0] = float("nan")
     hist = train(MLP((10, 8, 3), norm="none"), (X, y), TrainConfig(steps=5))
     assert hist.diverged_at == 0 and len(hist.loss) == 0 and hist.lr["g"].shape == (0,)
+
+
+def test_initial_momentum_enters_the_first_step(f64):
+    g = torch.Generator().manual_seed(5)
+    X, y = torch.randn(20, 3, generator=g), torch.randn(20, generator=g)
+    model = torch.nn.Linear(3, 1, bias=False)
+    w0 = model.weight.detach().clone()
+    b = torch.randn(1, 1, 3, generator=g)  # (K=1, 1, 3)
+    train(model, (X, y), TrainConfig(steps=1, lr=0.1, momentum=0.9, weight_decay=0.01, loss="mse"),
+          init_momentum=lambda params: {"weight": b})
+    grad = ((X @ w0.T - y[:, None]) * X).mean(0, keepdim=True)  # ∇ of mean ½(wx − y)²
+    torch.testing.assert_close(model.weight.detach(), w0 - 0.1 * (0.9 * b[0] + grad + 0.01 * w0),
+                               rtol=0, atol=1e-13)
+    with pytest.raises(ValueError, match="init_momentum"):
+        train(model, (X, y), TrainConfig(steps=1), init_momentum=lambda p: {"bias": b})
