@@ -11,7 +11,8 @@ import torch
 from lib import site_figure
 from lib.widgets import InteractiveFigure, Slider
 
-# The intro page's demo, exactly as pasted into intro.ipynb (DEMO_DEFS + DEMO_FIGURE).
+# A demo figure like the intro page's (DEMO_DEFS + DEMO_FIGURE); the real intro page is
+# checked in the built book by tests/test_book.py and tests/test_browser.py.
 DEMO_DEFS = '''\
 import torch
 from lib import ols, plotting
