@@ -145,12 +145,14 @@ def data_fingerprint(data) -> str:
     return digest.hexdigest()[:16]
 
 
-def _run_chunk(make_model, data, configs, kwargs, batched):
+def _run_chunk(make_model, data, configs, kwargs, batched, observe=None):
     X, _ = train._unpack(data)
     models = [make_model(**kw) for kw in kwargs]
     if batched:
-        return train.fit(stack.from_models(models, device=X.device), data, configs, bar=False)
-    return [train.fit(stack.from_models([m], device=X.device), data, [c], bar=False)[0]
+        return train.fit(stack.from_models(models, device=X.device), data, configs, bar=False,
+                         observe=observe)
+    return [train.fit(stack.from_models([m], device=X.device), data, [c], bar=False,
+                      observe=observe)[0]
             for m, c in zip(models, configs)]
 
 
@@ -159,7 +161,8 @@ def _chunks(n: int, size: int):
 
 
 def train_grid(make_model, data, config: train.TrainConfig, grid: Grid, mode: str = "auto",
-               chunk: int = 64, cache: str | None = None, bar: bool = True) -> SweepResult:
+               chunk: int = 64, cache: str | None = None, bar: bool = True,
+               observe=None) -> SweepResult:
     """Train one model per grid point and collect the histories as arrays.
 
     Args:
@@ -172,6 +175,8 @@ def train_grid(make_model, data, config: train.TrainConfig, grid: Grid, mode: st
         mode: "auto" (see :func:`choose_mode`), "batched" or "loop".
         chunk: models trained together in batched mode (and per cache entry).
         cache: a name to store finished chunks under in ``data/cache`` (resumable).
+        observe: passed to :func:`lib.train.fit` (stacked parameters of one chunk,
+            K models); its quantities become metrics named as it names them.
     """
     if mode not in MODES:
         raise ValueError(f"mode must be one of {MODES}, got {mode!r}")
@@ -189,10 +194,10 @@ def train_grid(make_model, data, config: train.TrainConfig, grid: Grid, mode: st
     with progress.bar(len(points), f"sweep ({mode})", disable=not bar) as pbar:
         for part in _chunks(len(points), chunk if batched else 1):
             run = lambda _key: _run_chunk(make_model, data, [configs[i] for i in part],  # noqa: E731
-                                          [kwargs[i] for i in part], batched)
+                                          [kwargs[i] for i in part], batched, observe)
             if cache:
                 key = {"points": [points[i] for i in part], "config": config,
-                       "data": fingerprint, "make_model": make_model}
+                       "data": fingerprint, "make_model": make_model, "observe": observe}
                 histories += _cache.memoize(cache, key, run)
             else:
                 histories += run(None)
@@ -216,6 +221,10 @@ def collect(grid: Grid, histories: list) -> SweepResult:
     for name in ("lr", "grad_norm_sq", "weight_norm_sq"):
         for g in getattr(histories[0], name):
             rows[f"{name}_{g}"] = [pad(getattr(h, name)[g]) for h in histories]
+    for name in histories[0].extra:  # quantities recorded by an observe function
+        if name in rows:
+            raise ValueError(f"observed quantity {name!r} clashes with a built-in metric")
+        rows[name] = [pad(h.extra[name]) for h in histories]
     metrics = {k: np.stack(v).reshape(grid.shape + v[0].shape) for k, v in rows.items()}
     diverged = np.array([-1 if h.diverged_at is None else h.diverged_at for h in histories])
     return SweepResult(grid, longest.step, metrics, diverged.reshape(grid.shape))

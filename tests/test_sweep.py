@@ -144,3 +144,17 @@ def test_bad_grids(build, match):
 def test_bad_sweep_arguments(blobs, kw, match):
     with pytest.raises(ValueError, match=match):
         sweep.train_grid(make_mlp, blobs, TrainConfig(steps=2), sweep.Grid(lr=[0.1]), **kw)
+
+
+def test_observed_quantities_become_metrics_in_both_modes(blobs):
+    def observe(params, t):  # (K,) norm of the first layer's weights
+        return {"w0_norm": params["hidden.0.linear.weight"].flatten(1).norm(dim=1)}
+
+    grid = sweep.Grid(lr=[0.1, 2.0], seed=[0, 1])
+    cfg = TrainConfig(steps=6, log_every=3)
+    a = sweep.train_grid(make_mlp, blobs, cfg, grid, mode="batched", observe=observe)
+    b = sweep.train_grid(make_mlp, blobs, cfg, grid, mode="loop", observe=observe)
+    assert a.metrics["w0_norm"].shape == (2, 2, 3)
+    np.testing.assert_allclose(a.metrics["w0_norm"], b.metrics["w0_norm"], rtol=1e-10)
+    np.testing.assert_allclose(a.metrics["w0_norm"] ** 2, a.metrics["weight_norm_sq_w"][..., 0],
+                               rtol=1e-10)

@@ -9,6 +9,7 @@ the copy's own _build/.jupyter_cache makes the next preview of the same pages fa
 """
 
 import argparse
+import os
 import shutil
 import subprocess
 import sys
@@ -37,7 +38,9 @@ def main():
     others = [f"{p.relative_to(out).with_suffix('')}" for p in out.glob("chapters/*.ipynb")]
     config["execute"]["exclude_patterns"] = [f"{p}.ipynb" for p in others if p not in args.pages]
     (out / "_config.yml").write_text(yaml.safe_dump(config, allow_unicode=True, sort_keys=False))
-    proc = subprocess.run([sys.executable, str(ROOT / "tools" / "build.py"), str(out)])
+    # results caches of the preview stay in the copy, not in the repository's data/cache
+    env = {**os.environ, "NORMBOOK_CACHE": str(out / "data" / "cache")}
+    proc = subprocess.run([sys.executable, str(ROOT / "tools" / "build.py"), str(out)], env=env)
     page = build / "html" / f"{args.pages[0]}.html"
     print(f"preview: {page}" if proc.returncode == 0 else "preview: build failed (see above)")
     sys.exit(proc.returncode)

@@ -1,0 +1,156 @@
+"""lib.schedules against closed forms, independent root finding and direct loops."""
+
+import math
+
+import numpy as np
+import pytest
+
+from lib import schedules
+
+
+def larger_root(eta, lam, gamma):
+    """The larger real root of x² − (1 + γ − λη)x + γ by numpy's companion matrix."""
+    roots = np.roots([1.0, -(1 + gamma - lam * eta), gamma])
+    return float(np.max(roots.real))
+
+
+@pytest.mark.parametrize("eta,lam,gamma", [(0.1, 5e-4, 0.9), (0.1, 5e-3, 0.9), (1.0, 1e-2, 0.5),
+                                           (0.05, 1e-3, 0.0), (0.3, 0.1, 0.2)])
+def test_alpha_is_the_larger_root(eta, lam, gamma):
+    a = schedules.exp_lr_alpha(eta, lam, gamma)
+    assert a == pytest.approx(larger_root(eta, lam, gamma), rel=1e-8)
+    assert abs(a * a - (1 + gamma - lam * eta) * a + gamma) < 1e-14
+    assert math.sqrt(gamma) - 1e-12 <= a <= 1
+
+
+def test_alpha_without_momentum_is_one_minus_lambda_eta():
+    for eta, lam in [(0.1, 5e-4), (2.0, 0.3), (1.0, 0.0)]:
+        assert schedules.exp_lr_alpha(eta, lam, 0.0) == pytest.approx(1 - lam * eta, abs=1e-15)
+
+
+def test_standard_hyperparameters_give_1481_per_epoch():
+    a = larger_root(0.1, 5e-4, 0.9)
+    assert a == pytest.approx(0.999498, abs=5e-7)
+    growth = schedules.growth_per_epoch(0.1, 5e-4, 0.9, 391)
+    assert growth == pytest.approx(a ** (-2 * 391), rel=1e-8)
+    assert round(growth, 3) == 1.481
+
+
+def test_exp_lr_closed_form():
+    eta, lam, gamma, steps = 0.1, 5e-3, 0.9, 50
+    a = larger_root(eta, lam, gamma)
+    lrs = schedules.exp_lr(eta, lam, gamma, steps)
+    assert lrs.shape == (steps,)
+    assert lrs[0] == pytest.approx(eta / a, rel=1e-12)
+    np.testing.assert_allclose(lrs[1:] / lrs[:-1], a ** -2, rtol=1e-12)
+    np.testing.assert_allclose(lrs, [eta * a ** (-2 * t - 1) for t in range(steps)], rtol=1e-10)
+
+
+def test_root_is_real_exactly_up_to_the_bound():
+    gamma, eta = 0.9, 0.1
+    bound = (1 - math.sqrt(gamma)) ** 2 / eta   # largest λ with a real root
+    schedules.exp_lr_alpha(eta, bound * (1 - 1e-9), gamma)
+    with pytest.raises(ValueError, match=r"λη <= \(1 − √γ\)²"):
+        schedules.exp_lr_alpha(eta, bound * 1.01, gamma)
+    # the discriminant changes sign at the same place
+    assert (1 + gamma - bound * 1.01 * eta) ** 2 - 4 * gamma < 0
+
+
+@pytest.mark.parametrize("kwargs", [dict(eta=0.0, weight_decay=1e-3, momentum=0.9),
+                                    dict(eta=-1.0, weight_decay=1e-3, momentum=0.9),
+                                    dict(eta=0.1, weight_decay=-1e-3, momentum=0.9),
+                                    dict(eta=0.1, weight_decay=1e-3, momentum=1.0),
+                                    dict(eta=float("nan"), weight_decay=1e-3, momentum=0.9)])
+def test_bad_hyperparameters_are_rejected(kwargs):
+    with pytest.raises(ValueError):
+        schedules.exp_lr_alpha(**kwargs)
+
+
+def test_bad_steps_and_milestones_are_rejected():
+    with pytest.raises(ValueError, match="steps"):
+        schedules.exp_lr(0.1, 5e-4, 0.9, 0)
+    with pytest.raises(ValueError, match="milestones"):
+        schedules.step_decay(0.1, 100, [0, 50])
+    with pytest.raises(ValueError, match="milestones"):
+        schedules.step_decay(0.1, 100, [50, 50])
+    with pytest.raises(ValueError, match="factor"):
+        schedules.step_decay(0.1, 100, [50], factor=2.0)
+    with pytest.raises(ValueError, match="1-D"):
+        schedules.texp(np.zeros((0,)), 5e-4, 0.9)
+    with pytest.raises(ValueError, match="learning rate"):
+        schedules.texp([0.1, -0.1], 5e-4, 0.9)
+
+
+def test_step_decay_and_cosine_against_direct_loops():
+    lrs = schedules.step_decay(0.1, 100, [50, 75], factor=0.1)
+    direct = [0.1 * (0.1 if t >= 50 else 1) * (0.1 if t >= 75 else 1) for t in range(100)]
+    np.testing.assert_allclose(lrs, direct, rtol=1e-15)
+    cos = schedules.cosine(0.1, 95, 10)   # 10 epochs, the last one short
+    direct = [0.1 * (1 + math.cos(math.pi * (t // 10) / 10)) / 2 for t in range(95)]
+    np.testing.assert_allclose(cos, direct, rtol=1e-14)
+
+
+def theorem_2_12_two_phases(eta0, eta1, T1, steps, lam, gamma):
+    """TEXP of a two-phase step decay written out from Theorem 2.12 (closed form)."""
+    a0, a1 = larger_root(eta0, lam, gamma), larger_root(eta1, lam, gamma)
+    out = [eta0 * a0 ** (-2 * t - 1) for t in range(T1)]
+    entry = out[-1] * (eta1 / eta0) / (a1 * a0)
+    return np.array(out + [entry * a1 ** (-2 * (t - T1)) for t in range(T1, steps)])
+
+
+@pytest.mark.parametrize("lam", [5e-4, 5e-3])
+def test_texp_matches_theorem_2_12_on_two_phases(lam):
+    lrs = schedules.step_decay(0.1, 120, [80], factor=0.1)
+    np.testing.assert_allclose(schedules.texp(lrs, lam, 0.9),
+                               theorem_2_12_two_phases(0.1, 0.01, 80, 120, lam, 0.9), rtol=1e-11)
+
+
+def test_texp_minus_drops_only_the_entry_factor():
+    lrs = schedules.step_decay(0.1, 120, [60, 90], factor=0.1)
+    ratio = schedules.texp(lrs, 5e-3, 0.9) / schedules.texp_minus(lrs, 5e-3, 0.9)
+    np.testing.assert_allclose(ratio, np.where(np.arange(120) >= 90, 0.01,
+                                               np.where(np.arange(120) >= 60, 0.1, 1.0)), rtol=1e-12)
+
+
+def test_constant_schedule_texp_is_exp_lr():
+    lrs = np.full(40, 0.1)
+    np.testing.assert_allclose(schedules.texp(lrs, 5e-3, 0.9), schedules.exp_lr(0.1, 5e-3, 0.9, 40),
+                               rtol=1e-13)
+
+
+def test_exp_cosine_is_texp_of_cosine_with_growing_phases():
+    lrs = schedules.exp_cosine(0.1, 5e-3, 0.9, 100, 10)
+    assert lrs.shape == (100,)
+    np.testing.assert_allclose(lrs, schedules.texp(schedules.cosine(0.1, 100, 10), 5e-3, 0.9))
+    assert np.all(lrs[1:10] > lrs[:9])   # grows within the first epoch
+
+
+def test_texp_plus_recursion_and_fixed_point():
+    lam, gamma = 5e-3, 0.9
+    lrs = schedules.step_decay(0.1, 200, [100], factor=0.1)
+    tilde, rho = schedules.texp_plus(lrs, lam, gamma)
+    a = rho[:-1] / rho[1:]                   # a_{t+1} = ρ_t / ρ_{t+1}
+    prev = np.concatenate([[lrs[0]], lrs[:-1]])
+    a_prev = np.concatenate([[1.0], a[:-1]])
+    np.testing.assert_allclose(a, 1 - lrs * lam + gamma * (lrs / prev) * (1 - 1 / a_prev), rtol=1e-14)
+    np.testing.assert_allclose(tilde, lrs * rho[:-1] * rho[1:], rtol=1e-14)
+    # within a phase a_t converges to that phase's α, geometrically
+    assert a[99] == pytest.approx(larger_root(0.1, lam, gamma), rel=1e-5)
+    assert a[199] == pytest.approx(larger_root(0.01, lam, gamma), rel=1e-5)
+    assert abs(a[199] / larger_root(0.01, lam, gamma) - 1) < abs(a[110] / larger_root(0.01, lam, gamma) - 1)
+    # started at the fixed point it is exp_lr exactly
+    const, _ = schedules.texp_plus(np.full(30, 0.1), lam, gamma, alpha0=larger_root(0.1, lam, gamma))
+    np.testing.assert_allclose(const, schedules.exp_lr(0.1, lam, gamma, 30), rtol=1e-12)
+
+
+def test_equilibrium_ratio_is_the_fixed_point_of_the_norm_balance():
+    # stationary means: C = γ(C + D) − ηλN and 2C + D = 0 (see the chapter); solve for D/N
+    eta, lam, gamma = 0.1, 5e-3, 0.9
+    A = np.array([[1 - gamma, -gamma], [2.0, 1.0]])   # unknowns C/N, D/N
+    c_over_n, d_over_n = np.linalg.solve(A, [-eta * lam, 0.0])
+    assert schedules.equilibrium_ratio(eta, lam, gamma) == pytest.approx(d_over_n, rel=1e-12)
+
+
+def test_exp_lr_refuses_to_overflow():
+    with pytest.raises(ValueError, match="float64"):
+        schedules.exp_lr(1.0, 0.1, 0.0, 5000)      # α = 0.9: 0.9^−10000 overflows
