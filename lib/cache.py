@@ -13,9 +13,11 @@ import inspect
 import json
 import os
 import pickle
+import types
 from pathlib import Path
 
 import numpy as np
+import torch
 
 ROOT = Path(__file__).resolve().parent.parent
 LIB = Path(__file__).resolve().parent
@@ -34,13 +36,60 @@ def lib_source_hash() -> str:
     return digest.hexdigest()
 
 
-def function_hash(fn) -> str:
-    """SHA-256 of a function's source (its bytecode and constants if the source is gone).
+def _names(code) -> set:
+    """Global names a code object (and the functions nested in it) may read."""
+    names = set(code.co_names)
+    for const in code.co_consts:
+        if isinstance(const, types.CodeType):
+            names |= _names(const)
+    return names
 
-    A ``functools.partial`` is hashed with its bound arguments.
+
+def _referenced(fn, depth: int) -> list:
+    """Canonical values of the globals and closure variables ``fn`` reads.
+
+    Sizes or data defined in a notebook cell change a result as much as the function's
+    own source does, so they belong in its cache key. Modules are skipped (``lib``'s
+    source is hashed anyway), and so are mutable containers (lists, dicts, sets), which
+    hold state such as counters rather than settings; helper functions are hashed like
+    ``fn``, two levels deep.
+    """
+    code = getattr(fn, "__code__", None)
+    if code is None:
+        return []
+    found = {n: fn.__globals__[n] for n in sorted(_names(code)) if n in fn.__globals__}
+    cells = zip(code.co_freevars, fn.__closure__ or ())
+    found.update({f"<closure {n}>": c.cell_contents for n, c in cells if _filled(c)})
+    out = []
+    for name, value in found.items():
+        if isinstance(value, (types.ModuleType, type, list, dict, set)):
+            continue  # modules and classes: code; mutable containers: state, not settings
+        if callable(value) and not isinstance(value, functools.partial) and hasattr(value, "__code__"):
+            out.append([name, function_hash(value, depth + 1) if depth < 2 else value.__qualname__])
+            continue
+        try:
+            out.append([name, _canonical(value)])
+        except ValueError:
+            out.append([name, type(value).__qualname__])  # unkeyable: at least its type
+    return out
+
+
+def _filled(cell) -> bool:
+    try:
+        cell.cell_contents
+        return True
+    except ValueError:  # a closure variable not assigned yet
+        return False
+
+
+def function_hash(fn, depth: int = 0) -> str:
+    """SHA-256 of a function's source and of the global values it reads.
+
+    Falls back to bytecode and constants where the source is gone; a
+    ``functools.partial`` is hashed with its bound arguments.
     """
     if isinstance(fn, functools.partial):
-        inner = json.dumps([function_hash(fn.func), _canonical(list(fn.args)),
+        inner = json.dumps([function_hash(fn.func, depth), _canonical(list(fn.args)),
                             _canonical(fn.keywords)], sort_keys=True)
         return hashlib.sha256(inner.encode()).hexdigest()
     try:
@@ -48,7 +97,8 @@ def function_hash(fn) -> str:
     except (OSError, TypeError):
         code = fn.__code__
         text = code.co_code + repr(code.co_consts).encode()
-    return hashlib.sha256(text).hexdigest()
+    refs = json.dumps(_referenced(fn, depth), sort_keys=True, default=str).encode()
+    return hashlib.sha256(text + refs).hexdigest()
 
 
 def _canonical(obj):
@@ -60,6 +110,10 @@ def _canonical(obj):
         return [_canonical(v) for v in obj]
     if isinstance(obj, np.ndarray):
         return {"__array__": obj.tolist(), "dtype": str(obj.dtype)}
+    if isinstance(obj, torch.Tensor):  # by content: large tensors are hashed, not listed
+        data = obj.detach().cpu().contiguous().numpy().tobytes()
+        return {"__tensor__": hashlib.sha256(data).hexdigest(), "shape": list(obj.shape),
+                "dtype": str(obj.dtype)}
     if isinstance(obj, (np.floating, float)):
         return repr(float(obj))  # repr round-trips: 0.1 and 0.1000000001 differ
     if isinstance(obj, (np.integer, int, bool, str)) or obj is None:

@@ -60,3 +60,28 @@ def test_bad_names_rejected(name):
 def test_unkeyable_config_rejected():
     with pytest.raises(ValueError, match="cache key"):
         cache.key({"x": object()})
+
+
+SIZE = 3
+
+
+def uses_global(cfg):
+    return cfg * SIZE
+
+
+def test_key_follows_the_globals_a_function_reads(monkeypatch):
+    before = cache.key({"a": 1}, uses_global)
+    monkeypatch.setattr(__import__(__name__), "SIZE", 4)
+    assert cache.key({"a": 1}, uses_global) != before
+
+
+def test_key_follows_closures_and_tensors():
+    import torch
+
+    def make(scale, data):
+        return lambda cfg: cfg * scale + data.sum()
+
+    k1 = cache.key({}, make(2.0, torch.ones(3)))
+    assert cache.key({}, make(2.0, torch.ones(3))) == k1
+    assert cache.key({}, make(3.0, torch.ones(3))) != k1
+    assert cache.key({}, make(2.0, torch.zeros(3))) != k1

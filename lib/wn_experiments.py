@@ -1,0 +1,290 @@
+"""Experiments of the weight-normalisation chapter: kernel predictions, checks and sweeps.
+
+The network, its kernels and its training are in :mod:`lib.wn` (independent checks in
+:mod:`lib.wn_checks`); this module holds the chapter's sizes and data, what the
+linearised (kernel) dynamics predict, and the training sweeps over the initialisation
+scale α, the step η and the width m (through :mod:`lib.sweep`), including the slider's.
+"""
+
+import functools
+import math
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+
+from lib import scale as _scale
+from lib import sweep, wn, wn_checks
+from lib import train as _train
+
+
+@dataclass(frozen=True)
+class Sizes:
+    """Sizes of the chapter's experiments, derived from the book's scale."""
+
+    n: int               # training points, unit-norm inputs
+    d: int               # input dimension
+    width: int           # hidden units m of the networks in the α and η sweeps
+    widths: tuple        # m of the over-parameterisation sweep (log-spaced)
+    kernel_widths: tuple  # m at which finite-width Gram matrices are compared with the limit
+    mc_samples: int      # Monte Carlo directions behind the limit-kernel check
+    steps: int           # full-batch GD steps per training run
+    seeds: int           # initialisations behind every training claim
+    etas: tuple          # step sizes η of the α × η sweep (log-spaced)
+    alphas: tuple        # initialisation scales α (log-spaced, 0.1 … 100)
+
+
+def sizes(scale: _scale.Scale | None = None) -> Sizes:
+    """The chapter's sizes at ``scale`` (default: :func:`lib.scale.current`)."""
+    s = scale or _scale.current()
+    log_ints = lambda lo, hi, k: tuple(int(round(v)) for v in np.geomspace(lo, hi, k))  # noqa: E731
+    return Sizes(n=20, d=10, width=3 * s.width, widths=log_ints(20, 10 * s.width, 5),
+                 kernel_widths=log_ints(10, 100 * s.width, 7), mc_samples=2_000 * s.width,
+                 steps=s.steps, seeds=s.seeds,
+                 etas=tuple(np.geomspace(0.01, 10, s.grid - 2).tolist()),
+                 alphas=tuple(np.geomspace(0.1, 100, 7).tolist()))
+
+
+def float64_device(device) -> torch.device:
+    """``device`` if it is CUDA, else the CPU: the chapter computes in float64, which Apple's
+    MPS lacks, and its small matrices gain nothing from a GPU otherwise."""
+    device = torch.device(device)
+    return device if device.type == "cuda" else torch.device("cpu")
+
+
+def unit_sphere_data(n, d, seed=0, dtype=torch.float64, device="cpu"):
+    """Seeded regression data: inputs uniform on the unit sphere, targets uniform in [−1, 1].
+
+    Returns (X (n, d), y (n,)). Distinct random points are non-parallel with probability 1.
+    """
+    n, d = wn._check_int("n", n), wn._check_int("d", d, lo=2)
+    gen = torch.Generator().manual_seed(wn._check_int("seed", seed, lo=0))
+    X = torch.randn(n, d, generator=gen, dtype=torch.float64)
+    X = X / X.norm(dim=1, keepdim=True)
+    y = 2 * torch.rand(n, generator=gen, dtype=torch.float64) - 1
+    return X.to(device, dtype), y.to(device, dtype)
+
+
+# --- what the kernel predicts ----------------------------------------------------------
+def linear_loss(K: torch.Tensor, r0: torch.Tensor, eta: float, steps: int) -> np.ndarray:
+    """(steps+1,) losses ½‖(I − ηK)^t r0‖² of GD on the linearised network (K fixed)."""
+    eta, steps = wn._check_positive("eta", eta), wn._check_int("steps", steps, lo=0)
+    if K.ndim != 2 or K.shape[0] != K.shape[1] or r0.shape != (K.shape[0],):
+        raise ValueError(f"need a square K (n, n) and r0 (n,), "
+                         f"got {tuple(K.shape)} and {tuple(r0.shape)}")
+    lam, Q = torch.linalg.eigh(K)
+    coef = (Q.T @ r0).cpu().numpy()                              # r0 in K's eigenbasis
+    with np.errstate(over="ignore"):
+        factor = (1 - eta * lam.cpu().numpy())[None, :] ** np.arange(steps + 1)[:, None]
+        return 0.5 * ((factor * coef) ** 2).sum(1)
+
+
+def predicted_ratio(K: torch.Tensor, eta: float) -> float:
+    """Late-time loss ratio per step of the linearised network: max_i (1 − ηλ_i(K))²."""
+    eta = wn._check_positive("eta", eta)
+    return float(torch.max((1 - eta * torch.linalg.eigvalsh(K)) ** 2))
+
+
+def measured_ratio(loss, floor: float = 1e-20) -> float:
+    """Loss ratio per step over the second half of the run above ``floor`` (round-off).
+
+    (L(t2)/L(t1))^(1/(t2 − t1)) with t2 the last step where L > floor and t1 = t2/2.
+    """
+    loss = np.asarray(loss, dtype=float)
+    above = np.flatnonzero(np.isfinite(loss) & (loss > floor))
+    if loss.ndim != 1 or above.size < 3 or above[-1] < 2:
+        raise ValueError("need a 1-D loss curve with at least three steps above the floor")
+    t2 = int(above[-1])
+    t1 = t2 // 2
+    return float((loss[t2] / loss[t1]) ** (1.0 / (t2 - t1)))
+
+
+def rate_from_ratio(ratio: float, eta: float) -> float:
+    """The λ with (1 − ηλ)² = ratio: the kernel eigenvalue a measured ratio implies."""
+    return (1.0 - math.sqrt(ratio)) / eta
+
+
+def effective_alpha(weight_norm_sq_v, weight_norm_sq_g) -> np.ndarray:
+    """α_eff = ‖v‖_F/‖g‖ from the training loop's norm records (equals α at t = 0).
+
+    Both arguments are ``(..., 1)`` arrays of squared norms (one tensor per group).
+    """
+    return np.sqrt(np.asarray(weight_norm_sq_v)[..., 0] / np.asarray(weight_norm_sq_g)[..., 0])
+
+
+def loglog_slope(x, y) -> float:
+    """Least-squares slope of log y against log x."""
+    return float(np.polyfit(np.log(np.asarray(x, float)), np.log(np.asarray(y, float)), 1)[0])
+
+
+# --- training sweeps -----------------------------------------------------------------------
+def limit_evolution_kernel(X, alpha: float) -> torch.Tensor:
+    """Λ∞ = V∞/α² + G∞ (n, n): the infinite-width kernel at initialisation scale α."""
+    _, V, G = wn.limit_kernels(X)
+    return V / wn._check_positive("alpha", alpha) ** 2 + G
+
+
+def limit_least_eigenvalue(X, alphas) -> np.ndarray:
+    """λ_min(Λ∞_α) for every α: the rate the infinite-width kernel predicts."""
+    return np.array([float(torch.linalg.eigvalsh(limit_evolution_kernel(X, a))[0])
+                     for a in alphas])
+
+
+def tuned_step(X, alpha: float) -> float:
+    """η_α = 1/λ_max(Λ∞_α): half the largest stable step of the linearised dynamics."""
+    return 1.0 / float(torch.linalg.eigvalsh(limit_evolution_kernel(X, alpha))[-1])
+
+
+def _initial_spectra(X, alphas, width, seeds, normalized=True):
+    """(len(alphas), seeds, n) eigenvalues of Λ(0) (of the plain NTK if not normalized)."""
+    out = []
+    for a in alphas:
+        ps = [wn.init_wn(X.shape[1], width, a, s, X.dtype, X.device) for s in range(seeds)]
+        K = [wn.evolution_kernel(p, X) if normalized else wn_checks.plain_ntk(p.weights(), X)
+             for p in ps]
+        out.append(torch.stack([torch.linalg.eigvalsh(k) for k in K]).cpu().numpy())
+    return np.stack(out)
+
+
+@dataclass
+class RegimeSweep:
+    """GD over α × η × seed (WN) and η × seed (un-normalised), from :func:`regime_sweep`."""
+
+    alphas: np.ndarray          # (A,) initialisation scales
+    etas: np.ndarray            # (E,) step sizes
+    step: np.ndarray            # (T,) recorded steps
+    loss: np.ndarray            # (A, E, S, T) WN loss
+    alpha_eff: np.ndarray       # (A, E, S, T) ‖v‖_F/‖g‖ during training
+    plain_loss: np.ndarray      # (E, S, T) un-normalised loss
+    spectrum: np.ndarray        # (A, S, n) eigenvalues of Λ(0)
+    plain_spectrum: np.ndarray  # (S, n) eigenvalues of the un-normalised NTK at t = 0
+
+    def edge(self) -> np.ndarray:
+        """(A,) 2/λ_max(Λ(0)), mean over seeds: the largest stable step of the linearisation."""
+        return (2 / self.spectrum[..., -1]).mean(-1)
+
+    def rates(self, plain: bool = False, margin: float = 0.9, decay: float = 3.0) -> np.ndarray:
+        """Measured λ̂ = (1 − √ρ)/η, (A, E, S) or (E, S) for ``plain``; NaN where unusable.
+
+        A run is used when its linearisation is dominated by the slowest mode,
+        η(λ_min + λ_max) ≤ 2·margin, and that mode has decayed: ηλ_min T ≥ ``decay``.
+        """
+        loss = self.plain_loss[None] if plain else self.loss          # (A, E, S, T)
+        spec = self.plain_spectrum[None] if plain else self.spectrum   # (A, S, n)
+        lo, hi = spec[:, None, :, 0], spec[:, None, :, -1]             # (A, 1, S)
+        eta = self.etas[None, :, None]
+        usable = (eta * (lo + hi) <= 2 * margin) & (eta * lo * self.step[-1] >= decay)
+        out = np.full(loss.shape[:3], np.nan)
+        for idx in zip(*np.nonzero(usable)):
+            out[idx] = rate_from_ratio(measured_ratio(loss[idx]), self.etas[idx[1]])
+        return out[0] if plain else out
+
+
+def _make(width, d, normalized):
+    return functools.partial(wn.make_module, n_in=d, width=width, normalized=normalized)
+
+
+def regime_sweep(X, y, sz: Sizes, cache: str | None = None) -> RegimeSweep:
+    """Train WN networks over α × η × seed and the un-normalised one over η × seed."""
+    config = _train.TrainConfig(steps=sz.steps, loss="sse")
+    grid = sweep.Grid(alpha=list(sz.alphas), lr=list(sz.etas), seed=list(range(sz.seeds)))
+    res = sweep.train_grid(_make(sz.width, sz.d, True), (X, y), config, grid, cache=cache)
+    plain = sweep.train_grid(_make(sz.width, sz.d, False), (X, y), config,
+                             sweep.Grid(lr=list(sz.etas), seed=list(range(sz.seeds))),
+                             cache=cache and f"{cache}-plain")
+    return RegimeSweep(np.array(sz.alphas), np.array(sz.etas), res.step, res.metrics["loss"],
+                       effective_alpha(res.metrics["weight_norm_sq_w"],
+                                       res.metrics["weight_norm_sq_g"]),
+                       plain.metrics["loss"],
+                       _initial_spectra(X, sz.alphas, sz.width, sz.seeds),
+                       _initial_spectra(X, [1.0], sz.width, sz.seeds, normalized=False)[0])
+
+
+def _width_runs(width, X, y, alpha, eta, steps, seeds, device):
+    """``seeds`` runs at one width (trained together), as plain arrays (S, ...) for the cache."""
+    X, y = torch.as_tensor(X, device=device), torch.as_tensor(y, device=device)
+    ps = [wn.init_wn(X.shape[1], width, alpha, s, X.dtype, X.device) for s in range(seeds)]
+    hs = wn.train_batch(ps, X, y, [eta] * seeds, steps, observe_every=OBSERVE_EVERY)
+    linear = [linear_loss(wn.evolution_kernel(p, X), wn.forward(p, X) - y, eta, steps) for p in ps]
+    get = lambda k: np.stack([getattr(h, k) for h in hs])  # noqa: E731
+    return {"loss": get("loss"), "linear": np.stack(linear), "observed": hs[0].observed,
+            **{k: get(k) for k in ("lam_min", "sign_changes", "dist_v", "dist_g")}}
+
+
+OBSERVE_EVERY = 5  # steps between kernel records in the width sweep (λ_min(Λ(t)) costs an eigh)
+
+
+@dataclass
+class WidthSweep:
+    """WN training at one α and η for several widths m; arrays (W, S, T)."""
+
+    widths: np.ndarray        # (W,)
+    eta: float                # the step size used for every width
+    loss: np.ndarray          # L(t)
+    linear: np.ndarray        # L(t) of the linearised network with Λ(0)
+    observed: np.ndarray      # (T',) steps at which lam_min, sign_changes, dist_* were recorded
+    lam_min: np.ndarray       # λ_min(Λ(t))
+    sign_changes: np.ndarray  # fraction of ReLU patterns 𝟙{g_k v_kᵀx_i ≥ 0} changed since t = 0
+    dist_v: np.ndarray        # ‖v(t) − v(0)‖_F/‖v(0)‖_F
+    dist_g: np.ndarray        # ‖g(t) − g(0)‖/‖g(0)‖
+
+
+def width_sweep(X, y, sz: Sizes, alpha: float = 1.0, cache: str | None = None) -> WidthSweep:
+    """Train at every width of ``sz.widths`` (``sz.seeds`` seeds) with η = 1/λ_max(Λ∞_α)."""
+    eta = tuned_step(X, alpha)
+    fn = functools.partial(_width_runs, X=X.cpu().numpy(), y=y.cpu().numpy(), alpha=alpha,
+                           eta=eta, steps=sz.steps, seeds=sz.seeds, device=str(X.device))
+    runs = sweep.map_grid(fn, sweep.Grid(width=list(sz.widths)), cache=cache, chunk=1, bar=False)
+    get = lambda k: np.stack([r[k] for r in runs])  # noqa: E731
+    return WidthSweep(np.array(sz.widths), eta, get("loss"), get("linear"), runs[0]["observed"],
+                      *(get(k) for k in ("lam_min", "sign_changes", "dist_v", "dist_g")))
+
+
+# --- the slider figure: WN and un-normalised training side by side -----------------------
+def _summary(eta, h_wn, h_plain) -> dict:
+    return {"eta": float(eta), "wn": h_wn.loss, "plain": h_plain.loss,
+            "wn_spec0": h_wn.spectrum[0], "wn_specT": h_wn.spectrum[-1],
+            "plain_spec0": h_plain.spectrum[0], "plain_specT": h_plain.spectrum[-1]}
+
+
+class Comparison:
+    """``compare(alpha, eta, width)`` for the slider figure: GD on the WN net (scale α)
+    and on the un-normalised net from the same initial function, both with step η.
+
+    A call at a point of the (``alphas`` × ``etas``) grid trains that whole grid for its
+    width in two stacked runs of the training loop (WN, then un-normalised), which is
+    several times cheaper than one run per point, and keeps the results in memory; other
+    points train alone. Each result holds η, the loss curves ("wn", "plain") and the
+    spectra of Λ at the first and last step ("wn_spec0", "wn_specT", "plain_spec0", ...).
+    """
+
+    def __init__(self, X, y, steps, alphas, etas, seed=0):
+        self.X, self.y, self.seed = X, y, seed
+        self.steps = wn._check_int("steps", steps)
+        self.alphas, self.etas = [float(a) for a in alphas], [float(e) for e in etas]
+        self._done = {}
+
+    def _index(self, values, x):
+        hits = [i for i, v in enumerate(values) if math.isclose(v, x, rel_tol=1e-9)]
+        return hits[0] if hits else None
+
+    def _train(self, width, alphas, etas):
+        """WN runs for every (α, η) pair given, and the plain run for every η."""
+        train = functools.partial(wn.train_batch, X=self.X, y=self.y, steps=self.steps,
+                                  observe_every=self.steps)
+        init = lambda a: wn.init_wn(self.X.shape[1], width, a, self.seed,  # noqa: E731
+                                    self.X.dtype, self.X.device)
+        pairs = [(a, e) for a in alphas for e in etas]
+        hs = train([init(a) for a, _ in pairs], etas=[e for _, e in pairs])
+        plain = train([init(1.0)] * len(etas), etas=etas, normalized=False)
+        return {(a, e): _summary(e, h, plain[etas.index(e)]) for (a, e), h in zip(pairs, hs)}
+
+    def __call__(self, alpha, eta, width) -> dict:
+        width = wn._check_int("width", width)
+        wn._check_positive("alpha", alpha), wn._check_positive("eta", eta)
+        i, j = self._index(self.alphas, alpha), self._index(self.etas, eta)
+        if i is None or j is None:
+            return self._train(width, [float(alpha)], [float(eta)])[(float(alpha), float(eta))]
+        if width not in self._done:
+            self._done[width] = self._train(width, self.alphas, self.etas)
+        return self._done[width][(self.alphas[i], self.etas[j])]

@@ -1,0 +1,226 @@
+"""Figures of the weight-normalisation chapter, drawn in the book's style from lib results.
+
+Every function takes results computed by :mod:`lib.wn`, :mod:`lib.wn_checks` or
+:mod:`lib.wn_experiments` and returns a matplotlib figure; nothing is computed here
+beyond means and reference lines.
+"""
+
+import numpy as np
+from matplotlib import pyplot as plt
+from matplotlib.ticker import MaxNLocator
+
+from lib import plotting
+
+C = plotting.PALETTE
+BLOW_UP = 1e8  # a loss above BLOW_UP × L(0) is drawn as diverged
+
+
+def _loglog_guide(ax, x, y0, slope, label):
+    """A dashed line y = y0 (x/x[0])^slope through the first point."""
+    x = np.asarray(x, float)
+    ax.plot(x, y0 * (x / x[0]) ** slope, "k--", lw=1.2, label=label)
+
+
+def norm_growth(h, eta, zoom=20):
+    """Loss of one WN run, and ‖v_t‖² next to ‖v_0‖² + η² Σ_{s<t} ‖∇_v L(s)‖² (Pythagoras)
+    over the first ``zoom`` steps, where the norm moves."""
+    fig, (a, b) = plt.subplots(1, 2, figsize=(10, 4))
+    rec = h.history
+    a.semilogy(h.step, h.loss, color=C[0])
+    a.set(xlabel="step $t$", ylabel=r"loss $L(t)$", title="training loss")
+    vsq = rec.weight_norm_sq["w"][:, 0]
+    predicted = vsq[0] + eta**2 * np.concatenate([[0.0], np.cumsum(rec.grad_norm_sq["w"][:-1])])
+    t = h.step[: zoom + 1]
+    b.plot(t, vsq[: zoom + 1], color=C[0], label=r"$\|v_t\|_F^2$ measured")
+    b.plot(t, predicted[: zoom + 1], "o", mfc="none", color=C[1], ms=6,
+           label=r"$\|v_0\|_F^2 + \eta^2\sum_{s<t}\|\nabla_v L(s)\|^2$")
+    b.set(xlabel="step $t$", ylabel=r"$\|v_t\|_F^2$", title=f"the norm of $v$ (first {zoom} steps)")
+    b.legend(loc="lower right")
+    fig.tight_layout()
+    return fig
+
+
+def kernel_heatmaps(H, V, G):
+    """The three limit kernels side by side, each with its own colour scale."""
+    fig, axes = plt.subplots(1, 3, figsize=(10, 3.3))
+    for ax, K, name in zip(axes, (H, V, G), (r"$H^\infty = V^\infty + G^\infty$",
+                                             r"$V^\infty$ (directions)", r"$G^\infty$ (lengths)")):
+        im = ax.imshow(np.asarray(K), cmap="viridis")
+        ax.set(title=name, xlabel="$j$", ylabel="$i$")
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+        ax.yaxis.set_major_locator(MaxNLocator(integer=True))
+        ax.grid(False)
+        fig.colorbar(im, ax=ax, shrink=0.8)
+    fig.tight_layout()
+    return fig
+
+
+def concentration(widths, conc, lam_V_inf, lam_G_inf):
+    """Distance of V(0), G(0) from their limits against m, and their least eigenvalues."""
+    fig, (a, b) = plt.subplots(1, 2, figsize=(10, 4))
+    for key, col, name in (("err_V", C[0], "V"), ("err_G", C[1], "G")):
+        mean, sd = conc[key].mean(1), conc[key].std(1)
+        a.errorbar(widths, mean, sd, color=col, marker="o", capsize=3,
+                   label=rf"$\|{name}(0) - {name}^\infty\|_2$")
+    _loglog_guide(a, widths, conc["err_V"].mean(1)[0], -0.5, r"slope $-1/2$")
+    _loglog_guide(a, widths, conc["err_G"].mean(1)[0], -0.5, None)
+    a.set(xscale="log", yscale="log", xlabel="width $m$", ylabel="spectral-norm error",
+          title="finite width → limit")
+    a.legend()
+    for key, col, name, lim in (("lam_V", C[0], "V", lam_V_inf), ("lam_G", C[1], "G", lam_G_inf)):
+        b.errorbar(widths, conc[key].mean(1), conc[key].std(1), color=col, marker="o",
+                   capsize=3, label=rf"$\lambda_{{\min}}({name}(0))$")
+        b.axhline(lim, color=col, ls="--", lw=1.2, label=rf"$\lambda_{{\min}}({name}^\infty)$")
+    b.set(xscale="log", yscale="log", xlabel="width $m$", ylabel="least eigenvalue",
+          title="least eigenvalues")
+    b.legend(ncol=2, fontsize=10)
+    fig.tight_layout()
+    return fig
+
+
+def regimes(rs, eta, limit_curve, lam_V_inf, lam_G_inf):
+    """Left: loss at the grid step nearest ``eta`` for every α. Right: rates against α.
+
+    ``limit_curve`` is (α grid, λ_min(Λ∞_α)); the measured rates are ``rs.rates()``.
+    """
+    fig, (a, b) = plt.subplots(1, 2, figsize=(10, 4.4))
+    k = int(np.argmin(np.abs(np.log(rs.etas / eta))))
+    for i, alpha in enumerate(rs.alphas):
+        L = rs.loss[i, k]                                          # (S, T)
+        a.semilogy(rs.step, np.median(L / L[:, :1], 0), color=C[i % 7], label=f"α = {alpha:.3g}")
+    P = rs.plain_loss[k]
+    a.semilogy(rs.step, np.median(P / P[:, :1], 0), "k--", lw=1.5, label="un-normalised")
+    a.set(xlabel="step $t$", ylabel=r"$L(t)/L(0)$ (median of seeds)", ylim=(1e-20, 10),
+          title=f"same step size η = {rs.etas[k]:.3g}")
+    a.legend(fontsize=10, ncol=2)
+    grid, curve = limit_curve
+    b.plot(grid, curve, color=C[0], label=r"$\lambda_{\min}(\Lambda^\infty_\alpha)$")
+    b.plot(rs.alphas, rs.spectrum[..., 0].mean(1), "o", color=C[0], mfc="none", ms=9,
+           label=r"$\lambda_{\min}(\Lambda(0))$, width $m$")
+    b.plot(grid, lam_V_inf / grid**2, ":", color=C[1], label=r"$\lambda_{\min}(V^\infty)/\alpha^2$")
+    b.plot(grid, np.full_like(grid, lam_G_inf), ":", color=C[2],
+           label=r"$\lambda_{\min}(G^\infty)$")
+    measured = rs.rates()                                          # (A, E, S)
+    for i, alpha in enumerate(rs.alphas):
+        ok = np.isfinite(measured[i]).all(-1)
+        b.errorbar(np.full(ok.sum(), alpha), measured[i, ok].mean(-1), measured[i, ok].std(-1),
+                   fmt="s", ms=5, color=C[3], capsize=3, label="measured" if i == 0 else None)
+    plain = rs.rates(plain=True)
+    ok = np.isfinite(plain).all(-1)
+    b.errorbar(np.ones(ok.sum()), plain[ok].mean(-1), plain[ok].std(-1), fmt="*", ms=12,
+               color="k", label="un-normalised, measured")
+    b.set(xscale="log", yscale="log", xlabel=r"initialisation scale $\alpha$",
+          ylabel=r"rate $\lambda$ (per unit of $\eta$)", title="two regimes")
+    b.legend(fontsize=10)
+    fig.tight_layout()
+    return fig
+
+
+def edge(rs):
+    """Left: log10 L(T)/L(0) over η × α (and the plain net), each α's edge 2/λ_max(Λ(0))
+    marked. Right: the effective scale α_eff(T)/α against η."""
+    fig, (a, b) = plt.subplots(2, 1, figsize=(9, 9), gridspec_kw={"height_ratios": [1.15, 1]})
+    ratio = lambda L: np.median(L[..., -1] / L[..., 0], -1)  # noqa: E731  (median over seeds)
+    final = np.vstack([ratio(rs.loss), ratio(rs.plain_loss)[None]])        # (A + 1, E)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        logs = np.clip(np.log10(np.where(np.isfinite(final), final, np.inf)), -30, 30)
+    x = np.log10(rs.etas)
+    half = (x[1] - x[0]) / 2
+    im = a.imshow(logs, cmap="viridis", aspect="auto", vmin=-30, vmax=30, origin="lower",
+                  extent=(x[0] - half, x[-1] + half, -0.5, len(final) - 0.5))
+    for (r, k), v in np.ndenumerate(logs):
+        a.text(x[k], r, "blows up" if v >= 30 else str(int(round(v))), ha="center", va="center",
+               fontsize=10, color="white" if v < 5 else "black")
+    a.plot(np.log10(rs.edge()), np.arange(len(rs.alphas)), "D", color=C[3], ms=8,
+           label=r"edge $2/\lambda_{\max}(\Lambda(0))$")
+    a.plot(np.log10(2 / rs.plain_spectrum[:, -1].mean()), len(rs.alphas), "D", color=C[3], ms=8)
+    a.set_yticks(range(len(final)), [f"α = {v:.3g}" for v in rs.alphas] + ["un-normalised"])
+    a.set_xticks(x, [f"{v:.3g}" for v in rs.etas])
+    a.set(xlabel="step size η",
+          title=r"$\log_{10} L(T)/L(0)$ after $T$ = " + f"{rs.step[-1]} steps")
+    a.grid(False)
+    a.legend(loc="upper left", bbox_to_anchor=(-0.02, -0.12), frameon=False, fontsize=10)
+    fig.colorbar(im, ax=a, shrink=0.9)
+    grow = np.median(rs.alpha_eff[..., -1] / rs.alpha_eff[..., 0], -1)     # (A, E)
+    for i, (alpha, e) in enumerate(zip(rs.alphas, rs.edge())):
+        b.loglog(rs.etas, grow[i], "o-", color=C[i % 7], label=f"α = {alpha:.3g}")
+        b.axvline(e, color=C[i % 7], lw=1, ls=":")
+    b.set(xlabel="step size η", ylabel=r"$\alpha_{\mathrm{eff}}(T)/\alpha$",
+          title=r"effective scale $\|v\|_F/\|g\|$ after training")
+    b.legend(fontsize=10, ncol=2)
+    fig.tight_layout()
+    return fig
+
+
+def widths(ws, show=(0, 2, -1)):
+    """Loss against the kernel prediction, λ_min(Λ(t)) and the distance moved as m grows."""
+    fig = plt.figure(figsize=(10, 8))
+    grid = fig.add_gridspec(2, 2)
+    a, c, b = fig.add_subplot(grid[0, 0]), fig.add_subplot(grid[0, 1]), fig.add_subplot(grid[1, :])
+    steps = np.arange(ws.loss.shape[-1])
+    for j, i in enumerate(show):
+        a.semilogy(steps, ws.loss[i, 0], color=C[j], label=f"m = {ws.widths[i]}")
+        a.semilogy(steps, ws.linear[i, 0], "--", color=C[j], lw=1.2)
+    a.set(xlabel="step $t$", ylabel="loss", ylim=(1e-25, 1e2),
+          title="training (solid), linearised (dashed)")
+    a.legend(fontsize=10)
+    ratio = ws.lam_min / ws.lam_min[..., :1]
+    for i, m in enumerate(ws.widths):
+        c.plot(ws.observed, ratio[i].mean(0), color=C[i % 7], label=f"m = {m}")
+    c.set(xlabel="step $t$", ylabel=r"$\lambda_{\min}(\Lambda(t))/\lambda_{\min}(\Lambda(0))$",
+          title="the kernel drifts less as m grows")
+    c.legend(fontsize=10, ncol=2)
+    for key, col, name in (("dist_v", C[0], r"$\|v(T)-v(0)\|_F/\|v(0)\|_F$"),
+                           ("dist_g", C[2], r"$\|g(T)-g(0)\|/\|g(0)\|$"),
+                           ("sign_changes", C[3], "ReLU patterns changed")):
+        end = getattr(ws, key)[..., -1]
+        b.errorbar(ws.widths, end.mean(1), end.std(1), color=col, marker="o", capsize=3, label=name)
+    _loglog_guide(b, ws.widths, ws.sign_changes[..., -1].mean(1)[0] * 2, -0.5, r"slope $-1/2$")
+    b.set(xscale="log", yscale="log", xlabel="width $m$", ylabel="after $T$ steps",
+          title="how far training moves (mean ± sd over seeds)")
+    b.legend(fontsize=10)
+    fig.tight_layout()
+    return fig
+
+
+def as_diverged(loss):
+    """Loss curve with everything from the first value above BLOW_UP × L(0) set to inf."""
+    loss = np.asarray(loss, float).copy()
+    bad = np.flatnonzero(~np.isfinite(loss) | (loss > BLOW_UP * loss[0]))
+    if bad.size:
+        loss[bad[0]:] = np.inf
+    return loss
+
+
+def draw_comparison(fig, steps, n):
+    """Slider figure: loss of WN and un-normalised GD, and the spectra of Λ against 2/η."""
+    a, b = fig.subplots(1, 2)
+    a.set(yscale="log", xlim=(0, steps), ylim=(1e-14, 1e4), xlabel="step $t$",
+          ylabel=r"loss $L(t)$", title="training")
+    wn_line, = a.plot([], [], color=C[0], label="weight-normalised")
+    plain_line, = a.plot([], [], "--", color="k", label="un-normalised")
+    a.legend(loc="lower left")
+    note = a.text(0.97, 0.95, "", transform=a.transAxes, ha="right", va="top", color=C[3],
+                  fontsize=11, fontweight="bold")
+    b.set(yscale="log", xlim=(0.5, n + 0.5), ylim=(1e-4, 1e3), xlabel="index $i$ (ascending)",
+          ylabel=r"eigenvalue $\lambda_i$", title=r"spectrum of $\Lambda$")
+    idx = np.arange(1, n + 1)
+    # lines, not markers: the site swaps each artist's SVG, and marker defs do not survive
+    s0, = b.plot([], [], "--", color=C[0], label=r"WN, $\Lambda(0)$")
+    sT, = b.plot([], [], "-", color=C[0], label=r"WN, $\Lambda(T)$")
+    p0, = b.plot([], [], ":", color="k", lw=2.5, label=r"un-normalised, $H(0)$")
+    edge, = b.plot([], [], color=C[3], lw=1.5, label=r"$2/\eta$")
+    b.legend(loc="lower right", fontsize=10)
+
+    def update(res):
+        wn_loss, plain_loss = as_diverged(res["wn"]), as_diverged(res["plain"])
+        wn_line.set_data(np.arange(len(wn_loss)), wn_loss)
+        plain_line.set_data(np.arange(len(plain_loss)), plain_loss)
+        blown = [name for name, L in (("WN", wn_loss), ("un-normalised", plain_loss))
+                 if plotting.first_nonfinite(L) is not None]
+        note.set_text("\n".join(f"{name}: blows up" for name in blown))
+        s0.set_data(idx, res["wn_spec0"])
+        sT.set_data(idx, res["wn_specT"])
+        p0.set_data(idx, res["plain_spec0"])
+        edge.set_data([0.5, n + 0.5], [2 / res["eta"]] * 2)
+    return update

@@ -1,0 +1,535 @@
+"""lib.wn, lib.wn_checks, lib.wn_experiments, lib.wn_figures: weight-normalised two-layer
+ReLU networks (Dukler, Gu & Montúfar 2020), checked against independent computations."""
+
+import math
+
+import matplotlib
+import numpy as np
+import pytest
+import torch
+
+from lib import scale, wn, wn_checks, wn_figures
+from lib import wn_experiments as wx
+
+matplotlib.use("Agg")
+
+
+@pytest.fixture(autouse=True)
+def isolated_cache(tmp_path, monkeypatch):
+    monkeypatch.setenv("NORMBOOK_CACHE", str(tmp_path / "cache"))
+    monkeypatch.delenv("NORMBOOK_BUILD", raising=False)
+
+
+@pytest.fixture(scope="module")
+def data():
+    return wx.unit_sphere_data(12, 6, seed=3)
+
+
+def numpy_forward(v, g, c, X):
+    """Independent NumPy evaluation of (1/√m) Σ_k c_k ReLU(g_k v_kᵀx/‖v_k‖)."""
+    v, g, c, X = (np.asarray(t, dtype=float) for t in (v, g, c, X))
+    pre = X @ (v / np.linalg.norm(v, axis=1, keepdims=True)).T * g
+    return np.maximum(pre, 0) @ c / np.sqrt(len(c))
+
+
+def perturbed(p, seed=0, flip=0.25):
+    """Parameters away from initialisation, with a share of negative lengths g_k."""
+    gen = torch.Generator().manual_seed(seed)
+    signs = torch.where(torch.rand(p.width, generator=gen, dtype=p.g.dtype) < flip, -1.0, 1.0)
+    return wn.WNParams(p.v + 0.3 * torch.randn(p.v.shape, generator=gen, dtype=p.v.dtype),
+                       p.g * signs * (1 + 0.2 * torch.rand(p.width, generator=gen,
+                                                           dtype=p.g.dtype)),
+                       p.c)
+
+
+# --- data, initialisation, forward -------------------------------------------------------
+def test_unit_sphere_data_is_seeded_unit_norm_with_bounded_targets():
+    X, y = wx.unit_sphere_data(30, 7, seed=5)
+    assert X.shape == (30, 7) and y.shape == (30,) and X.dtype == torch.float64
+    np.testing.assert_allclose(X.norm(dim=1).numpy(), 1.0, atol=1e-14)
+    assert y.abs().max() <= 1
+    X2, y2 = wx.unit_sphere_data(30, 7, seed=5)
+    assert torch.equal(X, X2) and torch.equal(y, y2)
+    assert not torch.equal(X, wx.unit_sphere_data(30, 7, seed=6)[0])
+
+
+def test_init_wn_follows_the_paper_initialisation():
+    for alpha in (0.1, 1.0, 10.0):
+        p = wn.init_wn(6, 5000, alpha, seed=1)
+        assert p.v.shape == (5000, 6) and p.g.shape == (5000,) and p.c.shape == (5000,)
+        torch.testing.assert_close(p.g, p.v.norm(dim=1) / alpha, rtol=1e-15, atol=0)
+        assert set(p.c.tolist()) == {-1.0, 1.0}
+        assert abs(p.c.mean()) < 0.05                      # ±1 with equal odds
+        assert abs(p.v.std().item() / alpha - 1) < 0.02    # v ~ N(0, α² I)
+    z = wn.init_wn(6, 50, 1.0, seed=2).v
+    torch.testing.assert_close(wn.init_wn(6, 50, 7.5, seed=2).v / 7.5, z, rtol=1e-15, atol=0)
+
+
+def test_forward_matches_numpy_at_arbitrary_parameters(data):
+    X, _ = data
+    p = perturbed(wn.init_wn(6, 40, 0.7, seed=0))
+    np.testing.assert_allclose(wn.forward(p, X).numpy(), numpy_forward(p.v, p.g, p.c, X),
+                               rtol=1e-12)
+    w = p.weights()                                         # w_k = g_k v_k/‖v_k‖, same function
+    np.testing.assert_allclose(wn.forward(p, X).numpy(),
+                               (torch.relu(X @ w.T) @ p.c / math.sqrt(40)).numpy(), rtol=1e-12)
+
+
+def test_initial_function_does_not_depend_on_alpha(data):
+    X, _ = data
+    out = wn_checks.initial_outputs(X, alphas=[0.01, 0.3, 1.0, 20.0, 500.0], width=64, seed=4)
+    z, c = wn.init_wn(6, 64, 1.0, seed=4).v, wn.init_wn(6, 64, 1.0, seed=4).c
+    reference = numpy_forward(z, z.norm(dim=1), c, X)       # un-normalised net with w = z
+    for key, f0 in out.items():
+        np.testing.assert_allclose(f0.numpy(), reference, rtol=1e-12, atol=1e-14, err_msg=str(key))
+
+
+# --- Proposition 1 and Observation 1 --------------------------------------------------------
+@pytest.mark.parametrize("alpha", [0.1, 1.0, 10.0])
+def test_jacobian_blocks_are_V_over_alpha_squared_and_G(data, alpha):
+    X, _ = data
+    for p in (wn.init_wn(6, 30, alpha, seed=1), perturbed(wn.init_wn(6, 30, alpha, seed=1))):
+        Jv, Jg = wn_checks.jacobians(p, X)                  # autograd
+        V, G = wn.gram_matrices(p, X, alpha)                # closed form
+        assert (wn_checks.gram(Jv) - V / alpha**2).abs().max() < 1e-10
+        assert (wn_checks.gram(Jg) - G).abs().max() < 1e-10
+        torch.testing.assert_close(wn.evolution_kernel(p, X), V / alpha**2 + G,
+                                   rtol=1e-12, atol=1e-14)
+
+
+def test_at_alpha_one_the_kernel_is_the_unnormalised_ntk(data):
+    X, _ = data
+    p = wn.init_wn(6, 50, 1.0, seed=2)
+    H_autograd = wn_checks.gram(wn_checks.plain_jacobian(p.weights(), p.c, X))
+    V, G = wn.gram_matrices(p, X, 1.0)
+    assert (V + G - H_autograd).abs().max() < 1e-10
+    assert (wn_checks.plain_ntk(p.weights(), X) - H_autograd).abs().max() < 1e-10
+    rows = {r["alpha"]: r for r in wn_checks.decomposition_errors(X, [0.5, 1.0, 2.0], width=50)}
+    assert rows[1.0]["Lambda - H"] < 1e-10
+    assert rows[0.5]["Lambda - H"] > 1e-2 and rows[2.0]["Lambda - H"] > 1e-2   # only at α = 1
+    assert all(r["JvJv - V/a^2"] < 1e-10 and r["JgJg - G"] < 1e-10 for r in rows.values())
+
+
+def test_gram_matrices_at_initialisation_do_not_depend_on_alpha(data):
+    X, _ = data
+    V1, G1 = wn.gram_matrices(wn.init_wn(6, 80, 1.0, seed=3), X, 1.0)
+    for alpha in (0.05, 3.0, 40.0):
+        V, G = wn.gram_matrices(wn.init_wn(6, 80, alpha, seed=3), X, alpha)
+        torch.testing.assert_close(V, V1, rtol=1e-12, atol=1e-14)
+        torch.testing.assert_close(G, G1, rtol=1e-12, atol=1e-14)
+
+
+def test_natural_gradient_form_of_the_kernel(data):
+    X, _ = data
+    for p in (wn.init_wn(6, 30, 0.4, seed=0), perturbed(wn.init_wn(6, 30, 0.4, seed=0), seed=2)):
+        K = wn_checks.natural_gradient_kernel(p, X)
+        assert (K - wn.evolution_kernel(p, X)).abs().max() < 1e-10
+    # at initialisation S = v̂v̂ᵀ + α⁻²(I − v̂v̂ᵀ): build J_w S J_wᵀ with dense matrices
+    p = wn.init_wn(6, 8, 0.4, seed=0)
+    Jw = wn_checks.plain_jacobian(p.weights(), p.c, X).reshape(len(X), -1)
+    u = p.v / p.v.norm(dim=1, keepdim=True)
+    eye = torch.eye(6, dtype=X.dtype)
+    S = torch.block_diag(*[torch.outer(a, a) + (eye - torch.outer(a, a)) / 0.4**2 for a in u])
+    assert (Jw @ S @ Jw.T - wn.evolution_kernel(p, X)).abs().max() < 1e-10
+
+
+def test_lambda_min_is_bounded_by_both_parts(data):
+    X, _ = data
+    for alpha in (0.1, 1.0, 5.0, 50.0):
+        V, G = wn.gram_matrices(wn.init_wn(6, 200, alpha, seed=0), X, alpha)
+        lam = wn_checks.least_eigenvalue(V / alpha**2 + G)
+        bound = max(wn_checks.least_eigenvalue(V) / alpha**2, wn_checks.least_eigenvalue(G))
+        assert lam >= bound - 1e-12 and bound > 0
+
+
+# --- the limit kernels ------------------------------------------------------------------
+def test_limit_kernels_against_independent_monte_carlo(data):
+    """Closed forms vs NumPy averages over 400k Gaussian directions, within 5 standard errors."""
+    X, _ = data
+    Xn = X.numpy()[:6]
+    H, V, G = (K.numpy() for K in wn.limit_kernels(X[:6]))
+    u = np.random.default_rng(0).standard_normal((400_000, 6))
+    proj = Xn @ (u / np.linalg.norm(u, axis=1, keepdims=True)).T           # (6, N)
+    act = proj >= 0
+    for i in range(6):
+        for j in range(i, 6):
+            both = act[i] & act[j]
+            samples = {"H": Xn[i] @ Xn[j] * both, "G": proj[i] * proj[j] * both}
+            samples["V"] = samples["H"] - samples["G"]
+            for name, K in (("H", H), ("V", V), ("G", G)):
+                s = samples[name]
+                se = s.std() / math.sqrt(s.size)
+                assert abs(s.mean() - K[i, j]) < 5 * se + 1e-12, (name, i, j)
+
+
+def test_limit_kernel_diagonals_and_split(data):
+    X, _ = data
+    H, V, G = wn.limit_kernels(X)
+    np.testing.assert_allclose(H.diagonal().numpy(), 0.5, atol=1e-7)         # arccos(1) round-off
+    np.testing.assert_allclose(G.diagonal().numpy(), 1 / (2 * 6), atol=1e-7)  # order 1/d
+    torch.testing.assert_close(V, H - G, rtol=0, atol=0)
+
+
+def test_monte_carlo_kernels_converge_to_the_closed_form(data):
+    X, _ = data
+    H, V, G = wn.limit_kernels(X)
+    Hm, Vm, Gm = wn_checks.monte_carlo_kernels(X, samples=60_000, seed=0, chunk=25_000)
+    assert (Hm - H).abs().max() < 0.01 and (Vm - V).abs().max() < 0.01
+    assert (Gm - G).abs().max() < 0.003
+    torch.testing.assert_close(Vm + Gm, Hm, rtol=1e-12, atol=1e-14)
+
+
+def test_least_eigenvalues_positive_for_non_parallel_data_only(data):
+    X, _ = data
+    for K in wn.limit_kernels(X):
+        assert wn_checks.least_eigenvalue(K) > 1e-4
+    repeated = torch.cat([X, X[:1]])
+    for K in wn.limit_kernels(repeated):
+        assert abs(wn_checks.least_eigenvalue(K)) < 1e-12
+
+
+def test_finite_width_grams_concentrate_at_rate_one_over_sqrt_m(data):
+    X, _ = data
+    widths = [16, 64, 256, 1024, 4096]
+    conc = wn_checks.concentration(X, widths, seeds=4)
+    for key in ("err_V", "err_G"):
+        slope = wx.loglog_slope(widths, conc[key].mean(1))
+        assert -0.7 < slope < -0.35, (key, slope)
+    _, V, G = wn.limit_kernels(X)
+    assert abs(conc["lam_V"][-1].mean() / wn_checks.least_eigenvalue(V) - 1) < 0.1
+    assert abs(conc["lam_G"][-1].mean() / wn_checks.least_eigenvalue(G) - 1) < 0.1
+
+
+def test_length_kernel_is_singular_with_fewer_units_than_points(data):
+    X, _ = data                                      # n = 12 points
+    _, G = wn.gram_matrices(wn.init_wn(6, 8, 1.0, seed=0), X, 1.0)
+    assert abs(wn_checks.least_eigenvalue(G)) < 1e-12
+
+
+# --- training ------------------------------------------------------------------------------
+def manual_gd(p, X, y, eta, steps, normalized):
+    """Independent GD with torch.autograd on L = ½Σ(f − y)² (no lib.train)."""
+    if normalized:
+        params = [p.v.clone().requires_grad_(), p.g.clone().requires_grad_()]
+        f = lambda: wn._forward(params[0], params[1], p.c, X)  # noqa: E731
+    else:
+        params = [p.weights().clone().requires_grad_()]
+        f = lambda: torch.relu(X @ params[0].T) @ p.c / math.sqrt(p.width)  # noqa: E731
+    losses = []
+    for t in range(steps + 1):
+        loss = 0.5 * (f() - y).pow(2).sum()
+        losses.append(loss.item())
+        if t == steps:
+            break
+        grads = torch.autograd.grad(loss, params)
+        with torch.no_grad():
+            for q, gr in zip(params, grads):
+                q -= eta * gr
+    return np.array(losses), [q.detach() for q in params]
+
+
+@pytest.mark.parametrize("normalized", [True, False])
+def test_train_is_gradient_descent_on_the_sum_of_squares(data, normalized):
+    X, y = data
+    p = wn.init_wn(6, 40, 0.5, seed=1)
+    h = wn.train(p, X, y, eta=0.05, steps=25, normalized=normalized)
+    losses, final = manual_gd(p, X, y, 0.05, 25, normalized)
+    np.testing.assert_allclose(h.loss, losses, rtol=1e-11)
+    if normalized:
+        torch.testing.assert_close(h.params.v, final[0], rtol=1e-12, atol=1e-14)
+        torch.testing.assert_close(h.params.g, final[1], rtol=1e-12, atol=1e-14)
+    else:   # the plain net reports v = w and g = ‖w‖
+        torch.testing.assert_close(h.params.v, final[0], rtol=1e-12, atol=1e-14)
+        torch.testing.assert_close(h.params.weights(), final[0], rtol=1e-12, atol=1e-14)
+    assert torch.equal(p.v, wn.init_wn(6, 40, 0.5, seed=1).v)       # input not modified
+
+
+def test_train_records_kernel_patterns_and_distances(data):
+    X, y = data
+    p = wn.init_wn(6, 60, 1.0, seed=0)
+    h = wn.train(p, X, y, eta=0.3, steps=23, observe_every=5)
+    assert h.observed.tolist() == [0, 5, 10, 15, 20, 23] and h.step.tolist() == list(range(24))
+    eig = lambda K: torch.linalg.eigvalsh(K).numpy()  # noqa: E731
+    np.testing.assert_allclose(h.spectrum[0], eig(wn.evolution_kernel(p, X)), rtol=1e-12)
+    np.testing.assert_allclose(h.spectrum[-1], torch.linalg.eigvalsh(
+        wn.evolution_kernel(h.params, X)).numpy(), rtol=1e-10)
+    assert h.sign_changes[0] == 0 and h.dist_v[0] == 0 and h.dist_g[0] == 0
+    flips = ((X @ h.params.v.T) * h.params.g >= 0) != (X @ p.v.T >= 0)
+    assert h.sign_changes[-1] == pytest.approx(flips.double().mean().item(), abs=1e-15)
+    dist = (h.params.v - p.v).norm() / p.v.norm()
+    assert h.dist_v[-1] == pytest.approx(dist.item(), rel=1e-12)
+    np.testing.assert_array_equal(h.lam_min, h.spectrum[:, 0])
+    plain = wn.train(p, X, y, eta=0.3, steps=3, normalized=False)
+    np.testing.assert_allclose(plain.spectrum[0], torch.linalg.eigvalsh(
+        wn_checks.plain_ntk(p.weights(), X)).numpy(), rtol=1e-12)
+
+
+def test_train_batch_equals_separate_runs(data):
+    X, y = data
+    ps = [wn.init_wn(6, 30, a, seed=s) for a, s in ((0.3, 0), (1.0, 1), (4.0, 2))]
+    etas = [0.01, 0.2, 1.0]
+    batch = wn.train_batch(ps, X, y, etas, steps=15, observe_every=15)
+    for p, eta, hb in zip(ps, etas, batch):
+        h = wn.train(p, X, y, eta, steps=15, observe_every=15)
+        np.testing.assert_allclose(hb.loss, h.loss, rtol=1e-11)
+        np.testing.assert_allclose(hb.spectrum, h.spectrum, rtol=1e-10)
+        torch.testing.assert_close(hb.params.v, h.params.v, rtol=1e-11, atol=1e-13)
+
+
+def test_norm_of_v_grows_by_pythagoras_and_gradients_are_orthogonal(data):
+    X, y = data
+    p = wn.init_wn(6, 50, 0.1, seed=0)
+    assert wn_checks.radial_cosines(p, X, y).abs().max() < 1e-12
+    eta = 0.2                                      # far past the edge: the norm jumps
+    h = wn.train(p, X, y, eta=eta, steps=30, observe_every=30).history
+    vsq, gsq = h.weight_norm_sq["w"][:, 0], h.grad_norm_sq["w"]
+    np.testing.assert_allclose(np.diff(vsq), eta**2 * gsq[:-1], rtol=1e-9)
+    assert vsq[-1] > 2 * vsq[0]
+
+
+def test_linear_convergence_at_the_rate_of_the_kernel(data):
+    """A small over-parameterised net: L(t) falls geometrically, at the rate λ_min(Λ) sets."""
+    X, y = data
+    p = wn.init_wn(6, 400, 1.0, seed=0)
+    K0 = wn.evolution_kernel(p, X)
+    eta = 1.0 / float(torch.linalg.eigvalsh(K0)[-1])
+    h = wn.train(p, X, y, eta, steps=200, observe_every=200)
+    assert h.loss[-1] < 1e-10 * h.loss[0]
+    t = np.arange(20, 120)
+    fit = np.polyfit(t, np.log(h.loss[t]), 1, full=True)                     # straight on log scale
+    assert fit[1][0] / np.sum((np.log(h.loss[t]) - np.log(h.loss[t]).mean()) ** 2) < 1e-3
+    measured = wx.measured_ratio(h.loss)
+    assert abs(measured / wx.predicted_ratio(K0, eta) - 1) < 0.02
+    KT = wn.evolution_kernel(h.params, X)                   # the kernel at the end of training
+    assert abs(measured / wx.predicted_ratio(KT, eta) - 1) < 0.01
+    linear = wx.linear_loss(K0, wn.forward(p, X) - y, eta, 200)   # the linearised curve:
+    np.testing.assert_allclose(np.log(h.loss[1:101] / h.loss[0]),    # log-loss within 20 %
+                               np.log(linear[1:101] / linear[0]), rtol=0.2)
+
+
+def test_beyond_the_edge_wn_rescales_itself_while_the_plain_net_diverges(data):
+    X, y = data
+    p = wn.init_wn(6, 200, 0.1, seed=0)
+    edge = 2 / float(torch.linalg.eigvalsh(wn.evolution_kernel(p, X))[-1])
+    alpha_eff = lambda h: wx.effective_alpha(h.history.weight_norm_sq["w"],  # noqa: E731
+                                             h.history.weight_norm_sq["g"][:, :1])
+    inside = wn.train(p, X, y, 0.3 * edge, steps=150, observe_every=150)
+    assert abs(alpha_eff(inside)[0] - 0.1) < 1e-12 and abs(alpha_eff(inside)[-1] / 0.1 - 1) < 0.02
+    beyond = wn.train(p, X, y, 10 * edge, steps=150, observe_every=150)
+    assert alpha_eff(beyond)[-1] > 2 * 0.1 and beyond.loss[-1] < 1e-6 * beyond.loss[0]
+    q = wn.init_wn(6, 200, 1.0, seed=0)
+    plain_edge = 2 / float(torch.linalg.eigvalsh(wn_checks.plain_ntk(q.weights(), X))[-1])
+    just_past = wn.train(q, X, y, 1.2 * plain_edge, steps=150, normalized=False, observe_every=150)
+    assert just_past.loss[-1] < 1e-6 * just_past.loss[0]     # a narrow window of recovery ...
+    plain = wn.train(q, X, y, 3 * plain_edge, steps=150, normalized=False, observe_every=150)
+    assert plain.diverged_at is not None or plain.loss[-1] > 1e6 * plain.loss[0]   # ... then not
+
+
+# --- predictions, sweeps and the slider's computation ---------------------------------------
+def test_linear_loss_and_ratios_against_direct_iteration():
+    gen = torch.Generator().manual_seed(0)
+    A = torch.randn(5, 5, generator=gen, dtype=torch.float64)
+    K = A @ A.T / 5 + 0.1 * torch.eye(5, dtype=torch.float64)
+    r0 = torch.randn(5, generator=gen, dtype=torch.float64)
+    eta, r, expected = 0.3, r0.clone(), []
+    for _ in range(41):
+        expected.append(0.5 * float(r @ r))
+        r = r - eta * K @ r
+    np.testing.assert_allclose(wx.linear_loss(K, r0, eta, 40), expected, rtol=1e-10)
+    lam = torch.linalg.eigvalsh(K).numpy()
+    assert wx.predicted_ratio(K, eta) == pytest.approx(max((1 - eta * lam) ** 2), rel=1e-14)
+    geometric = 3.0 * 0.9 ** np.arange(100)
+    assert wx.measured_ratio(geometric) == pytest.approx(0.9, rel=1e-12)
+    floored = np.concatenate([geometric[:50], np.full(50, 1e-30)])   # round-off floor ignored
+    assert wx.measured_ratio(floored, floor=1e-20) == pytest.approx(0.9, rel=1e-12)
+    assert wx.rate_from_ratio((1 - 0.2 * 0.7) ** 2, 0.2) == pytest.approx(0.7, rel=1e-12)
+
+
+def test_limit_least_eigenvalue_interpolates_between_the_regimes(data):
+    X, _ = data
+    _, V, G = wn.limit_kernels(X)
+    lam_V, lam_G = wn_checks.least_eigenvalue(V), wn_checks.least_eigenvalue(G)
+    small, large = wx.limit_least_eigenvalue(X, [1e-3, 1e4])
+    assert small * 1e-6 == pytest.approx(lam_V, rel=1e-3)          # λ_min(V∞)/α², α = 10⁻³
+    assert large == pytest.approx(lam_G, rel=1e-3)
+    assert wx.tuned_step(X, 1.0) == pytest.approx(1 / float(torch.linalg.eigvalsh(V + G)[-1]))
+
+
+def small_sizes(**kw):
+    base = dict(n=12, d=6, width=120, widths=(12, 48, 192), kernel_widths=(10, 100),
+                mc_samples=1000, steps=300, seeds=2, etas=(0.01, 0.1, 1.0, 4.0, 10.0),
+                alphas=(0.1, 1.0, 30.0, 100.0))
+    return wx.Sizes(**{**base, **kw})
+
+
+def test_regime_sweep_shows_the_two_regimes_and_the_edge():
+    X, y = wx.unit_sphere_data(20, 10, seed=0)                       # the chapter's data
+    sz = small_sizes(n=20, d=10, width=300, etas=(0.01, 0.1, 1.0, 3.16, 10.0))
+    rs = wx.regime_sweep(X, y, sz, cache="test-wn-regimes")
+    assert rs.loss.shape == (4, 5, 2, 301) and rs.plain_loss.shape == (5, 2, 301)
+    edge = rs.edge()
+    assert edge[0] / edge[1] == pytest.approx(0.01, rel=0.25)        # the stable step ∝ α²
+    rates = rs.rates()
+    measured = np.nanmean(rates, axis=(1, 2))
+    predicted = rs.spectrum[..., 0].mean(1)
+    assert np.all(np.isfinite(measured))
+    np.testing.assert_allclose(measured, predicted, rtol=0.3)          # see the chapter's table
+    assert measured[0] / measured[1] == pytest.approx(100, rel=0.3)   # α < 1: ∝ 1/α²
+    assert measured[2] / measured[3] == pytest.approx(1, rel=0.1)     # α ≫ 1: independent of α
+    fixed = rs.loss[:, 0, :, -1] / rs.loss[:, 0, :, 0]                # η = 0.01, all stable
+    assert np.all(np.diff(np.median(np.log(fixed), -1)) > 0)          # smaller α, faster
+    grow = rs.alpha_eff[..., -1] / rs.alpha_eff[..., 0]
+    assert np.all(np.abs(grow[0, 0] - 1) < 0.02) and np.all(grow[0, 2] > 2)  # α = 0.1: edge 0.017
+    assert np.all(rs.loss[0, 2, :, -1] < 1e-3 * rs.loss[0, 2, :, 0])  # ... yet it converges
+    assert np.all((rs.plain_loss[4, :, -1] > 1e6 * rs.plain_loss[4, :, 0])
+                  | ~np.isfinite(rs.plain_loss[4, :, -1]))              # the plain net does not
+    assert np.isfinite(rs.rates(plain=True)).any()
+    plain = np.log(rs.plain_loss[0, :, -1] / rs.plain_loss[0, :, 0])  # follows α = 1 at η = 0.01
+    np.testing.assert_allclose(plain, np.log(rs.loss[1, 0, :, -1] / rs.loss[1, 0, :, 0]), rtol=0.05)
+    plain_2x = rs.plain_loss[3, :, -1] / rs.plain_loss[3, :, 0]       # η = 3.16 ≈ 2 × its edge
+    assert 1.8 < 3.16 / (2 / rs.plain_spectrum[:, -1].mean()) < 2.2
+    assert np.all(~np.isfinite(plain_2x) | (plain_2x > 1e6))
+    assert np.all(rs.loss[0, 3, :, -1] < 1e-3 * rs.loss[0, 3, :, 0])  # WN, α = 0.1, η = 3.16
+    blown = rs.loss[:, -1, :, -1] / rs.loss[:, -1, :, 0]               # η = 10: the lengths blow up
+    assert np.all(~np.isfinite(blown) | (blown > 1e6))
+    _, _, G = wn.limit_kernels(X)                                      # ... past 2/λ_max(G)
+    assert edge[-1] == pytest.approx(2 / float(torch.linalg.eigvalsh(G)[-1]), rel=0.1)
+    assert 2 / float(torch.linalg.eigvalsh(G)[-1]) < 10
+    again = wx.regime_sweep(X, y, sz, cache="test-wn-regimes")       # from the cache
+    np.testing.assert_array_equal(again.loss, rs.loss)
+
+
+def test_width_sweep_moves_less_as_width_grows(data):
+    X, y = data
+    ws = wx.width_sweep(X, y, small_sizes(widths=(24, 96, 384), steps=100))
+    assert ws.loss.shape == (3, 2, 101) and ws.lam_min.shape == (3, 2, 21)
+    assert ws.observed.tolist() == list(range(0, 101, 5))
+    for key in ("dist_v", "sign_changes"):
+        end = getattr(ws, key)[..., -1].mean(1)
+        assert np.all(np.diff(end) < 0), key
+        assert -0.8 < wx.loglog_slope(ws.widths, end) < -0.3, key
+    np.testing.assert_allclose(ws.linear[..., 0], ws.loss[..., 0], rtol=1e-12)
+
+
+def test_kernel_drift_on_the_chapter_data_is_small_at_large_width():
+    X, y = wx.unit_sphere_data(20, 10, seed=0)
+    ws = wx.width_sweep(X, y, small_sizes(n=20, d=10, widths=(20, 141, 1000), steps=300))
+    drift = np.abs(ws.lam_min[..., -1] / ws.lam_min[..., 0] - 1).mean(1)
+    assert drift[2] < drift[1] and drift[2] < 0.1
+    final = ws.loss[..., -1] / ws.loss[..., 0]
+    assert np.all(final[0] < 1e-8)                          # m = n: converges, but slower
+    assert np.all(ws.loss[0, :, -1] > 100 * ws.linear[0, :, -1])
+
+
+def test_crossover_scale_grows_like_sqrt_d_at_fixed_angles():
+    """Exercise 3: padding the inputs with zeros keeps the angles; G∞ shrinks like 1/d."""
+    X, _ = wx.unit_sphere_data(20, 10, seed=0)
+    ratio = {}
+    for d in (10, 40):
+        Xd = torch.cat([X, torch.zeros(20, d - 10, dtype=X.dtype)], 1)
+        H, V, G = wn.limit_kernels(Xd)
+        ratio[d] = wn_checks.least_eigenvalue(V) / wn_checks.least_eigenvalue(G)   # α*²
+        np.testing.assert_allclose((G * d).numpy(), (wn.limit_kernels(X)[2] * 10).numpy(),
+                                   rtol=1e-12, atol=1e-15)
+    assert 3.8 < ratio[40] / ratio[10] < 4.6
+
+
+def test_chapter_data_crossover_scale():
+    X, _ = wx.unit_sphere_data(20, 10, seed=0)
+    _, V, G = wn.limit_kernels(X)
+    ratio = wn_checks.least_eigenvalue(V) / wn_checks.least_eigenvalue(G)
+    assert 20 < ratio < 50                   # "some thirty times": α* = √ratio ≈ 4.5 … 7
+
+
+def test_comparison_grid_batch_equals_single_runs(data):
+    X, y = data
+    runs = wx.Comparison(X, y, steps=30, alphas=[0.1, 10.0], etas=[0.01, 1.0])
+    alone = wx.Comparison(X, y, steps=30, alphas=[], etas=[])        # every call trains alone
+    for a, e in ((0.1, 0.01), (10.0, 1.0)):
+        r, s = runs(a, e, 24), alone(a, e, 24)
+        assert r["eta"] == e
+        for key in ("wn", "plain", "wn_spec0", "wn_specT", "plain_spec0", "plain_specT"):
+            np.testing.assert_allclose(r[key], s[key], rtol=1e-10, err_msg=key)
+    plain_once = wn.train(wn.init_wn(6, 24, 1.0, 0), X, y, 1.0, 30, normalized=False)
+    np.testing.assert_allclose(runs(0.1, 1.0, 24)["plain"], plain_once.loss, rtol=1e-10)
+
+
+def test_slider_figure_draws_every_result(data):
+    from lib.widgets import InteractiveFigure, Slider
+    X, y = data
+    runs = wx.Comparison(X, y, steps=20, alphas=[0.1, 1.0], etas=[0.1, 10.0])
+    fig = InteractiveFigure(lambda alpha, eta: runs(alpha, eta, 16),
+                            lambda f: wn_figures.draw_comparison(f, steps=20, n=12),
+                            [Slider("alpha", "α", 0.1, 1.0, default=1.0, log=True, grid=2),
+                             Slider("eta", "η", 0.1, 10.0, default=0.1, log=True, grid=2)])
+    a = fig.figure.axes[0]
+    np.testing.assert_array_equal(a.lines[0].get_ydata(), runs(1.0, 0.1, 16)["wn"])
+    fig.set(eta=10.0)                          # the lengths blow up for every α at η = 10
+    assert "blows up" in a.texts[0].get_text()
+    assert np.isinf(a.lines[0].get_ydata()[-1])
+
+
+def test_figures_draw_from_results(data):
+    X, y = data
+    sz = small_sizes(steps=40)
+    p = wn.init_wn(6, 30, 0.1, seed=0)
+    run = wn.train(p, X, y, 0.1, 40, observe_every=10)
+    H, V, G = wn.limit_kernels(X)
+    conc = wn_checks.concentration(X, [10, 40], seeds=2)
+    rs = wx.regime_sweep(X, y, sz)
+    ws = wx.width_sweep(X, y, sz)
+    grid = np.geomspace(0.1, 100, 5)
+    figs = [wn_figures.norm_growth(run, 0.1), wn_figures.kernel_heatmaps(H, V, G),
+            wn_figures.concentration([10, 40], conc, 0.1, 0.01),
+            wn_figures.regimes(rs, 0.01, (grid, wx.limit_least_eigenvalue(X, grid)), 0.1, 0.01),
+            wn_figures.edge(rs), wn_figures.widths(ws)]
+    for f in figs:
+        assert all(ax.get_xlabel() for ax in f.axes if ax.get_label() != "<colorbar>")
+    matplotlib.pyplot.close("all")
+
+
+def test_sizes_follow_the_book_scale():
+    cpu, gpu = wx.sizes(scale.current("cpu")), wx.sizes(scale.current("gpu"))
+    assert cpu.width == 3 * scale.current("cpu").width and gpu.width > cpu.width
+    assert cpu.seeds == scale.current("cpu").seeds and gpu.steps > cpu.steps
+    assert len(cpu.etas) == scale.current("cpu").grid - 2 and min(cpu.etas) == pytest.approx(0.01)
+    assert any(math.isclose(e, 0.01) for e in cpu.etas)
+
+
+# --- bad input ------------------------------------------------------------------------------
+@pytest.mark.parametrize("call, match", [
+    (lambda: wn.init_wn(6, 0, 1.0), "width"),
+    (lambda: wn.init_wn(0, 5, 1.0), "n_in"),
+    (lambda: wn.init_wn(6, 5, 0.0), "alpha"),
+    (lambda: wn.init_wn(6, 5, -1.0), "alpha"),
+    (lambda: wn.init_wn(6, 5, float("nan")), "alpha"),
+    (lambda: wn.init_wn(6, 5, 1.0, seed=-1), "seed"),
+    (lambda: wx.unit_sphere_data(10, 1), "d"),
+    (lambda: wn.forward(wn.init_wn(6, 5, 1.0), torch.ones(3, 4, dtype=torch.float64)), "columns"),
+    (lambda: wn.forward(wn.init_wn(6, 5, 1.0), torch.ones(6)), "X must be"),
+    (lambda: wn.gram_matrices(wn.init_wn(6, 5, 1.0), wx.unit_sphere_data(4, 6)[0], 0), "alpha"),
+    (lambda: wn.limit_kernels(2 * wx.unit_sphere_data(4, 6)[0]), "unit norm"),
+    (lambda: wn.train(wn.init_wn(6, 5, 1.0), *wx.unit_sphere_data(4, 6), eta=0, steps=3), "eta"),
+    (lambda: wn.train(wn.init_wn(6, 5, 1.0), *wx.unit_sphere_data(4, 6), eta=0.1, steps=0),
+     "steps"),
+    (lambda: wn.train(wn.init_wn(6, 5, 1.0), wx.unit_sphere_data(4, 6)[0], torch.ones(3),
+                      eta=0.1, steps=3), "y must"),
+    (lambda: wn.train(wn.init_wn(6, 5, 1.0), *wx.unit_sphere_data(4, 6), eta=0.1, steps=9,
+                      log_every=2, observe_every=3), "multiple"),
+    (lambda: wn.train_batch([wn.init_wn(6, 5, 1.0)], *wx.unit_sphere_data(4, 6), etas=[0.1, 0.2],
+                            steps=3), "one η per network"),
+    (lambda: wn_checks.monte_carlo_kernels(wx.unit_sphere_data(4, 6)[0], samples=0), "samples"),
+    (lambda: wx.linear_loss(torch.eye(3), torch.ones(2), 0.1, 5), "square K"),
+    (lambda: wx.measured_ratio([1.0, 0.5]), "at least three"),
+    (lambda: wx.Comparison(*wx.unit_sphere_data(4, 6), steps=5, alphas=[1], etas=[1])(1, 1, 0),
+     "width"),
+])
+def test_bad_input_raises_value_error(call, match):
+    with pytest.raises(ValueError, match=match):
+        call()
+
+
+def test_float64_device_keeps_cuda_and_falls_back_to_the_cpu():
+    assert wx.float64_device("cuda").type == "cuda"
+    assert wx.float64_device("mps") == torch.device("cpu")      # MPS has no float64
+    assert wx.float64_device(torch.device("cpu")) == torch.device("cpu")
