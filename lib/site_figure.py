@@ -150,7 +150,7 @@ def frames(ifig, bar=None) -> dict:
     k0 = sum(i * m for i, m in zip(default_point, _strides(grids)))
     ifig.apply(ifig.defaults)
     svg = ifig.render(lambda: render_svg(fig, artists, prefix))
-    svg = _add_defs(svg, all_defs)
+    svg = _add_defs(_hoist_group_defs(svg, prefix, len(artists), all_defs), all_defs)
     used = sorted({rows[k][j] for k in range(len(rows)) for j in dynamic} | {n for n in notes if n >= 0})
     remap = {old: new for new, old in enumerate(used)}
     data = {"s": [table[i] for i in used], "g": [f"{prefix}-{j}" for j in dynamic],
@@ -176,6 +176,21 @@ def _strides(grids):
         strides.append(m)
         m *= len(g)
     return strides[::-1]
+
+
+def _hoist_group_defs(svg: str, prefix: str, n: int, defs: dict) -> str:
+    """Take the defs (e.g. marker shapes) out of the tracked groups into ``defs``.
+
+    matplotlib writes a line's marker definition inside the line's own group; the site
+    script replaces that group on the first slider move, so a def left there would
+    vanish and every later frame would lose its markers.
+    """
+    parts, found = fragments(svg, prefix, n)
+    defs.update(found)
+    for i in reversed(range(n)):  # later groups first: earlier offsets stay valid
+        a, b = _group_span(svg, f"{prefix}-{i}")
+        svg = svg[:a] + parts[i] + svg[b:]
+    return svg
 
 
 def _add_defs(svg: str, defs: dict) -> str:

@@ -266,3 +266,26 @@ def test_two_figures_on_a_page_have_distinct_ids(monkeypatch):
     b, _ = demo(title="b")
     ids = lambda page: set(re.findall(r' id="([^"]+)"', page))
     assert not ids(a.html()) & ids(b.html())
+
+
+def test_marker_definitions_live_outside_the_swapped_groups(monkeypatch):
+    """The site replaces tracked groups on a slider move: defs inside them would vanish."""
+    monkeypatch.setenv("NORMBOOK_BUILD", "1")
+
+    def draw(fig):
+        ax = fig.subplots()
+        ax.set(xlim=(0, 3), ylim=(0, 10))
+        line, = ax.plot([], [], marker="o")
+        return lambda res: line.set_data([0, 1, 2, 3], res)
+
+    fig = InteractiveFigure(lambda a: [0, a, 2 * a, 3 * a], draw,
+                            [Slider("a", "a", 1, 3, default=1, grid=3)])
+    page = fig.html()
+    data = site_data(page)
+    svg = page[page.index("<svg"):page.index("</svg>")]
+    for gid in data["g"]:
+        start = svg.index(f'<g id="{gid}">')
+        group = svg[start:svg.index("</g>", start)]
+        assert "<defs>" not in group
+    for ref in set(re.findall(r'href="#([^"]+)"', "".join(data["s"]))):
+        assert f'id="{ref}"' in svg, f"frame uses #{ref}, which the page does not define"
