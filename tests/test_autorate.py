@@ -1,0 +1,310 @@
+"""lib.autorate: the claims of the auto rate-tuning chapter, checked on small networks.
+
+Identities are checked in float64 against independent computations (autograd on copies
+of the model, the training loop itself) or against the defining equations.
+"""
+
+import copy
+
+import numpy as np
+import pytest
+import torch
+
+from lib import autorate, stack, train
+from lib.synthetic import gaussian_classification
+from lib.train import TrainConfig
+
+
+def tiny(n=64, d=8, classes=3, seed=0):
+    data = gaussian_classification(n, d, n_classes=classes, seed=seed, device="cpu",
+                                   dtype=torch.get_default_dtype())
+    return data.X, data.y
+
+
+def net(norm="bn_smooth", width=12, seed=0, **kw):
+    return autorate.make_mlp(seed=seed, width=width, norm=norm, n_in=8, n_out=3, **kw)
+
+
+def direct_loss_and_grads(model, X, y):
+    model = copy.deepcopy(model)
+    model.zero_grad()
+    loss = torch.nn.functional.cross_entropy(model(X), y)
+    loss.backward()
+    return loss.item(), {n: p.grad.clone() for n, p in model.named_parameters()}
+
+
+# --- 1. scale invariance -------------------------------------------------------------
+
+def test_smoothed_bn_network_is_scale_invariant(f64):
+    r = autorate.scale_invariance(net(), tiny(), np.logspace(-4, 4, 9))
+    assert r["loss_gap"].max() < 1e-13
+    assert r["grad_gap"].max() < 1e-12       # c ∇F(cw) = ∇F(w)
+    assert np.abs(r["cosine"]).max() < 1e-12  # ⟨w, ∇F(w)⟩ = 0
+
+
+def test_standard_bn_breaks_invariance_measurably(f64):
+    r = autorate.scale_invariance(net("bn"), tiny(), [1e-3, 1.0, 1e3])
+    assert r["loss_gap"][0] > 1e-3 and r["grad_gap"][0] > 1e-2  # ε dominates small weights
+    assert r["loss_gap"][1] == 0
+    assert 0 < r["loss_gap"][2] < 1e-3                           # nearly, not exactly, invariant
+
+
+def test_scale_invariance_matches_scaling_a_copy_of_the_model(f64):
+    """The gaps equal those computed by scaling the weights of a model copy in place."""
+    X, y = tiny()
+    model, c = net("bn"), 0.02
+    r = autorate.scale_invariance(model, (X, y), [c])
+    f0, g0 = direct_loss_and_grads(model, X, y)
+    scaled = copy.deepcopy(model)
+    with torch.no_grad():
+        for p in scaled.groups()["w"]:
+            p.mul_(c)
+    f, g = direct_loss_and_grads(scaled, X, y)
+    w = [n for n, p in model.named_parameters() if any(p is q for q in model.groups()["w"])]
+    gap = np.sqrt(sum(((c * g[n] - g0[n]) ** 2).sum().item() for n in w))
+    gap /= np.sqrt(sum((g0[n] ** 2).sum().item() for n in w))
+    np.testing.assert_allclose(r["loss_gap"][0], abs(f - f0) / f0, rtol=1e-10)
+    np.testing.assert_allclose(r["grad_gap"][0], gap, rtol=1e-10)
+
+
+# --- 2. norm growth ---------------------------------------------------------------------
+
+@pytest.mark.parametrize("batch_size, lam", [(None, 0.0), (16, 0.05)])
+def test_norm_identity_holds_for_gd_and_sgd_with_weight_decay(f64, batch_size, lam):
+    eta = 3.0
+    config = TrainConfig(steps=30, batch_size=batch_size, lr={"w": eta, "g": 0.1},
+                         weight_decay={"w": lam, "g": 0.0})
+    h = train.train(net(), tiny(), config, bar=False)
+    norm_sq = h.weight_norm_sq["w"].sum(1)
+    predicted = autorate.next_norm_sq(norm_sq[:-1], h.grad_norm_sq["w"][:-1], eta, lam)
+    np.testing.assert_allclose(predicted, norm_sq[1:], rtol=1e-10)
+
+
+def test_norm_identity_fails_without_normalisation(f64):
+    h = train.train(net("none"), tiny(), TrainConfig(steps=10, lr={"w": 1.0, "g": 0.1}), bar=False)
+    norm_sq = h.weight_norm_sq["w"].sum(1)
+    predicted = autorate.next_norm_sq(norm_sq[:-1], h.grad_norm_sq["w"][:-1], 1.0)
+    assert np.abs(predicted / norm_sq[1:] - 1).max() > 1e-4
+
+
+def test_equilibrium_effective_lr_is_a_fixed_point_of_the_norm_recursion():
+    eta, lam, gv = 0.7, 3e-3, 12.0
+    G = eta / autorate.equilibrium_effective_lr(eta, lam, gv)
+    np.testing.assert_allclose(autorate.next_norm_sq(G, gv / G, eta, lam), G, rtol=1e-12)
+    # only the product ηλ matters (for a fixed ‖∇_v‖²)
+    np.testing.assert_allclose(autorate.equilibrium_effective_lr(2 * eta, lam / 2, gv),
+                               autorate.equilibrium_effective_lr(eta, lam, gv), rtol=1e-12)
+
+
+def test_constant_gradient_recursion_obeys_the_exercise_bounds():
+    G0, eta, gv, T = 5.0, 30.0, 2.0, 500
+    G = autorate.constant_gradient_norm_sq(G0, eta, gv, T)
+    t = np.arange(T + 1)
+    lower = G0**2 + 2 * eta**2 * gv * t
+    assert np.all(G**2 >= lower * (1 - 1e-12))
+    assert np.all(G**2 <= lower + t * eta**4 * gv**2 / G0**2)
+    np.testing.assert_allclose(eta / G[-1], 1 / np.sqrt(2 * gv * T), rtol=0.05)  # η-free limit
+
+
+# --- 3. Theorem 2.5 -----------------------------------------------------------------------
+
+def test_sphere_iteration_reproduces_gradient_descent(f64):
+    model = net(width=10)
+    before = copy.deepcopy(model.state_dict())
+    r = autorate.sphere_vs_gd(model, tiny(), eta_w=10.0, eta_g=0.1, steps=20)
+    assert r["step_gap"].max() < 1e-13
+    assert r["path_gap"].max() < 1e-10
+    np.testing.assert_allclose(r["G"], r["norm_sq"], rtol=1e-10)
+    np.testing.assert_allclose(r["loss_sphere"], r["loss_gd"], rtol=1e-10)
+    assert r["norm_sq"][-1] > 2 * r["norm_sq"][0]  # a step size where the norm really grows
+    for k, v in model.state_dict().items():
+        assert torch.equal(v, before[k]), "the model must be left unchanged"
+
+
+def test_sphere_iteration_matches_one_uninterrupted_training_run(f64):
+    """Loss and G_t of the sphere iteration against a single 15-step run of lib.train."""
+    model, X = net(width=10), tiny()
+    r = autorate.sphere_vs_gd(model, X, 5.0, 0.05, 15)
+    h = train.train(model, X, TrainConfig(steps=15, lr={"w": 5.0, "g": 0.05}), bar=False)
+    np.testing.assert_allclose(r["loss_sphere"], h.loss, rtol=1e-10)
+    np.testing.assert_allclose(r["G"], h.weight_norm_sq["w"].sum(1), rtol=1e-10)
+
+
+# --- 4. Theorem 3.1 ---------------------------------------------------------------------
+
+def test_intrinsic_gradient_is_the_gradient_at_the_normalised_point(f64):
+    X, y = tiny()
+    model = net(init_scale=7.0)
+    h = train.train(copy.deepcopy(model), (X, y), TrainConfig(steps=1), bar=False)
+    unit = copy.deepcopy(model)
+    with torch.no_grad():
+        norm = torch.sqrt(sum(p.pow(2).sum() for p in unit.groups()["w"]))
+        for p in unit.groups()["w"]:
+            p.div_(norm)
+    _, grads = direct_loss_and_grads(unit, X, y)
+    expected = sum((g ** 2).sum().item() for g in grads.values())
+    np.testing.assert_allclose(autorate.intrinsic_grad_sq(h)[0], expected, rtol=1e-10)
+
+
+def test_gd_with_eta_w_1e3_converges_and_the_plain_network_does_not(f64):
+    X, y = tiny(n=48)
+    config = TrainConfig(steps=400, lr={"w": 1e3, "g": 0.2})
+    h = train.train(net(width=8), (X, y), config, bar=False)
+    assert not h.diverged
+    best = autorate.running_min(autorate.intrinsic_grad_sq(h))
+    T = np.arange(1, len(best) + 1)
+    assert best[-1] < 1e-2 * best[0]
+    # the 1/T bound: T · min_{t<T} ‖∇L‖² stops growing (late maximum below the early one)
+    assert (T * best)[len(T) // 2:].max() <= (T * best)[: len(T) // 2].max()
+    plain = train.train(net("none", width=8), (X, y), config, bar=False)
+    assert autorate.blew_up(plain.loss)
+
+
+def test_running_min_and_blew_up_against_loops():
+    rng = np.random.default_rng(0)
+    a = rng.random((3, 50))
+    expected = np.array([[a[i, : t + 1].min() for t in range(50)] for i in range(3)])
+    np.testing.assert_array_equal(autorate.running_min(a), expected)
+    a[1, 10] = np.nan
+    with_nan = autorate.running_min(a)[1]
+    assert np.isnan(with_nan[10:]).all() and not np.isnan(with_nan[:10]).any()
+    loss = np.array([[1.0, 2.0, 9.0], [1.0, 11.0, 0.5], [1.0, np.inf, 1.0]])
+    np.testing.assert_array_equal(autorate.blew_up(loss), [False, True, True])
+
+
+def test_rate_sweep_runs_are_the_training_loop_runs(f64, tmp_path, monkeypatch):
+    monkeypatch.setenv("NORMBOOK_CACHE", str(tmp_path))
+    X, y = tiny()
+    res = autorate.rate_sweep((X, y), [0.1, 100.0], 0.05, 12, 10, seeds=[0, 1], cache="t")
+    assert res.metrics["loss"].shape == (2, 1, 1, 2, 13)
+    alone = train.train(autorate.make_mlp(seed=1, width=10, n_in=8, n_out=3), (X, y),
+                        TrainConfig(steps=12, lr={"w": 100.0, "g": 0.05}), bar=False)
+    np.testing.assert_allclose(res.sel(lr_w=100.0, seed=1)["loss"][0, 0], alone.loss, rtol=1e-10)
+    again = autorate.rate_sweep((X, y), [0.1, 100.0], 0.05, 12, 10, seeds=[0, 1], cache="t")
+    np.testing.assert_array_equal(again.metrics["loss"], res.metrics["loss"])
+
+
+def test_rate_curves_bn_survives_where_plain_blows_up():
+    r = autorate.rate_curves(tiny(), eta_w=[1e-2, 1e4], eta_g=0.1, steps=30, width=10)
+    assert not autorate.blew_up(r["loss_bn"]).any()
+    np.testing.assert_array_equal(autorate.blew_up(r["loss_plain"]), [False, True])
+    np.testing.assert_allclose(r["eff_lr"], np.array([[1e-2], [1e4]]) / r["norm_sq"], rtol=1e-6)
+
+
+def test_rate_curves_stack_equals_separate_runs(f64):
+    X, y = tiny()
+    both = autorate.rate_curves((X, y), eta_w=[0.5, 50.0], eta_g=0.1, steps=15, width=10)
+    for k, eta in enumerate([0.5, 50.0]):
+        for norm, key in (("bn_smooth", "loss_bn"), ("none", "loss_plain")):
+            h = train.train(autorate.make_mlp(width=10, norm=norm, n_in=8, n_out=3), (X, y),
+                            TrainConfig(steps=15, lr={"w": eta, "g": 0.1}), bar=False)
+            np.testing.assert_allclose(both[key][k], h.loss, rtol=1e-10)
+
+
+# --- 5. SGD ---------------------------------------------------------------------------
+
+def test_full_gradients_of_a_stack_match_autograd_per_model(f64):
+    X, y = tiny()
+    models = [net(seed=s, init_scale=s + 1.0) for s in range(3)]
+    losses, grads = autorate.full_gradients(stack.from_models(models), (X, y))
+    for m, loss, g in zip(models, losses, grads):
+        h = train.train(copy.deepcopy(m), (X, y), TrainConfig(steps=1), bar=False)
+        np.testing.assert_allclose(loss, h.loss[0], rtol=1e-12)
+        np.testing.assert_allclose(g, autorate.intrinsic_grad_sq(h)[0], rtol=1e-10)
+
+
+def test_sgd_schedules_of_theorem_4_2():
+    s = autorate.sgd_schedules(0.25, 5)
+    np.testing.assert_allclose(s["w"], [1, 2 ** -0.25, 3 ** -0.25, 4 ** -0.25, 5 ** -0.25])
+    np.testing.assert_allclose(s["g"], 1 / np.sqrt(np.arange(1, 6)))
+
+
+def test_segmented_training_continues_the_schedule(f64):
+    """With full batches the segmented SGD runner equals one uninterrupted training run."""
+    X, y = tiny()
+    r = autorate.sgd_convergence((X, y), [10.0], [0.5], lr_g=0.2, steps=40, batch_size=len(y),
+                                 seeds=[0], width=10, n_evals=6)
+    sc = autorate.sgd_schedules(0.5, 40)
+    h = train.train(autorate.make_mlp(seed=0, width=10, n_in=8, n_out=3), (X, y),
+                    TrainConfig(steps=40, lr={"w": 10.0, "g": 0.2}, schedule=sc), bar=False)
+    np.testing.assert_allclose(r["loss"][0, 0, 0], h.loss[r["step"]], rtol=1e-10)
+    np.testing.assert_allclose(r["grad_sq"][0, 0, 0], autorate.intrinsic_grad_sq(h)[r["step"]],
+                               rtol=1e-9)
+
+
+def test_sgd_with_decaying_rates_lowers_the_full_gradient():
+    X, y = tiny(n=96)
+    r = autorate.sgd_convergence((X, y), [0.1, 10.0], [0.0, 0.5], lr_g=0.2, steps=300,
+                                 batch_size=16, seeds=[0, 1], width=10, n_evals=8)
+    assert r["grad_sq"].shape == (2, 2, 2, len(r["step"]))
+    best = autorate.running_min(r["grad_sq"].mean(2))
+    assert np.all(best[..., -1] < 0.25 * best[..., 0])
+    assert np.all(r["loss"][..., -1] < r["loss"][..., 0])
+
+
+# --- 6. initial scale and weight decay ---------------------------------------------------
+
+@pytest.mark.parametrize("g0, lam", [(0.3, 0.0), (4.0, 0.02)])
+def test_initial_scale_r_equals_rate_divided_by_r_squared(f64, g0, lam):
+    r = autorate.scale_pair(tiny(), [g0, 1.0], lam, eta_w=2.0, eta_g=0.1, steps=40, width=10,
+                            batch_size=16)
+    assert r["loss"].shape == (2, 2, 41)
+    loss, norm_sq, eff = (r[k][0] for k in ("loss", "norm_sq", "eff_lr"))
+    np.testing.assert_allclose(loss[0], loss[1], rtol=1e-10)
+    np.testing.assert_allclose(norm_sq[0], g0**2 * norm_sq[1], rtol=1e-10)
+    np.testing.assert_allclose(eff[0], eff[1], rtol=1e-10)
+    np.testing.assert_allclose(r["loss"][1, 0], r["loss"][1, 1], rtol=1e-12)  # g₀ = 1: the same run
+    assert np.abs(r["loss"][0, 0] - r["loss"][1, 0]).max() > 1e-3              # g₀ changes the run
+
+
+def test_keeping_lambda_when_rescaling_breaks_the_equivalence(f64):
+    X, y = tiny()
+    g0, lam = 4.0, 0.02
+    a = train.train(net(width=10, init_scale=g0), (X, y), TrainConfig(
+        steps=40, lr={"w": 2.0, "g": 0.1}, weight_decay={"w": lam, "g": 0.0}), bar=False)
+    b = train.train(net(width=10), (X, y), TrainConfig(
+        steps=40, lr={"w": 2.0 / g0**2, "g": 0.1}, weight_decay={"w": lam, "g": 0.0}), bar=False)
+    assert np.abs(a.loss - b.loss).max() > 1e-4
+
+
+def test_make_mlp_scales_group_w_and_leaves_the_global_rng_alone():
+    torch.manual_seed(123)
+    state = torch.get_rng_state()
+    a, b = net(init_scale=3.0), net()
+    assert torch.equal(torch.get_rng_state(), state)
+    for p, q in zip(a.groups()["w"], b.groups()["w"]):
+        torch.testing.assert_close(p, 3.0 * q)
+    for p, q in zip(a.groups()["g"], b.groups()["g"]):
+        torch.testing.assert_close(p, q)
+    plain = net("none")
+    assert len(plain.groups()["w"]) == 4 and len(plain.groups()["g"]) == 2  # hidden W, b; head
+
+
+# --- bad input --------------------------------------------------------------------------
+
+@pytest.mark.parametrize("call, match", [
+    (lambda: net(width=0), "width"),
+    (lambda: net(init_scale=0.0), "init_scale"),
+    (lambda: autorate.scale_invariance(net(), tiny(), []), "scales"),
+    (lambda: autorate.scale_invariance(net(), tiny(), [1.0, -2.0]), "scales"),
+    (lambda: autorate.scale_invariance(torch.nn.Linear(8, 3), tiny(), [1.0]), "group 'w'"),
+    (lambda: autorate.sphere_vs_gd(net(), tiny(), 0.0, 0.1, 5), "eta_w"),
+    (lambda: autorate.sphere_vs_gd(net(), tiny(), 1.0, 0.1, 0), "steps"),
+    (lambda: autorate.sphere_vs_gd(net(), tiny(), 1.0, float("nan"), 5), "eta_g"),
+    (lambda: autorate.intrinsic_grad_sq({"weight_norm_sq_w": np.ones((5, 2)),
+                                          "grad_norm_sq_w": np.ones(4),
+                                          "grad_norm_sq_g": np.ones(4)}), "shapes"),
+    (lambda: autorate.running_min(np.ones((2, 0))), "at least one"),
+    (lambda: autorate.next_norm_sq(1.0, 1.0, 0.1, -1e-3), "weight_decay"),
+    (lambda: autorate.equilibrium_effective_lr(1.0, 0.0, 1.0), "weight_decay"),
+    (lambda: autorate.constant_gradient_norm_sq(1.0, 0.0, 1.0, 5), "eta"),
+    (lambda: autorate.blew_up([1.0, 2.0], factor=0), "factor"),
+    (lambda: autorate.sgd_schedules(0.7, 10), "alpha"),
+    (lambda: autorate.eval_steps(10, 0), "n_evals"),
+    (lambda: autorate.sgd_convergence(tiny(), [1.0], [0.0], 0.1, 10, 1000, [0], 10), "batch_size"),
+    (lambda: autorate.scale_pair(tiny(), 1.0, -0.1, 1.0, 0.1, 5, 10, 8), "lam"),
+    (lambda: autorate.scale_pair(tiny(), [1.0, 0.0], 0.0, 1.0, 0.1, 5, 10, 8), "g0"),
+])
+def test_bad_arguments_raise_value_error(call, match):
+    with pytest.raises(ValueError, match=match):
+        call()
