@@ -1,23 +1,61 @@
 """Gradient dynamics on noise-free least squares (Cai, Li & Shen 2019).
 
 The problem: inputs x with covariance H, targets y = uᵀx. The loss of weights w is
-J(w) = ½ E[(y − wᵀx)²] = ½ (w − u)ᵀ H (w − u), minimal (zero) at w = u.
+J₀(w) = ½ E[(y − wᵀx)²] = ½ (w − u)ᵀ H (w − u), minimal (zero) at w = u.
+With batch normalisation the prediction is a·wᵀx/σ, σ = √(wᵀHw), and the loss is
+J(a, w) = ½ (c − 2a wᵀg/σ + a²) with g = Hu, c = uᵀHu (paper eq. 7).
 H is given as a 1-D array of eigenvalues (meaning diag(H)) or a 2-D SPD matrix.
 Step sizes broadcast, so a whole grid of configurations runs as one batched tensor
 computation; a configuration that diverges shows inf/NaN in its own entries only.
 """
 
+import math
+import os
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
 import torch
 
+BLOCK = 2048  # configurations per block on the CPU: a block's (n, d) state stays in cache
+
 
 @dataclass(frozen=True)
 class GDResult:
-    """Trajectory summary of gradient descent on J."""
+    """Trajectory summary of gradient descent on J₀."""
 
-    loss: torch.Tensor  # (steps+1, *batch): J(w_k) for k = 0..steps
+    loss: torch.Tensor  # (steps+1, *batch): J₀(w_k) for k = 0..steps
     w: torch.Tensor     # (*batch, d): final iterate
+
+
+@dataclass(frozen=True)
+class BNGDResult:
+    """Trajectory summary of BNGD (iterations (9)–(10)) on J(a, w)."""
+
+    loss: torch.Tensor      # (steps+1, *batch): J(a_k, w_k), k = 0..steps
+    eff_step: torch.Tensor  # (steps, *batch): effective step ε̂_k = ε a_k wₖᵀg/σ_k³
+    a: torch.Tensor         # (*batch,): final a
+    w: torch.Tensor         # (*batch, d): final w
+    a_path: torch.Tensor | None = None  # (steps+1, *batch) a_k, with trajectory=True
+    w_path: torch.Tensor | None = None  # (steps+1, *batch, d) w_k, with trajectory=True
+
+    @property
+    def w_norm(self) -> torch.Tensor:
+        """(steps+1, *batch) ‖w_k‖ (needs ``trajectory=True``)."""
+        if self.w_path is None:
+            raise ValueError("w_norm needs the path: call bngd(..., trajectory=True)")
+        return self.w_path.norm(dim=-1)
+
+
+@dataclass(frozen=True)
+class GDConstants:
+    """What the spectrum of H says about plain GD on J₀."""
+
+    lam_min: float   # smallest eigenvalue λ_min
+    lam_max: float   # largest eigenvalue λ_max
+    kappa: float     # condition number κ = λ_max/λ_min
+    eps_max: float   # stability limit 2/λ_max: GD converges iff 0 < ε < eps_max
+    eps_opt: float   # optimal step 2/(λ_max + λ_min)
+    rate: float      # ‖u − w_k‖ contracts by (κ−1)/(κ+1) per step at eps_opt
 
 
 def as_operator(H, dtype=torch.float64):
@@ -34,22 +72,39 @@ def as_operator(H, dtype=torch.float64):
     raise ValueError(f"H must be a 1-D array of eigenvalues or a square matrix, got shape {tuple(H.shape)}")
 
 
-def _vector(x, d, name, dtype):
-    x = torch.as_tensor(x, dtype=dtype)
+def _device(H):
+    return H.device if isinstance(H, torch.Tensor) else torch.device("cpu")
+
+
+def _vector(x, d, name, dtype, device=None):
+    x = torch.as_tensor(x, dtype=dtype, device=device)
     if x.shape[-1:] != (d,):
         raise ValueError(f"{name} must have last dimension d = {d}, got shape {tuple(x.shape)}")
     return x
 
 
-def _positive(x, name, dtype):
-    x = torch.as_tensor(x, dtype=dtype)
+def _positive(x, name, dtype, device=None):
+    x = torch.as_tensor(x, dtype=dtype, device=device)
     if not torch.all(x > 0):
         raise ValueError(f"{name} must be > 0 (got min {x.min().item():g})")
     return x
 
 
+def _finite(x, name, dtype, device=None):
+    x = torch.as_tensor(x, dtype=dtype, device=device)
+    if not torch.all(torch.isfinite(x)):
+        raise ValueError(f"{name} must be finite")
+    return x
+
+
+def _steps(steps):
+    if not isinstance(steps, int) or isinstance(steps, bool) or steps < 0:
+        raise ValueError(f"steps must be a non-negative integer, got {steps!r}")
+    return steps
+
+
 def loss(matvec, u, w):
-    """J(w) = ½ (w − u)ᵀ H (w − u), over the last dimension."""
+    """J₀(w) = ½ (w − u)ᵀ H (w − u), over the last dimension."""
     e = w - u
     return 0.5 * (e * matvec(e)).sum(-1)
 
@@ -64,10 +119,10 @@ def gd(H, u, w0, eps, steps: int, dtype=torch.float64) -> GDResult:
         steps: number of GD steps (>= 0).
     """
     matvec, d = as_operator(H, dtype)
-    u, w = _vector(u, d, "u", dtype), _vector(w0, d, "w0", dtype)
-    eps = _positive(eps, "eps", dtype)
-    if not isinstance(steps, int) or steps < 0:
-        raise ValueError(f"steps must be a non-negative integer, got {steps!r}")
+    dev = _device(H)
+    u, w = _vector(u, d, "u", dtype, dev), _vector(w0, d, "w0", dtype, dev)
+    eps = _positive(eps, "eps", dtype, dev)
+    _steps(steps)
     w = torch.broadcast_to(w, (*torch.broadcast_shapes(w.shape[:-1], eps.shape), d)).clone()
     eps = eps[..., None]
     losses = [loss(matvec, u, w)]
@@ -75,3 +130,143 @@ def gd(H, u, w0, eps, steps: int, dtype=torch.float64) -> GDResult:
         w = w - eps * matvec(w - u)
         losses.append(loss(matvec, u, w))
     return GDResult(loss=torch.stack(losses), w=w)
+
+
+def bngd(H, u, a0, w0, eps, eps_a, steps: int, dtype=torch.float64,
+         trajectory: bool = False) -> BNGDResult:
+    """Batch-normalised GD, iterations (9)–(10) of Cai, Li & Shen, for a grid at once.
+
+        a_{k+1} = a_k + ε_a (wₖᵀg/σ_k − a_k),
+        w_{k+1} = w_k + ε (a_k/σ_k) (g − (wₖᵀg/σ_k²) H w_k),   σ_k = √(wₖᵀHw_k).
+
+    Args:
+        H: (d,) eigenvalues or (d, d) SPD matrix.  u: (d,) true weights (g = Hu).
+        a0: initial BN gain(s).  w0: (d,) or (*batch, d) initial weights, nonzero.
+        eps: weight step size(s) ε > 0.  eps_a: gain step size(s) ε_a > 0.
+        steps: number of steps (>= 0).
+        trajectory: also return every a_k and w_k (memory: (steps+1)·batch·d numbers).
+    a0, eps, eps_a and the batch dimensions of w0 broadcast to ``batch``; the grid runs
+    in cache-sized blocks on the CPU, in parallel threads where torch leaves cores idle
+    (one block on a GPU).
+    """
+    return _run(H, u, a0, w0, eps, eps_a, steps, dtype, trajectory, modified=False)
+
+
+def mbngd(H, u, w0, eps, steps: int, dtype=torch.float64, trajectory: bool = False) -> BNGDResult:
+    """Modified BNGD (appendix B): the gain is set to its optimum a_k = wₖᵀg/σ_k each step.
+
+    Same arguments and result as :func:`bngd` without a0 and eps_a; ``.a`` is wₖᵀg/σ_k.
+    """
+    return _run(H, u, 1.0, w0, eps, 1.0, steps, dtype, trajectory, modified=True)
+
+
+def _run(H, u, a0, w0, eps, eps_a, steps, dtype, trajectory, modified):
+    matvec, d = as_operator(H, dtype)
+    dev = _device(H)
+    u, w0 = _vector(u, d, "u", dtype, dev), _vector(w0, d, "w0", dtype, dev)
+    u = _finite(u, "u", dtype, dev)
+    if not torch.all(w0.abs().sum(-1) > 0):
+        raise ValueError("w0 must be nonzero (σ = √(wᵀHw) would be 0)")
+    a0 = _finite(a0, "a0", dtype, dev)
+    eps, eps_a = _positive(eps, "eps", dtype, dev), _positive(eps_a, "eps_a", dtype, dev)
+    steps = _steps(steps)
+    try:
+        batch = torch.broadcast_shapes(a0.shape, eps.shape, eps_a.shape, w0.shape[:-1])
+    except RuntimeError:
+        raise ValueError(f"a0, eps, eps_a and the batch shape of w0 must broadcast together, got "
+                         f"{[tuple(x.shape) for x in (a0, eps, eps_a)]} and {tuple(w0.shape[:-1])}") from None
+    n = math.prod(batch)
+    flat = [torch.broadcast_to(x, batch).reshape(n) for x in (a0, eps, eps_a)]
+    w0 = torch.broadcast_to(w0, (*batch, d)).reshape(n, d)
+    g = matvec(u)
+    c = (u * g).sum()
+    loss_ = torch.empty(steps + 1, n, dtype=dtype, device=dev)
+    eff = torch.empty(steps, n, dtype=dtype, device=dev)
+    a_end, w_end = torch.empty(n, dtype=dtype, device=dev), torch.empty(n, d, dtype=dtype, device=dev)
+    paths = (torch.empty(steps + 1, n, dtype=dtype, device=dev),
+             torch.empty(steps + 1, n, d, dtype=dtype, device=dev)) if trajectory else None
+    block = BLOCK if dev.type == "cpu" else max(n, 1)
+
+    def run_block(s):
+        out = (loss_[:, s], eff[:, s], a_end[s], w_end[s],
+               None if paths is None else (paths[0][:, s], paths[1][:, s]))
+        _block(matvec, g, c, *(x[s] for x in flat), w0[s].clone(), steps, out, modified)
+
+    blocks = [slice(lo, min(lo + block, n)) for lo in range(0, n, block)]
+    workers = _workers(dev, len(blocks))
+    if workers > 1:
+        with ThreadPoolExecutor(workers) as pool:
+            list(pool.map(run_block, blocks))
+    else:
+        for s in blocks:
+            run_block(s)
+    shaped = lambda x, extra=(): x.reshape(*x.shape[:-1 - len(extra)], *batch, *extra)  # noqa: E731
+    return BNGDResult(loss=shaped(loss_), eff_step=shaped(eff), a=a_end.reshape(batch),
+                      w=w_end.reshape(*batch, d),
+                      a_path=None if paths is None else shaped(paths[0]),
+                      w_path=None if paths is None else shaped(paths[1], (d,)))
+
+
+def _workers(device, n_blocks: int) -> int:
+    """Python threads to run blocks in: the cores torch's own threads leave idle.
+
+    Each block's loop is a long chain of torch ops that release the GIL, so with one
+    torch thread (the book's CPU-scale setting) two blocks run on two cores at once,
+    with no barrier between threads at every op (slow when the machine is busy).
+    """
+    if device.type != "cpu" or n_blocks < 2:
+        return 1
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+    return max(1, min(n_blocks, cores // torch.get_num_threads()))
+
+
+def _block(matvec, g, c, a0, eps, eps_a, w, steps, out, modified):
+    """Run one block of n configurations in place; ``w`` (n, d) is this block's own copy.
+
+    Per step, five (n, d)-sized operations (H w, two inner products, a two-part update in
+    place); everything else is (n,)-sized. The loss is formed at the end from the stored
+    a_k and wₖᵀg/σ_k, so the loop stays short; that formula cancels, so losses below about
+    1e-16·c are round-off.
+    """
+    loss_out, eff_out, a_out, w_out, paths = out
+    n = w.shape[0]
+    a = torch.empty(steps + 1, n, dtype=w.dtype, device=w.device)   # a_k
+    q = torch.empty_like(a)                                          # wₖᵀg/σ_k
+    a[0] = a0
+    for k in range(steps + 1):
+        if paths is not None:
+            paths[1][k] = w
+        Hw = matvec(w)                                             # (n, d)
+        p = w @ g                                                  # wₖᵀg, (n,)
+        s2 = torch.bmm(w.unsqueeze(1), Hw.unsqueeze(2)).view(n)    # σ_k², (n,)
+        sigma = s2.sqrt()
+        torch.div(p, sigma, out=q[k])
+        if modified:
+            a[k] = q[k]
+        if k == steps:
+            break
+        alpha = eps * a[k] / sigma                                 # ε a_k/σ_k
+        beta = alpha * q[k] / sigma                                # ε̂_k = ε a_k wₖᵀg/σ_k³
+        eff_out[k] = beta
+        if not modified:
+            torch.add(a[k], eps_a * (q[k] - a[k]), out=a[k + 1])
+        w.addcmul_(beta.unsqueeze(1), Hw, value=-1).addr_(alpha, g)
+    loss_out.copy_(0.5 * (c - 2 * a * q + a * a))
+    a_out.copy_(a[-1])
+    w_out.copy_(w)
+    if paths is not None:
+        paths[0].copy_(a)
+
+
+def _eigenvalues(H, dtype=torch.float64):
+    H = torch.as_tensor(H, dtype=dtype)
+    as_operator(H, dtype)  # validates
+    return H.sort().values if H.ndim == 1 else torch.linalg.eigvalsh(H)
+
+
+def gd_constants(H) -> GDConstants:
+    """Stability limit, optimal step and rate of plain GD on J₀ for the spectrum of H."""
+    lam = _eigenvalues(H)
+    lo, hi = float(lam[0]), float(lam[-1])
+    return GDConstants(lam_min=lo, lam_max=hi, kappa=hi / lo, eps_max=2 / hi,
+                       eps_opt=2 / (hi + lo), rate=(hi - lo) / (hi + lo))

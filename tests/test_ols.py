@@ -1,3 +1,6 @@
+import math
+import warnings
+
 import numpy as np
 import pytest
 import torch
@@ -14,8 +17,38 @@ def numpy_gd(H, u, w0, eps, steps):
     return np.array(out)
 
 
+def numpy_bngd(H, u, a0, w0, eps, eps_a, steps, modified=False):
+    """Iterations (9)-(10) (or (81) when modified) written out by hand, one configuration."""
+    g, c = H @ u, u @ H @ u
+    a, w, L, E, A, W = a0, w0.copy(), [], [], [], []
+    for k in range(steps + 1):
+        sigma = math.sqrt(w @ H @ w)
+        if modified:
+            a = (w @ g) / sigma
+        A.append(a)
+        W.append(w.copy())
+        L.append(0.5 * (c - 2 * a * (w @ g) / sigma + a * a))
+        if k == steps:
+            break
+        E.append(eps * a * (w @ g) / sigma ** 3)
+        a_next = None if modified else a + eps_a * ((w @ g) / sigma - a)
+        w = w + eps * (a / sigma) * (g - (w @ g) / sigma ** 2 * H @ w)
+        a = a_next
+    return np.array(L), np.array(E), np.array(A), np.array(W)
+
+
+def problem(d=6, kappa=50.0, seed=2):
+    return synthetic.least_squares(synthetic.log_spectrum(d, kappa), seed=seed)
+
+
+def unit(v):
+    return v / v.norm()
+
+
+# --- plain GD ---------------------------------------------------------------------
+
 def test_gd_matches_independent_numpy_loop_for_a_batch_of_steps():
-    prob = synthetic.least_squares(synthetic.log_spectrum(6, 50.0), seed=2)
+    prob = problem()
     H, u = prob.H, prob.u
     eps = torch.tensor([0.001, 0.01, 0.03])
     res = ols.gd(H, u, torch.zeros(6), eps, steps=25)
@@ -39,6 +72,183 @@ def test_stability_boundary_is_two_over_lambda_max():
     assert not torch.isfinite(res.loss[-1, 1]) or res.loss[-1, 1] > 1e10 * res.loss[0, 1]
 
 
+def test_gd_constants_match_the_spectrum_and_the_measured_rate():
+    prob = problem(d=5, kappa=30.0)
+    k = ols.gd_constants(prob.H)   # from the matrix: eigenvalues 1 .. 30
+    assert k.lam_min == pytest.approx(1.0, rel=1e-12) and k.kappa == pytest.approx(30.0, rel=1e-12)
+    assert k.eps_max == pytest.approx(2 / 30) and k.eps_opt == pytest.approx(2 / 31)
+    # measured: the error contracts by (κ−1)/(κ+1) per step at ε_opt; no other ε does better
+    eps = torch.tensor([0.5, 0.9, 1.0, 1.1, 1.5]) * k.eps_opt
+    loss = ols.gd(prob.H, prob.u, torch.zeros(5), eps, 400).loss
+    rate = (loss[400] / loss[200]) ** (1 / 400)
+    assert rate[2].item() == pytest.approx(k.rate, rel=1e-6)
+    assert torch.all(rate[[0, 1, 3, 4]] > rate[2])
+
+
+# --- BNGD -------------------------------------------------------------------------
+
+@pytest.mark.parametrize("matrix", [False, True])
+def test_bngd_matches_a_loop_written_out_by_hand(matrix):
+    lam = synthetic.log_spectrum(6, 100.0)
+    prob = synthetic.least_squares(lam, seed=3)
+    H = prob.H if matrix else lam
+    u = prob.u if matrix else unit(torch.arange(1.0, 7.0, dtype=torch.float64))
+    w0 = torch.tensor([0.3, -0.2, 0.5, 0.1, 0.9, -0.4], dtype=torch.float64)
+    a0 = torch.tensor([0.5, -1.0])[:, None]            # batch (2, 3)
+    eps = torch.tensor([0.01, 2.0, 1e5])
+    steps = 12   # a few steps: with a0 < 0 and ε = 1e5 the dynamics amplify round-off later
+    res = ols.bngd(H, u, a0, w0, eps, 0.7, steps)
+    assert res.loss.shape == (13, 2, 3) and res.eff_step.shape == (12, 2, 3)
+    assert res.a.shape == (2, 3) and res.w.shape == (2, 3, 6)
+    Hn = H.numpy() if matrix else np.diag(lam.numpy())
+    for i in range(2):
+        for j in range(3):
+            L, E, A, W = numpy_bngd(Hn, u.numpy(), a0[i, 0].item(), w0.numpy(), eps[j].item(), 0.7,
+                                    steps)
+            np.testing.assert_allclose(res.loss[:, i, j], L, rtol=1e-10, atol=1e-12)
+            np.testing.assert_allclose(res.eff_step[:, i, j], E, rtol=1e-10)
+            np.testing.assert_allclose(res.a[i, j], A[-1], rtol=1e-10)
+            np.testing.assert_allclose(res.w[i, j], W[-1], rtol=1e-10)
+
+
+def test_mbngd_matches_appendix_b_by_hand():
+    lam = synthetic.log_spectrum(5, 2000.0)
+    u, w0 = unit(torch.ones(5, dtype=torch.float64)), unit(torch.arange(1.0, 6.0, dtype=torch.float64))
+    res = ols.mbngd(lam, u, w0, torch.tensor([0.1, 10.0], dtype=torch.float64), 30)
+    for j, e in enumerate((0.1, 10.0)):
+        L, E, A, W = numpy_bngd(np.diag(lam.numpy()), u.numpy(), None, w0.numpy(), e, None, 30,
+                                modified=True)
+        np.testing.assert_allclose(res.loss[:, j], L, rtol=1e-10, atol=1e-12 * L.max())
+        np.testing.assert_allclose(res.eff_step[:, j], E, rtol=1e-10)
+        np.testing.assert_allclose(res.a[j], A[-1], rtol=1e-10)
+
+
+def test_loss_is_the_h_norm_of_the_prediction_error(f64):
+    """J(a, w) = ½‖u − a w/σ‖²_H: the definition, against the formula ½(c − 2a wᵀg/σ + a²)."""
+    prob = problem()
+    res = ols.bngd(prob.H, prob.u, 0.8, unit(torch.ones(6)), 0.3, 0.5, 20, trajectory=True)
+    w, a = res.w_path, res.a_path
+    sigma = torch.einsum("ki,ij,kj->k", w, prob.H, w).sqrt()
+    e = prob.u - (a / sigma)[:, None] * w
+    direct = 0.5 * torch.einsum("ki,ij,kj->k", e, prob.H, e)
+    c = prob.u @ prob.H @ prob.u
+    torch.testing.assert_close(res.loss, direct, rtol=0, atol=1e-13 * c.item())
+
+
+def test_weight_norm_grows_by_pythagoras(f64):
+    """The step is orthogonal to w, so ‖w_{k+1}‖² = ‖w_k‖² + ‖w_{k+1} − w_k‖² and ‖w_k‖ grows."""
+    prob = problem()
+    res = ols.bngd(prob.H, prob.u, 1.0, unit(torch.ones(6)), torch.tensor([0.1, 10.0, 1e6]), 1.0, 100,
+                   trajectory=True)
+    w = res.w_path
+    step_sq = (w[1:] - w[:-1]).pow(2).sum(-1)
+    torch.testing.assert_close(w[1:].pow(2).sum(-1), w[:-1].pow(2).sum(-1) + step_sq,
+                               rtol=1e-12, atol=0)
+    assert torch.all(res.w_norm[1:] >= res.w_norm[:-1])
+
+
+@pytest.mark.parametrize("r", [1e-3, 0.5, 7.0, 1e3])
+def test_scaling_law(r, f64):
+    """(a0, r w0, ε_a, r² ε) follows (a0, w0, ε_a, ε) with w'_k = r w_k, a'_k = a_k.
+
+    Exact in exact arithmetic; in floating point a few trajectories (e.g. seed 3 of this
+    problem family at ε = 1) amplify the round-off of the scaled start to 1e-7, so the
+    test uses a problem whose trajectories do not.
+    """
+    prob = problem(kappa=100.0, seed=0)
+    u = unit(prob.u)
+    w0 = unit(torch.tensor([1.0, -2.0, 0.5, 3.0, 1.0, 2.0]))
+    w0 = w0 * torch.sign(w0 @ prob.H @ u)
+    eps = torch.tensor([0.01, 1.0, 100.0])
+    base = ols.bngd(prob.H, u, 1.0, w0, eps, 0.6, 300)
+    scaled = ols.bngd(prob.H, u, 1.0, r * w0, r * r * eps, 0.6, 300)
+    c = (u @ prob.H @ u).item()
+    assert (scaled.loss - base.loss).abs().max() < 1e-10 * c
+    assert (scaled.eff_step - base.eff_step).abs().max() < 1e-10 * base.eff_step.abs().max()
+    assert (scaled.a - base.a).abs().max() < 1e-10
+    assert (scaled.w / r - base.w).abs().max() < 1e-10 * base.w.abs().max()
+    assert base.loss[-1].max() < 1e-3 * c < base.loss[0].min()   # the runs do go somewhere
+
+
+def test_converges_for_moderate_eps_with_eps_a_one():
+    """Theorem 3.3 at work: ε from 1e-2 to 1e2 with ε_a = 1 reach loss 1e-10 in 3000 steps."""
+    lam = synthetic.log_spectrum(10, 10.0)
+    u = unit(torch.linspace(1.0, 2.0, 10, dtype=torch.float64))
+    w0 = unit(torch.ones(10, dtype=torch.float64))
+    res = ols.bngd(lam, u, 1.0, w0, torch.logspace(-2, 2, 9), 1.0, 3000)
+    c = (u * lam * u).sum()
+    assert torch.all(res.loss[-1].abs() < 1e-10 * c)
+    assert torch.all(res.loss[0] > 1e-3 * c)   # a real start, not a fixed point
+
+
+def test_huge_eps_does_not_blow_up_and_the_effective_step_is_order_one_over_eps(f64):
+    """ε = 1e6 and 1e8: bounded losses, non-decreasing ‖w_k‖, and ε̂_k·ε settling to the
+    same constant for both (Proposition 3.5(2)): convergence is guaranteed but very slow.
+
+    With ε_a = 1, a_{k+1} = wₖᵀg/σ_k, and |wᵀg/σ| ≤ √c (Cauchy–Schwarz in the H inner
+    product), so J = ½(c − 2a wᵀg/σ + a²) ≤ 2c whatever ε is.
+    """
+    lam = synthetic.log_spectrum(10, 100.0)
+    gen = torch.Generator().manual_seed(0)
+    u, w0 = unit(torch.randn(10, generator=gen)), unit(torch.randn(10, generator=gen))
+    w0 = w0 * torch.sign(w0 @ (lam * u))
+    eps = torch.tensor([1e6, 1e8])
+    res = ols.bngd(lam, u, 1.0, w0, eps, 1.0, 2000, trajectory=True)
+    c = (u * lam * u).sum()
+    assert torch.all(torch.isfinite(res.loss)) and torch.all(res.loss <= 2 * c)
+    assert torch.all(res.w_norm[1:] >= res.w_norm[:-1] * (1 - 1e-15))   # up to one rounding
+    assert torch.all(res.w_norm[-1] > 0.1 * eps * res.w_norm[0])   # one giant first step
+    product = res.eff_step[1:] * eps                      # (steps-1, 2)
+    assert torch.all(product > 0)
+    assert product.max() / product.min() < 10                 # C1 ≤ ε̂_k·ε ≤ C2 for all k ≥ 1
+    assert torch.all((product[:, 0] / product[:, 1] - 1).abs() < 0.05)  # the same for both ε
+    assert res.loss[-1, 0] > 1e-2 * c                     # still far from converged
+
+
+def test_divergence_is_per_configuration_and_silent():
+    """ε_a > 2 makes the gain iteration unstable; neighbours in the grid are unaffected."""
+    lam = synthetic.log_spectrum(4, 10.0)
+    u = unit(torch.ones(4, dtype=torch.float64))
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        res = ols.bngd(lam, u, 1.0, unit(torch.arange(1.0, 5.0)), 0.1, torch.tensor([1.0, 2.5]), 3000)
+    assert torch.isfinite(res.loss[-1, 0]) and res.loss[-1, 0] < 1e-10
+    assert not torch.isfinite(res.loss[-1, 1]) or res.loss[-1, 1] > 1e100
+
+
+def test_blocks_give_the_same_result_as_one_batch(monkeypatch):
+    lam = synthetic.log_spectrum(5, 30.0)
+    u, w0 = unit(torch.ones(5, dtype=torch.float64)), unit(torch.arange(1.0, 6.0, dtype=torch.float64))
+    eps = torch.logspace(-2, 3, 11)
+    one = ols.bngd(lam, u, torch.tensor([1.0, 0.1])[:, None], w0, eps, 0.5, 50)
+    monkeypatch.setattr(ols, "BLOCK", 4)            # 22 configurations in 6 blocks
+    many = ols.bngd(lam, u, torch.tensor([1.0, 0.1])[:, None], w0, eps, 0.5, 50, trajectory=True)
+    torch.testing.assert_close(many.loss, one.loss, rtol=1e-13, atol=1e-15)
+    torch.testing.assert_close(many.w, one.w, rtol=1e-13, atol=0)
+    torch.testing.assert_close(many.w_path[-1], many.w, rtol=0, atol=0)
+    torch.testing.assert_close(many.a_path[-1], many.a, rtol=0, atol=0)
+
+
+def test_parallel_blocks_give_the_same_result(monkeypatch):
+    lam = synthetic.log_spectrum(5, 30.0)
+    u, w0 = unit(torch.ones(5, dtype=torch.float64)), unit(torch.arange(1.0, 6.0, dtype=torch.float64))
+    monkeypatch.setattr(ols, "BLOCK", 3)
+    runs = []
+    for workers in (1, 4):
+        monkeypatch.setattr(ols, "_workers", lambda device, n, k=workers: k)
+        runs.append(ols.bngd(lam, u, 1.0, w0, torch.logspace(-2, 3, 13), 0.5, 40, trajectory=True))
+    for name in ("loss", "eff_step", "a", "w", "a_path", "w_path"):
+        torch.testing.assert_close(getattr(runs[1], name), getattr(runs[0], name), rtol=0, atol=0)
+
+
+def test_w_norm_needs_the_trajectory():
+    res = ols.bngd(torch.tensor([1.0, 2.0]), torch.ones(2), 1.0, torch.ones(2), 0.1, 1.0, 3)
+    with pytest.raises(ValueError, match="trajectory"):
+        res.w_norm  # noqa: B018
+
+
+# --- bad input ----------------------------------------------------------------------
+
 @pytest.mark.parametrize("kw, match", [
     (dict(eps=-0.1), "eps"), (dict(H=torch.tensor([1.0, -1.0])), "diag"),
     (dict(H=torch.ones(2, 3)), "square"), (dict(u=torch.ones(3)), "u must"),
@@ -48,3 +258,22 @@ def test_bad_arguments(kw, match):
     args = dict(H=torch.tensor([1.0, 2.0]), u=torch.ones(2), w0=torch.zeros(2), eps=0.1, steps=3)
     with pytest.raises(ValueError, match=match):
         ols.gd(**{**args, **kw})
+
+
+@pytest.mark.parametrize("kw, match", [
+    (dict(eps=0.0), "eps must be > 0"), (dict(eps_a=-1.0), "eps_a must be > 0"),
+    (dict(w0=torch.zeros(2)), "w0 must be nonzero"), (dict(a0=float("nan")), "a0 must be finite"),
+    (dict(steps=2.5), "steps"), (dict(steps=True), "steps"), (dict(w0=torch.ones(3)), "w0 must have"),
+    (dict(u=torch.tensor([1.0, float("inf")])), "u must be finite"),
+    (dict(eps=torch.ones(3), eps_a=torch.ones(2)), "broadcast"),
+])
+def test_bngd_bad_arguments(kw, match):
+    args = dict(H=torch.tensor([1.0, 2.0]), u=torch.ones(2), a0=1.0, w0=torch.ones(2), eps=0.1,
+                eps_a=1.0, steps=3)
+    with pytest.raises(ValueError, match=match):
+        ols.bngd(**{**args, **kw})
+
+
+def test_mbngd_bad_arguments():
+    with pytest.raises(ValueError, match="nonzero"):
+        ols.mbngd(torch.tensor([1.0, 2.0]), torch.ones(2), torch.zeros(2), 1.0, 3)

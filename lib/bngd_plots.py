@@ -1,0 +1,298 @@
+"""Figures of the BNGD chapter, drawn in the book style from results of lib computations.
+
+Every function takes results (from :mod:`lib.ols`, :mod:`lib.bngd_figure` or
+:mod:`lib.bn_experiments`) and returns a pyplot Figure (so a notebook shows it); the two
+``draw_*`` functions are the ``draw`` halves of the chapter's interactive figures.
+"""
+
+import numpy as np
+import torch
+from matplotlib import pyplot as plt
+from matplotlib.colors import ListedColormap
+from matplotlib.figure import Figure
+from matplotlib.patches import Patch
+
+from lib import plotting
+from lib.bngd_figure import CLASS_LABELS
+
+P = plotting.PALETTE
+CLASS_COLOURS = (P[2], P[5], P[1], "#DDDDDD", "#000000")   # order of CLASS_LABELS
+LOSS_FLOOR = 1e-16   # losses (in units of c) are drawn no lower than this: round-off level
+
+
+def _np(x) -> np.ndarray:
+    """A float NumPy array from a tensor (on any device) or an array-like."""
+    return x.detach().cpu().double().numpy() if torch.is_tensor(x) else np.asarray(x, float)
+
+
+def _floor(x, floor=LOSS_FLOOR):
+    return np.maximum(_np(x), floor)
+
+
+def _bounded(loss, top=1e3):
+    """Losses (in units of c) with diverging values (non-finite or above ``top``) as NaN."""
+    loss = _np(loss)
+    with np.errstate(invalid="ignore"):
+        return np.where(np.isfinite(loss) & (loss < top), loss, np.nan)
+
+
+def _new(ncols=1, nrows=1, size=(6.4, 4.0), **kw):
+    fig = plt.figure(figsize=size, layout="constrained")
+    return fig, fig.subplots(nrows, ncols, squeeze=False, **kw)
+
+
+def draw_gd_rates(fig, eps_range=(1e-5, 10.0), ylim=(0.3, 3e6)):
+    """``draw`` for the κ slider: steps GD needs per decade of error against ε.
+
+    A contraction ρ per step means ln 10/(−ln ρ) steps per tenfold smaller error;
+    ρ ≥ 1 (shaded) means divergence. Line: from max_i |1 − ελ_i|; dots: measured.
+    """
+    ax = fig.subplots()
+    ax.set(xscale="log", yscale="log", xlim=eps_range, ylim=ylim,
+           xlabel=r"step size $\varepsilon$", ylabel="steps per decade of error")
+    # plain-text legends: mathtext is parsed again for every precomputed frame (slow)
+    theory, = ax.plot([], [], color=P[0], label="from max_i |1 − ε λ_i|")
+    measured, = ax.plot([], [], "o", ms=4, color=P[1], label="measured on GD runs")
+    best = ax.axvline(1, color=P[2], ls="--", label="ε_opt")
+    diverges = ax.axvspan(1, eps_range[1], color=P[3], alpha=0.12, lw=0, label="GD diverges")
+    note = ax.text(0.97, 0.95, "", transform=ax.transAxes, va="top", ha="right", fontsize=11,
+                   bbox=dict(boxstyle="round", fc="white", ec="0.8", alpha=0.9))
+    ax.legend(loc="lower left")
+
+    def steps(rho):
+        with np.errstate(all="ignore"):
+            out = np.log(10) / -np.log(np.asarray(rho, float))
+        return np.where(out > 0, np.maximum(out, ylim[0] * 1.5), np.nan)
+
+    def update(r):
+        k = r["constants"]
+        theory.set_data(r["eps"], steps(r["theory"]))
+        measured.set_data(r["eps"][::4], steps(r["measured"][::4]))
+        best.set_xdata([k.eps_opt] * 2)
+        diverges.set_x(k.eps_max)
+        diverges.set_width(eps_range[1] - k.eps_max)
+        at_opt = r["measured"][np.argmin(np.abs(r["eps"] - k.eps_opt))]
+        note.set_text(f"κ = {k.kappa:.3g}: at ε_opt, ρ = (κ−1)/(κ+1) = {k.rate:.4f}\n"
+                      f"measured ρ = {at_opt:.4f}; 2/λ_max = {k.eps_max:.3g}")
+    return update
+
+
+def dynamics(run, eps, gd, c=None) -> Figure:
+    """Loss, ‖w_k‖, a_k and ε̂_k of BNGD runs (a BNGDResult with trajectory), several ε;
+    with ``c`` = uᵀHu the gain panel marks the optimal gain √c."""
+    fig, axes = _new(2, 2, size=(10.5, 7.4), sharex=True)
+    (ax1, ax2), (ax3, ax4) = axes
+    k = np.arange(run.loss.shape[0])
+    norm, loss, eff, gain = _np(run.w_norm), _np(run.loss), _np(run.eff_step), _np(run.a_path)
+    for j, e in enumerate(eps):
+        kw = dict(color=P[j], label=f"ε = {e:g}")
+        ax1.plot(k, _floor(loss[:, j]), **kw)
+        ax2.plot(k, norm[:, j], **kw)
+        ax3.plot(k, gain[:, j], **kw)
+        ax4.plot(k[:-1], np.abs(eff[:, j]), **kw)
+    opt = ax4.axhline(gd.eps_opt, color="0.3", ls="--", lw=1.2, label=r"GD's $\varepsilon_{\mathrm{opt}}$")
+    ax1.set(yscale="log", ylabel=r"loss $J(a_k, w_k)$", title="loss")
+    ax2.set(yscale="log", ylabel=r"$\|w_k\|$", title="weight norm (never decreases)")
+    if c is not None:
+        ax3.axhline(np.sqrt(c), color="0.3", ls="--", lw=1.2, label=r"$\sqrt{c}$")
+        ax3.legend(loc="lower right")
+    ax3.set(xlabel="step $k$", ylabel="$a_k$", title="gain")
+    ax4.set(yscale="log", xlabel="step $k$", ylabel=r"$|\hat\varepsilon_k|$", title="effective step")
+    ax1.set_xlim(0, k[-1])
+    ax1.legend()
+    ax4.legend(handles=[opt], loc="upper right")
+    return fig
+
+
+def scaling(k, base, scaled, rs, eps) -> Figure:
+    """Loss curves of (a₀, w₀, ε) and of (a₀, r w₀, r²ε): they lie on top of each other."""
+    fig, axes = _new(size=(7.5, 4.2))
+    ax = axes[0, 0]
+    for j, e in enumerate(eps):
+        ax.plot(k, _floor(base[:, j]), color=P[j], lw=4, alpha=0.35,
+                label=f"ε = {e:g}, r = 1")
+        for i, r in enumerate(rs):
+            ax.plot(k, _floor(scaled[i][:, j]), color=P[j], lw=1.2, ls=("--", ":", "-.")[i % 3],
+                    label=f"r = {r:g}, ε·r²" if j == 0 else None)
+    ax.set(yscale="log", xlabel="step $k$", ylabel=r"loss $J(a_k, w_k)$",
+           title=r"$(a_0, r w_0, \varepsilon_a, r^2\varepsilon)$ against $(a_0, w_0, \varepsilon_a, \varepsilon)$")
+    ax.legend(ncol=2, fontsize=9)
+    return fig
+
+
+def _gd_region(ax, eps_max, right):
+    ax.axvspan(eps_max, right, color=P[3], alpha=0.07, lw=0)
+    ax.axvline(eps_max, color=P[3], ls=":", lw=1.2)
+
+
+def eps_sweeps(sweep, sweep_hu, tol, show=(1e-3, 1.0, 1e3, 1e6)) -> Figure:
+    """GD and BNGD against ε: final loss, final ε̂, steps to reach ``tol``, and the loss
+    curves at the step sizes ``show``. Shaded: ε > 2/λ_max, where GD diverges."""
+    fig, axes = _new(2, 2, size=(10.5, 8.0))
+    (ax1, ax2), (ax3, ax4) = axes
+    eps, T = sweep.eps, sweep.loss_bn.shape[0] - 1
+    for ax in (ax1, ax2, ax3):     # scales first: autoscaling a linear axis can overflow
+        ax.set(xscale="log", yscale="log", xlabel=r"$\varepsilon$", xlim=(eps[0] / 2, eps[-1] * 2))
+    bn = dict(marker="o", ms=3, color=P[0], label=r"BNGD, random $w_0$")
+    hu = dict(marker="s", ms=3, ls="--", color=P[1], label=r"BNGD, $w_0 \propto Hu$")
+    gd = dict(marker="o", ms=6, mfc="none", ls="none", color="k", zorder=5, label="GD")
+    ax1.plot(eps, _floor(sweep.loss_bn[-1]), **bn)
+    ax1.plot(eps, _floor(sweep_hu.loss_bn[-1]), **hu)
+    ax1.plot(eps, _floor(_bounded(sweep.loss_gd[-1])), **gd)
+    ax1.set(ylabel="final loss / c", title=f"loss after {T} steps", ylim=(LOSS_FLOOR / 3, 30))
+    ax1.legend(fontsize=9, loc="center right")
+    eff = np.abs(sweep.eff_step[-1])
+    ax2.plot(eps, eff, **bn)
+    ax2.plot(eps, np.abs(sweep_hu.eff_step[-1]), **hu)
+    ax2.axhline(sweep.gd.eps_opt, color="0.3", ls="--", lw=1.2, label=r"GD's $\varepsilon_{\mathrm{opt}}$")
+    small, large = eff[0] / eps[0], eff[-1] * eps[-1]     # ε̂ ≈ small·ε and ≈ large/ε at the ends
+    ax2.plot(eps, small * eps, color="0.6", lw=1, label=r"$\propto\varepsilon$ and $\propto 1/\varepsilon$")
+    ax2.plot(eps, large / eps, color="0.6", lw=1)
+    ax2.set(ylabel=r"final effective step $\hat\varepsilon_T$", title="effective step",
+            ylim=(1e-30, 1e2))
+    ax2.legend(fontsize=9, loc="lower left")
+    for steps, style, height in ((sweep.steps_to(tol)[1], bn, 1.3), (sweep_hu.steps_to(tol)[1], hu, 1.6),
+                                 (sweep.steps_to(tol)[0], gd, 2.0)):
+        ax3.plot(eps, np.where(steps >= 0, steps, np.nan).astype(float), **style)
+        missed = steps < 0
+        ax3.plot(eps[missed], np.full(missed.sum(), height * T), "x", color=style["color"], ms=5)
+    ax3.axhline(T, color="0.5", lw=1)
+    ax3.set(ylim=(50, 3 * T), ylabel=f"steps until loss/c ≤ {tol:g}",
+            title=f"steps to converge (× : more than {T})")
+    ax3.legend(fontsize=9, loc="lower right")
+    for ax in (ax1, ax2, ax3):
+        _gd_region(ax, sweep.gd.eps_max, eps[-1] * 2)
+        ax.set_xlim(eps[0] / 2, eps[-1] * 2)
+    k = np.arange(1, T + 2)
+    for i, e in enumerate(show):
+        j = int(np.argmin(np.abs(np.log(eps / e))))
+        ax4.plot(k, _floor(sweep.loss_bn[:, j]), color=P[(0, 2, 4, 5)[i % 4]], label=f"ε = {eps[j]:.3g}")
+        ax4.plot(k, _floor(sweep_hu.loss_bn[:, j]), color=P[(0, 2, 4, 5)[i % 4]], ls="--", lw=1.2)
+    ax4.set(xscale="log", yscale="log", xlim=(1, T + 1), ylim=(LOSS_FLOOR / 3, 30),
+            xlabel="step $k$ + 1", ylabel="loss / c", title=r"loss curves (dashed: $w_0 \propto Hu$)")
+    ax4.legend(fontsize=9, loc="lower left")
+    return fig
+
+
+def acceleration(sweep, k, curves, rates) -> Figure:
+    """Left: final loss against ε for GD and BNGD (an EpsSweep) with GD's best as a line.
+    Right: loss curves ``{label: loss/c}`` and reference slopes ``{label: rate}`` (∝ rate^(2k))."""
+    fig, axes = _new(2, size=(10.5, 4.3))
+    ax1, ax2 = axes[0]
+    eps, T = sweep.eps, sweep.loss_bn.shape[0] - 1
+    ax1.set(xscale="log", yscale="log")
+    ax2.set(yscale="log")
+    gd_final = _bounded(sweep.loss_gd[-1])
+    ax1.plot(eps, _floor(sweep.loss_bn[-1]), "o-", ms=3, color=P[0], label="BNGD")
+    ax1.plot(eps, _floor(gd_final), "o", ms=6, mfc="none", color="k", label="GD")
+    ax1.axhline(np.nanmin(gd_final), color="k", ls="--", lw=1.2, label="best GD")
+    _gd_region(ax1, sweep.gd.eps_max, eps[-1] * 2)
+    ax1.set(xscale="log", yscale="log", xlabel=r"$\varepsilon$", ylabel="final loss / c",
+            title=f"after {T} steps", xlim=(eps[0] / 2, eps[-1] * 2), ylim=(LOSS_FLOOR / 3, 30))
+    ax1.legend(fontsize=9, loc="lower left")
+    for i, (label, loss) in enumerate(curves.items()):
+        ax2.plot(k, _floor(loss), color=(P[3], "k", P[0], P[5], P[2])[i % 5], label=label)
+    start = max(max(float(_np(v)[0]) for v in curves.values()), 1e-16)
+    for i, (label, rate) in enumerate(rates.items()):
+        ax2.plot(k, _floor(start * rate ** (2 * k)), color="0.45", ls=("--", ":")[i % 2], lw=1.2,
+                 label=label)
+    ax2.set(yscale="log", xlim=(0, k[-1]), ylim=(1e-16, 10 * start), xlabel="step $k$",
+            ylabel="loss / c", title="loss curves")
+    ax2.legend(fontsize=9, loc="lower left")
+    return fig
+
+
+def figure1(results) -> Figure:
+    """The paper's figure 1: one column per κ, one row per a₀, cells coloured by class."""
+    cfg = results[0].config
+    n_a0, n_k = len(cfg.a0), len(results)
+    fig, axes = _new(n_k, n_a0, size=(3.3 * n_k + 1.4, 2.1 * n_a0 + 1.3), sharex=True, sharey=True)
+    cmap = ListedColormap(CLASS_COLOURS)
+    x = np.log10(np.asarray(cfg.eps_a))
+    y = np.log10(np.asarray(cfg.eps))
+    half = lambda v: (v[1] - v[0]) / 2  # noqa: E731
+    extent = (x[0] - half(x), x[-1] + half(x), y[0] - half(y), y[-1] + half(y))
+    for j, res in enumerate(results):
+        for i, a0 in enumerate(cfg.a0):
+            ax = axes[i, j]
+            ax.imshow(res.classes[i], origin="lower", cmap=cmap, vmin=-0.5, vmax=4.5,
+                      extent=extent, aspect="auto", interpolation="nearest")
+            ax.grid(False)
+            if i == 0:
+                ax.set_title(f"κ = {res.problem.kappa:g}")
+            if j == 0:
+                ax.set_ylabel(f"$a_0$ = {a0:g}\n" + r"$\log_{10}\varepsilon$")
+            if i == n_a0 - 1:
+                ax.set_xlabel(r"$\log_{10}\varepsilon_a$")
+    handles = [Patch(color=c, label=lab) for c, lab in zip(CLASS_COLOURS, CLASS_LABELS)]
+    fig.legend(handles=handles, loc="outside lower center", ncol=2, fontsize=10)
+    return fig
+
+
+def lr_sweeps(panels, lrs) -> Figure:
+    """Loss after one epoch against the learning rate: ``{title: {label: (lr, seeds)}}``.
+
+    Lines are means over seeds, bands the range; a cross at the top marks a learning rate
+    at which some run diverged.
+    """
+    fig, axes = _new(len(panels), size=(5.25 * len(panels), 4.3))
+    for ax, (title, curves) in zip(axes[0], panels.items()):
+        finite_max = max(np.nanmax(np.where(np.isfinite(v), v, np.nan)) for v in curves.values())
+        top = 1.5 * finite_max
+        for i, (label, values) in enumerate(curves.items()):
+            ok = np.all(np.isfinite(values), 1)
+            mean = np.where(ok, values.mean(1), np.nan)
+            lo, hi = np.where(ok, values.min(1), np.nan), np.where(ok, values.max(1), np.nan)
+            ax.plot(lrs[title], mean, "o-", ms=4, color=P[i], label=label)
+            ax.fill_between(lrs[title], lo, hi, color=P[i], alpha=0.2)
+            ax.plot(np.asarray(lrs[title])[~ok], np.full((~ok).sum(), top), "x", ms=8, mew=2, color=P[i])
+        ax.set(xscale="log", yscale="log", xlabel="learning rate", ylabel="loss after one epoch",
+               title=title, ylim=(None, 1.3 * top))
+    handles, labels = axes[0, 0].get_legend_handles_labels()
+    fig.legend(handles, labels, loc="outside lower center", ncol=min(3, len(labels)), fontsize=10)
+    return fig
+
+
+def scaled_networks(lrs, losses, rs) -> Figure:
+    """Loss after one epoch against η_w (left) and against η_w/r² (right), one line per r."""
+    fig, axes = _new(2, size=(10.5, 4.3), sharey=True)
+    for i, r in enumerate(rs):
+        mean = np.where(np.all(np.isfinite(losses[i]), 1), losses[i].mean(1), np.nan)
+        for ax, x in zip(axes[0], (np.asarray(lrs), np.asarray(lrs) / r**2)):
+            ax.plot(x, mean, "o-", ms=4, color=P[i], label=f"weights × {r:g}")
+    axes[0, 0].set(xscale="log", xlabel=r"learning rate $\eta_w$ of the weights",
+                   ylabel="loss after one epoch", title="as run")
+    axes[0, 1].set(xscale="log", xlabel=r"$\eta_w / r^2$", title="shifted by $r^2$")
+    axes[0, 0].legend(fontsize=9)
+    return fig
+
+
+def draw_bngd_slider(fig, steps, ylim=(1e-14, 1e3), eff_ylim=(1e-8, 1e2)):
+    """``draw`` for the four-slider figure: loss curves (left) and ε̂_k (right)."""
+    ax1, ax2 = fig.subplots(1, 2)
+    ax1.set(yscale="log", xlim=(0, steps), ylim=ylim, xlabel="step $k$", ylabel="loss / c")
+    ax2.set(yscale="log", xlim=(0, steps), ylim=eff_ylim, xlabel="step $k$",
+            ylabel=r"$|\hat\varepsilon_k|$")
+    bn, = ax1.plot([], [], color=P[0], label="BNGD (ε, ε_a, a₀)")
+    gd, = ax1.plot([], [], color=P[3], label="GD, same ε")
+    gd_opt, = ax1.plot([], [], color="0.3", ls="--", lw=1.2, label="GD at ε_opt")
+    eff, = ax2.plot([], [], color=P[0], label="BNGD's effective step")
+    opt = ax2.axhline(1, color="0.3", ls="--", lw=1.2, label="GD's ε_opt")
+    band = ax2.axhspan(0.8, 1.25, color=P[2], alpha=0.2, label="0.8 … 1.25 × ε_opt")
+    limit = ax2.axhline(1, color=P[3], ls=":", lw=1.2, label="2/λ_max")
+    ax1.legend(loc="upper right", fontsize=9)
+    ax2.legend(loc="upper right", fontsize=9)
+
+    def update(r):
+        k = np.arange(steps + 1)
+        bn.set_data(k, _floor(r["bngd"]))
+        gd.set_data(k, _floor(r["gd"]))
+        gd_opt.set_data(k, _floor(r["gd_opt"]))
+        plotting.mark_divergence(ax1, r["gd"], label="GD")
+        eff.set_data(k[:-1], np.abs(r["eff_step"]))
+        c = r["constants"]
+        opt.set_ydata([c.eps_opt] * 2)
+        limit.set_ydata([c.eps_max] * 2)
+        band.set_y(0.8 * c.eps_opt)
+        band.set_height((1.25 - 0.8) * c.eps_opt)
+    return update

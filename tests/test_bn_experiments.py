@@ -1,0 +1,133 @@
+"""lib.bn_experiments: the networks of section 4.2 of Cai, Li & Shen, and the lr sweeps."""
+
+import math
+
+import numpy as np
+import pytest
+import torch
+
+from lib import bn_experiments as bx
+from lib import synthetic
+from lib.train import TrainConfig, train
+
+
+@pytest.fixture
+def blobs():
+    ds = synthetic.gaussian_classification(300, 20, n_classes=4, seed=1)
+    return ds.X, ds.y
+
+
+def test_one_layer_outputs_probabilities_and_splits_groups():
+    torch.manual_seed(0)
+    for bn in (True, False):
+        m = bx.make_one_layer(n_in=20, n_out=4, bn=bn, seed=3)
+        p = m(torch.randn(16, 20))
+        assert p.shape == (16, 4) and torch.allclose(p.sum(1), torch.ones(16)) and torch.all(p > 0)
+        groups = m.groups()
+        ids = [id(q) for q in groups["w"] + groups["g"]]
+        assert sorted(ids) == sorted(id(q) for q in m.parameters())
+        assert [id(q) for q in groups["w"]] == [id(m.weight)] * bn
+
+
+def test_glorot_initialisation_is_seeded_and_has_the_glorot_spread():
+    a, b = bx.make_one_layer(seed=5), bx.make_one_layer(seed=5)
+    assert torch.equal(a.weight, b.weight)
+    assert not torch.equal(a.weight, bx.make_one_layer(seed=6).weight)
+    bound = math.sqrt(6 / (784 + 10))
+    w = a.weight
+    assert w.abs().max() <= bound and w.var().item() == pytest.approx(bound ** 2 / 3, rel=0.05)
+    conv = bx.make_conv_net(seed=0).layers[0].weight          # fan_in 9, fan_out 8·9
+    assert conv.abs().max() <= math.sqrt(6 / (9 + 72))
+    assert torch.equal(bx.make_one_layer(seed=5, scale=3.0).weight, 3 * a.weight)
+
+
+def test_bn_makes_the_output_independent_of_the_weight_scale(f64):
+    """Smoothed BN (ε‖w‖²) is exactly scale-invariant in W; the paper's BN (ε = 1e-3 added to
+    the variance) is not once the weights are tiny: its ε-regularisation takes over."""
+    x = torch.randn(64, 20)
+    for norm, r1, r2, same in (("bn_smooth", 1.0, 1e-3, True), ("bn_smooth", 1.0, 1e3, True),
+                               ("bn", 1e3, 1e4, True), ("bn", 1.0, 1e-3, False)):
+        m = bx.OneLayer(n_in=20, n_out=4, norm=norm).double()
+        with torch.no_grad():
+            m.weight.mul_(r1)
+            ref = m(x)
+            m.weight.mul_(r2 / r1)
+        assert torch.allclose(m(x), ref, rtol=0, atol=1e-7) == same, (norm, r1, r2)
+    net = bx.make_conv_net(in_channels=3, image_size=8, width=2, hidden=5, n_out=3, eps=1e-14).double()
+    imgs = torch.rand(10, 3, 8, 8)
+    ref = net(imgs)
+    with torch.no_grad():
+        for w in net.groups()["w"]:
+            w.mul_(7.0)
+    torch.testing.assert_close(net(imgs), ref, rtol=0, atol=1e-10)
+
+
+def test_scaling_law_in_a_network(blobs, f64):
+    """(r W₀, r² η_w, η_g) trains exactly like (W₀, η_w, η_g): the network form of the
+    scaling law (smoothed BN, so the loss is exactly scale-invariant in W)."""
+    X, y = blobs
+    X = X.double()
+    runs = []
+    for r in (1.0, 0.05, 20.0):
+        m = bx.make_one_layer(n_in=20, n_out=4, seed=0, scale=r, norm="bn_smooth").double()
+        h = train(m, (X, y), TrainConfig(steps=30, batch_size=50, loss="mse",
+                                         lr={"w": 0.5 * r ** 2, "g": 0.1}), bar=False)
+        runs.append(h.loss)
+    assert runs[0][0] > runs[0][-1] + 0.02            # it trains
+    for other in runs[1:]:
+        np.testing.assert_allclose(other, runs[0], rtol=0, atol=1e-10)
+
+
+def test_conv_net_shapes_and_groups():
+    for c, side in ((1, 28), (3, 32)):
+        for bn in (True, False):
+            net = bx.make_conv_net(in_channels=c, image_size=side, width=3, hidden=7, bn=bn)
+            assert net(torch.rand(4, c, side, side)).shape == (4, 10)
+            w = net.groups()["w"]
+            assert len(w) == (4 if bn else 0)
+            if bn:   # every weight is followed by BN: no biases before BN
+                assert all(m.bias is None for m in net.layers if hasattr(m, "bias") and
+                           isinstance(m, (torch.nn.Conv2d, torch.nn.Linear)))
+
+
+def test_end_of_epoch_loss():
+    loss = np.array([[3.0, 2.0, 1.0, 0.5], [3.0, 2.0, np.nan, np.nan], [3.0, np.inf, 1.0, 1.0]])
+    out = bx.end_of_epoch_loss(loss, 2)
+    assert out[0] == pytest.approx(0.75) and out[1] == np.inf and out[2] == pytest.approx(1.0)
+    assert bx.end_of_epoch_loss(loss, 3)[2] == np.inf
+
+
+def test_lr_sweep_matches_direct_training_runs(blobs):
+    """Each scheme's sweep point equals one lib.train.train run with the scheme's rates."""
+    X, y = blobs
+    cfg = bx.SweepConfig(lrs=(0.05, 5.0), seeds=2, batch_size=50, lr_bn=0.2, tail=3)
+    kw = dict(n_in=20, n_out=4)
+    for scheme in bx.SCHEMES:
+        out = bx.lr_sweep(bx.make_one_layer, (X, y), scheme, cfg, **kw)
+        assert out.shape == (2, 2)
+        lr = {"w": 5.0, "g": 0.2} if scheme == "bn_separate" else 5.0
+        m = bx.make_one_layer(seed=1, bn=scheme != "gd", **kw)
+        h = train(m, (X, y), TrainConfig(steps=6, batch_size=50, loss="mse", lr=lr, seed=1), bar=False)
+        assert out[1, 1] == pytest.approx(h.loss[-3:].mean(), rel=1e-5)
+    scaled = bx.lr_sweep(bx.make_one_layer, (X, y), "bn_separate", cfg, axes={"scale": [1.0, 3.0]}, **kw)
+    assert scaled.shape == (2, 2, 2)
+    np.testing.assert_allclose(scaled[0], bx.lr_sweep(bx.make_one_layer, (X, y), "bn_separate", cfg, **kw),
+                               rtol=1e-6)
+
+
+@pytest.mark.parametrize("change, match", [
+    (dict(scheme="adam"), "scheme"), (dict(tail=7), "tail"), (dict(lrs=()), "lrs"),
+    (dict(lrs=(0.1, -1.0)), "lrs"),
+])
+def test_lr_sweep_bad_arguments(blobs, change, match):
+    scheme = change.pop("scheme", "gd")
+    cfg = bx.SweepConfig(**{**dict(lrs=(0.1,), seeds=1, batch_size=50, tail=3), **change})
+    with pytest.raises(ValueError, match=match):
+        bx.lr_sweep(bx.make_one_layer, blobs, scheme, cfg, n_in=20, n_out=4)
+
+
+def test_conv_net_bad_arguments():
+    with pytest.raises(ValueError, match="image_size"):
+        bx.ConvNet(image_size=2)
+    with pytest.raises(ValueError, match="width"):
+        bx.ConvNet(width=0)
