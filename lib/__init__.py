@@ -7,8 +7,10 @@ Submodules are imported lazily so that ``import lib`` stays cheap.
 import importlib
 
 __all__ = [
-    "cache", "chapter", "data", "device", "models", "ols", "plotting", "progress", "synthetic",
-    "scale", "train", "widgets",
+    "autorate", "bn_experiments", "bngd_figure", "bngd_plots", "bngd_theory", "cache",
+    "chapter", "data", "device", "explr", "models", "ols", "plotting", "progress",
+    "scale", "schedules", "site_figure", "stack", "sweep", "synthetic", "train",
+    "widgets", "wn", "wn_checks", "wn_experiments", "wn_figures"
 ]
 
 
