@@ -118,7 +118,10 @@ def _canonical(obj):
         return repr(float(obj))  # repr round-trips: 0.1 and 0.1000000001 differ
     if isinstance(obj, (np.integer, int, bool, str)) or obj is None:
         return obj if not isinstance(obj, np.integer) else int(obj)
-    if callable(obj):
+    if isinstance(obj, torch.nn.Module):  # a network: its class and its current state
+        return {"__module__": type(obj).__qualname__,
+                "state": {k: _canonical(v) for k, v in obj.state_dict().items()}}
+    if isinstance(obj, functools.partial) or hasattr(obj, "__code__"):
         return {"__function__": getattr(obj, "__qualname__", repr(obj)), "hash": function_hash(obj)}
     raise ValueError(f"cannot build a cache key from {type(obj).__name__}: {obj!r}")
 

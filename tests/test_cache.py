@@ -85,3 +85,16 @@ def test_key_follows_closures_and_tensors():
     assert cache.key({}, make(2.0, torch.ones(3))) == k1
     assert cache.key({}, make(3.0, torch.ones(3))) != k1
     assert cache.key({}, make(2.0, torch.zeros(3))) != k1
+
+
+def test_key_of_a_function_that_closes_over_a_network():
+    import torch
+
+    net = torch.nn.Linear(2, 1)
+    fn = lambda cfg: net(cfg)  # noqa: E731
+    k1 = cache.key({}, fn)
+    with torch.no_grad():
+        net.weight.add_(1.0)
+    assert cache.key({}, fn) != k1  # the network's state is part of the key
+    with pytest.raises(ValueError, match="cache key"):
+        cache.key({"f": len})  # a builtin has no source to hash
