@@ -16,7 +16,7 @@ import math
 
 import numpy as np
 import torch
-from torch.func import functional_call, vmap
+from torch.func import functional_call
 
 from lib import cache, models, stack, sweep, train
 
@@ -259,15 +259,14 @@ def rate_sweep(data, lr_w, lr_g, steps, width, norm="bn_smooth", seeds=(0,), dep
 def full_gradients(stk: stack.Stack, data, loss="cross_entropy"):
     """Full-batch loss and ‖∇L(V; g)‖² of every model of a stack: two (K,) arrays."""
     X, y = _xy(data)
-    leaves = {n: p.detach().requires_grad_() for n, p in stk.params.items()}
-    buffers = {n: b.clone() for n, b in stk.buffers.items()}
-    value = lambda p, b: train.loss_and_accuracy(stk(p, b, X), y, loss)[0]  # noqa: E731
-    with torch.enable_grad():
-        losses = vmap(value, randomness="different")(leaves, buffers)
-        grads = dict(zip(leaves, torch.autograd.grad(losses.sum(), list(leaves.values()))))
+    k = stk.size
+    fn = lambda p, b, xb, yb: train.loss_and_accuracy(stk(p, b, xb), yb, loss)  # noqa: E731
+    buffers = {n: b.clone() for n, b in stk.buffers.items()}  # leave the running stats alone
+    grads, (losses, _) = train.batched_grad(fn, k)(stk.params, buffers, X.expand(k, *X.shape),
+                                                   y.expand(k, *y.shape))
     per = lambda ts: sum(t.detach().flatten(1).pow(2).sum(1) for t in ts)  # noqa: E731
     w, g = stk.groups["w"], stk.groups.get("g", [])
-    total = per(leaves[n] for n in w) * per(grads[n] for n in w) + per(grads[n] for n in g)
+    total = per(stk.params[n] for n in w) * per(grads[n] for n in w) + per(grads[n] for n in g)
     return losses.detach().cpu().numpy(), total.cpu().numpy()
 
 

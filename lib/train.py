@@ -205,7 +205,7 @@ def fit(stack: _stack.Stack, data, configs, bar: bool = True, observe=None,
     def loss_fn(params, buffers, xb, yb):
         return loss_and_accuracy(stack(params, buffers, xb), yb, first.loss)
 
-    grad_fn = _batched_grad(loss_fn, stack.size)
+    grad_fn = batched_grad(loss_fn, stack.size)
     params, buffers = stack.params, stack.buffers
     bufs = {n: torch.zeros_like(p) for n, p in params.items()}
     if init_momentum is not None:
@@ -239,7 +239,7 @@ def fit(stack: _stack.Stack, data, configs, bar: bool = True, observe=None,
     return rec.histories()
 
 
-def _batched_grad(loss_fn, k: int):
+def batched_grad(loss_fn, k: int):
     """Per-model gradients and (loss, accuracy) over a stack of ``k`` models.
 
     The models are independent, so the gradient of the summed loss with respect to the
