@@ -51,14 +51,6 @@ def compute4(eta, kappa, mid, start):
     return ols.gd(H=torch.tensor([1.0, mid, kappa]), u=torch.ones(3),
                   w0=torch.full((3,), start), eps=eta, steps=60)
 
-def draw4(fig):
-    ax = fig.subplots()
-    ax.set(yscale="log", xlim=(0, 60), ylim=(1e-12, 1e6), xlabel="step k", ylabel="loss")
-    line, = ax.plot([], [])
-    def update(res):
-        line.set_data(range(len(res.loss)), res.loss)
-        plotting.mark_divergence(ax, res.loss)
-    return update
 '''
 
 
@@ -79,7 +71,7 @@ def payloads() -> None:
                        Slider("mid", "λ₂", 1, 10, default=1, log=True, grid=grid),
                        Slider("start", "w₀", -2, 2, default=0, grid=grid)]
             t0 = time.perf_counter()
-            fig = ns["InteractiveFigure"](ns["compute4"], ns["draw4"], sliders, title="four")
+            fig = ns["InteractiveFigure"](ns["compute4"], ns["draw"], sliders, title="four")  # the demo's draw
             n = len(tw.site_data(fig.html())["f"])
             print(f"    4-slider figure, grid {grid} ({n} frames): "
                   f"{len(fig.html().encode()) / 1e3:.0f} kB, built in {time.perf_counter() - t0:.1f} s")
