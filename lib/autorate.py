@@ -1,9 +1,10 @@
-"""Auto rate-tuning by batch normalisation (Arora, Li & Lyu 2019): the chapter's computations.
+"""Auto rate-tuning by batch normalisation (Arora, Li & Lyu 2019): the theory's objects.
 
-Scale-invariance checks on a real network, gradient descent on ``w`` beside its adaptive
-form on the sphere (Theorem 2.5), gradient-norm summaries for the convergence theorems,
-an SGD runner that measures full-batch gradients, and the computations behind the
-chapter's sliders. Every training run goes through :mod:`lib.train` or :mod:`lib.sweep`.
+The chapter's networks, scale-invariance checks on a real network, gradient descent on
+``w`` beside its adaptive form on the sphere (Theorem 2.5), the norm identities
+(Lemma 2.4, with and without weight decay), gradient-norm summaries and the schedules
+of the convergence theorems. The training experiments built on these live in
+:mod:`lib.autorate_experiments`; every training run goes through :mod:`lib.train`.
 
 All scale-invariant weights (parameter group ``w``) are treated as ONE vector w: scaling
 every normalised layer by the same c > 0 leaves the loss unchanged, so the paper's
@@ -18,7 +19,7 @@ import numpy as np
 import torch
 from torch.func import functional_call
 
-from lib import cache, models, stack, sweep, train
+from lib import models, stack, train
 
 
 class PlainMLP(models.MLP):
@@ -235,41 +236,6 @@ def blew_up(loss, factor=10.0, axis=-1) -> np.ndarray:
     return bad.any(axis=axis)
 
 
-def rate_sweep(data, lr_w, lr_g, steps, width, norm="bn_smooth", seeds=(0,), depth=2,
-               weight_decay_w=(0.0,), batch_size=None, cache=None) -> sweep.SweepResult:
-    """Train :func:`make_mlp` networks for every (lr_w, lr_g, weight_decay_w, seed).
-
-    A thin layer over :func:`lib.sweep.train_grid` (batched over the grid, cached under
-    ``cache``); metrics have the axes (lr_w, lr_g, weight_decay_w, seed, T, ...).
-    """
-    X, y = _xy(data)
-    grid = sweep.Grid(lr_w=np.atleast_1d(lr_w), lr_g=np.atleast_1d(lr_g),
-                      weight_decay_w=np.atleast_1d(weight_decay_w), seed=list(seeds),
-                      width=[width], depth=[depth], norm=[norm], n_in=[X[0].numel()],
-                      n_out=[int(y.max()) + 1])
-    config = train.TrainConfig(steps=steps, batch_size=batch_size,
-                               lr={"w": 1.0, "g": 1.0}, weight_decay={"w": 0.0, "g": 0.0})
-    res = sweep.train_grid(make_mlp, data, config, grid, mode="batched", cache=cache)
-    keep = (slice(None),) * 4 + (0,) * 5  # drop the one-value model axes
-    metrics = {k: v[keep] for k, v in res.metrics.items()}
-    small = sweep.Grid(**{k: grid.axes[k] for k in grid.names[:4]})
-    return sweep.SweepResult(small, res.step, metrics, res.diverged_at[keep])
-
-
-def full_gradients(stk: stack.Stack, data, loss="cross_entropy"):
-    """Full-batch loss and ‖∇L(V; g)‖² of every model of a stack: two (K,) arrays."""
-    X, y = _xy(data)
-    k = stk.size
-    fn = lambda p, b, xb, yb: train.loss_and_accuracy(stk(p, b, xb), yb, loss)  # noqa: E731
-    buffers = {n: b.clone() for n, b in stk.buffers.items()}  # leave the running stats alone
-    grads, (losses, _) = train.batched_grad(fn, k)(stk.params, buffers, X.expand(k, *X.shape),
-                                                   y.expand(k, *y.shape))
-    per = lambda ts: sum(t.detach().flatten(1).pow(2).sum(1) for t in ts)  # noqa: E731
-    w, g = stk.groups["w"], stk.groups.get("g", [])
-    total = per(stk.params[n] for n in w) * per(grads[n] for n in w) + per(grads[n] for n in g)
-    return losses.detach().cpu().numpy(), total.cpu().numpy()
-
-
 def sgd_schedules(alpha: float, steps: int) -> dict:
     """Theorem 4.2's factors: (t+1)^(−α) for group w and (t+1)^(−1/2) for group g."""
     if not 0 <= alpha <= 0.5:
@@ -283,112 +249,3 @@ def eval_steps(steps: int, n_evals: int) -> np.ndarray:
     """About ``n_evals`` log-spaced steps in [0, steps], always including 0 and ``steps``."""
     _check_steps(steps), _check_steps(n_evals, "n_evals")
     return np.unique(np.r_[0, np.round(np.geomspace(1, steps, n_evals)).astype(int)])
-
-
-def sgd_convergence(data, lr_w, alpha, lr_g, steps, batch_size, seeds, width, depth=2,
-                    n_evals=25, cache_name=None) -> dict:
-    """SGD with Theorem 4.2's schedules, measuring the full-batch gradient along the way.
-
-    Trains one stack of :func:`make_mlp` networks, one per (lr_w, alpha, seed), through
-    :func:`lib.train.fit`, pausing at :func:`eval_steps` to measure every model's full-batch
-    loss and ‖∇L(V; g)‖² (each stretch between pauses reshuffles the data afresh).
-    Returns ``step`` (E,), and ``loss`` and ``grad_sq`` (full batch, at those steps) of
-    shape (len(lr_w), len(alpha), len(seeds), E). Cached under ``cache_name`` if given.
-    """
-    X, y = _xy(data)
-    _check_steps(batch_size, "batch_size")
-    if batch_size > X.shape[0]:
-        raise ValueError(f"batch_size must be at most the {X.shape[0]} examples, "
-                         f"got {batch_size}")
-    at = eval_steps(steps, n_evals)
-    points = [(float(a), float(b), int(s)) for a in np.atleast_1d(lr_w)
-              for b in np.atleast_1d(alpha) for s in seeds]
-    key = {"points": points, "lr_g": lr_g, "at": at, "batch_size": batch_size,
-           "width": width, "depth": depth, "data": sweep.data_fingerprint(data)}
-
-    def run(_key):
-        scheds = [sgd_schedules(b, steps) for _, b, _ in points]
-        nets = [make_mlp(seed=s, width=width, depth=depth, n_in=X[0].numel(),
-                         n_out=int(y.max()) + 1) for _, _, s in points]
-        stk = stack.from_models(nets, device=X.device)
-        results = [full_gradients(stk, data)]
-        for start, stop in zip(at[:-1], at[1:]):
-            configs = [train.TrainConfig(
-                steps=int(stop - start), batch_size=batch_size, lr={"w": a, "g": float(lr_g)},
-                schedule={g: sc[g][start:stop] for g in sc}, seed=s * 100_003 + int(start))
-                for (a, _, s), sc in zip(points, scheds)]
-            train.fit(stk, data, configs, bar=False)
-            results.append(full_gradients(stk, data))
-        return tuple(np.stack(r, -1) for r in zip(*results))
-
-    loss, grad_sq = cache.memoize(cache_name, key, run) if cache_name else run(None)
-    shape = (np.size(lr_w), np.size(alpha), len(seeds), len(at))
-    return {"step": at, "loss": loss.reshape(shape), "grad_sq": grad_sq.reshape(shape)}
-
-
-def _shape(data, width):
-    X, y = _xy(data)
-    return X.device, dict(width=width, n_in=X[0].numel(), n_out=int(y.max()) + 1)
-
-
-def _curves(hists, steps):
-    """(K, steps+1) arrays from K histories, NaN after a divergence."""
-    pad = lambda a: np.r_[a, np.full(steps + 1 - len(a), np.nan)]  # noqa: E731
-    norm_sq = np.stack([pad(h.weight_norm_sq["w"].sum(1)) for h in hists])
-    return {"loss": np.stack([pad(h.loss) for h in hists]), "norm_sq": norm_sq,
-            "eff_lr": np.stack([pad(h.lr["w"]) for h in hists]) / norm_sq}
-
-
-def rate_curves(data, eta_w, eta_g, steps, width) -> dict:
-    """Full-batch GD for every η_w in ``eta_w`` (and one η_g), on the normalised network
-    and on the same network without normalisation, each set trained as one stack.
-
-    Returns ``step`` (T+1,), ``loss_bn``, ``loss_plain``, and ``norm_sq`` (‖w_t‖²) and
-    ``eff_lr`` (η_w/‖w_t‖²) of the normalised network, each (len(eta_w), T+1).
-    """
-    etas = np.atleast_1d(np.asarray(eta_w, dtype=float))
-    device, shape = _shape(data, width)
-    configs = [train.TrainConfig(steps=steps, lr={"w": e, "g": float(eta_g)}) for e in etas]
-    out = {"step": np.arange(steps + 1)}
-    for norm, tag in (("bn_smooth", "bn"), ("none", "plain")):
-        nets = stack.from_models([make_mlp(norm=norm, **shape) for _ in etas], device=device)
-        curves = _curves(train.fit(nets, data, configs, bar=False), steps)
-        out[f"loss_{tag}"] = curves["loss"]
-        if tag == "bn":
-            out.update(norm_sq=curves["norm_sq"], eff_lr=curves["eff_lr"])
-    return out
-
-
-def member(family: dict, values, value) -> dict:
-    """The part of ``family`` for ``value``: its arrays are indexed first by ``values``
-    (``step`` is shared)."""
-    values = list(values)
-    if value not in values:
-        raise ValueError(f"{value!r} is not one of the family's values {values}")
-    i = values.index(value)
-    return {k: v if k == "step" else v[i] for k, v in family.items()}
-
-
-def scale_pair(data, g0, lam, eta_w, eta_g, steps, width, batch_size) -> dict:
-    """For every g₀ in ``g0``, two real SGD runs that theory says are the same:
-    (initial scale g₀, η_w, λ) and (initial scale 1, η_w/g₀², λg₀²), on the same batches.
-
-    All runs are trained as one stack. Returns ``step`` (T+1,), and ``loss``, ``norm_sq``
-    (‖w_t‖²) and ``eff_lr`` (η_w,t/‖w_t‖²), each (len(g0), 2, T+1).
-    """
-    g0 = np.atleast_1d(np.asarray(g0, dtype=float))
-    if g0.ndim != 1 or not np.all(g0 > 0):
-        raise ValueError(f"g0 must be one or more numbers > 0, got {g0}")
-    _check_positive(eta_w, "eta_w")
-    if not (isinstance(lam, (int, float, np.number)) and 0 <= lam < 1 / eta_w):
-        raise ValueError(f"lam must be in [0, 1/eta_w), got {lam!r}")
-    device, shape = _shape(data, width)
-    nets = [make_mlp(init_scale=r, **shape) for r in g0] + [make_mlp(**shape) for _ in g0]
-    pairs = [(eta_w, lam)] * len(g0) + [(eta_w / r**2, lam * r**2) for r in g0]
-    configs = [train.TrainConfig(steps=steps, batch_size=batch_size,
-                                 lr={"w": float(lr), "g": float(eta_g)},
-                                 weight_decay={"w": float(wd), "g": 0.0}) for lr, wd in pairs]
-    hists = train.fit(stack.from_models(nets, device=device), data, configs, bar=False)
-    curves = _curves(hists, steps)
-    out = {k: v.reshape(2, len(g0), steps + 1).swapaxes(0, 1) for k, v in curves.items()}
-    return {"step": np.arange(steps + 1), **out}

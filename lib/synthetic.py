@@ -18,22 +18,29 @@ class LeastSquares:
 
 
 def gaussian_classification(n, d, n_classes=2, seed=0, device=None,
-                            dtype=torch.float32) -> Dataset:
+                            dtype=torch.float32, label_noise=0.0) -> Dataset:
     """Gaussian inputs labelled by a random linear teacher: y = argmax(X W).
 
     Args:
         n: number of examples; d: input dimension; n_classes: >= 2.
-        seed: seeds both X ~ N(0, I_d) and the teacher W ~ N(0, 1)^(d, n_classes).
+        seed: seeds X ~ N(0, I_d), the teacher W ~ N(0, 1)^(d, n_classes) and the noise.
+        label_noise: fraction p in [0, 1) of examples whose label is replaced by a class
+            drawn uniformly at random (so no classifier fits them all when p > 0).
     Returns: Dataset with X (n, d) and y (n,) int64.
     """
     n, d = _check_int("n", n), _check_int("d", d)
     n_classes = _check_int("n_classes", n_classes, lo=2)
     _check_common(dtype, seed)
+    if not (isinstance(label_noise, (int, float)) and 0 <= label_noise < 1):
+        raise ValueError(f"label_noise must be a number in [0, 1), got {label_noise!r}")
     g = torch.Generator().manual_seed(seed)
     # float64 on CPU so labels do not depend on dtype or device.
     X = torch.randn(n, d, generator=g, dtype=torch.float64)
     W = torch.randn(d, n_classes, generator=g, dtype=torch.float64)
     y = (X @ W).argmax(dim=1)
+    if label_noise > 0:
+        flip = torch.rand(n, generator=g, dtype=torch.float64) < label_noise
+        y[flip] = torch.randint(0, n_classes, (int(flip.sum()),), generator=g)
     device = _device(device)
     return Dataset(X=X.to(device, dtype), y=y.to(device), name="gaussian",
                    classes=tuple(str(k) for k in range(n_classes)))

@@ -1,4 +1,4 @@
-"""lib.autorate: the claims of the auto rate-tuning chapter, checked on small networks.
+"""lib.autorate and lib.autorate_experiments: the claims of the auto rate-tuning chapter, checked on small networks.
 
 Identities are checked in float64 against independent computations (autograd on copies
 of the model, the training loop itself) or against the defining equations.
@@ -11,6 +11,7 @@ import pytest
 import torch
 
 from lib import autorate, stack, train
+from lib import autorate_experiments as ax
 from lib.synthetic import gaussian_classification
 from lib.train import TrainConfig
 
@@ -175,17 +176,17 @@ def test_running_min_and_blew_up_against_loops():
 def test_rate_sweep_runs_are_the_training_loop_runs(f64, tmp_path, monkeypatch):
     monkeypatch.setenv("NORMBOOK_CACHE", str(tmp_path))
     X, y = tiny()
-    res = autorate.rate_sweep((X, y), [0.1, 100.0], 0.05, 12, 10, seeds=[0, 1], cache="t")
+    res = ax.rate_sweep((X, y), [0.1, 100.0], 0.05, 12, 10, seeds=[0, 1], cache="t")
     assert res.metrics["loss"].shape == (2, 1, 1, 2, 13)
     alone = train.train(autorate.make_mlp(seed=1, width=10, n_in=8, n_out=3), (X, y),
                         TrainConfig(steps=12, lr={"w": 100.0, "g": 0.05}), bar=False)
     np.testing.assert_allclose(res.sel(lr_w=100.0, seed=1)["loss"][0, 0], alone.loss, rtol=1e-10)
-    again = autorate.rate_sweep((X, y), [0.1, 100.0], 0.05, 12, 10, seeds=[0, 1], cache="t")
+    again = ax.rate_sweep((X, y), [0.1, 100.0], 0.05, 12, 10, seeds=[0, 1], cache="t")
     np.testing.assert_array_equal(again.metrics["loss"], res.metrics["loss"])
 
 
 def test_rate_curves_bn_survives_where_plain_blows_up():
-    r = autorate.rate_curves(tiny(), eta_w=[1e-2, 1e4], eta_g=0.1, steps=30, width=10)
+    r = ax.rate_curves(tiny(), eta_w=[1e-2, 1e4], eta_g=0.1, steps=30, width=10)
     assert not autorate.blew_up(r["loss_bn"]).any()
     np.testing.assert_array_equal(autorate.blew_up(r["loss_plain"]), [False, True])
     np.testing.assert_allclose(r["eff_lr"], np.array([[1e-2], [1e4]]) / r["norm_sq"], rtol=1e-6)
@@ -193,7 +194,7 @@ def test_rate_curves_bn_survives_where_plain_blows_up():
 
 def test_rate_curves_stack_equals_separate_runs(f64):
     X, y = tiny()
-    both = autorate.rate_curves((X, y), eta_w=[0.5, 50.0], eta_g=0.1, steps=15, width=10)
+    both = ax.rate_curves((X, y), eta_w=[0.5, 50.0], eta_g=0.1, steps=15, width=10)
     for k, eta in enumerate([0.5, 50.0]):
         for norm, key in (("bn_smooth", "loss_bn"), ("none", "loss_plain")):
             h = train.train(autorate.make_mlp(width=10, norm=norm, n_in=8, n_out=3), (X, y),
@@ -203,14 +204,65 @@ def test_rate_curves_stack_equals_separate_runs(f64):
 
 # --- 5. SGD ---------------------------------------------------------------------------
 
-def test_full_gradients_of_a_stack_match_autograd_per_model(f64):
+def unit_scaled_grads(model, X, y):
+    """Loss and the gradient at (V; g) by plain autograd on a copy: rows of group w times ‖w_k‖."""
+    loss, grads = direct_loss_and_grads(model, X, y)
+    w = {id(p) for p in model.groups()["w"]}
+    parts = [grads[n] * p.detach().norm(dim=-1, keepdim=True) if id(p) in w else grads[n]
+             for n, p in model.named_parameters()]
+    return loss, torch.cat([t.flatten() for t in parts])
+
+
+def test_every_unit_of_the_smoothed_network_is_scale_invariant(f64):
+    """Each row w_k of a normalised layer is orthogonal to its own gradient, which is what
+    lets Theorem 4.2 normalise every unit on its own."""
     X, y = tiny()
-    models = [net(seed=s, init_scale=s + 1.0) for s in range(3)]
-    losses, grads = autorate.full_gradients(stack.from_models(models), (X, y))
-    for m, loss, g in zip(models, losses, grads):
-        h = train.train(copy.deepcopy(m), (X, y), TrainConfig(steps=1), bar=False)
-        np.testing.assert_allclose(loss, h.loss[0], rtol=1e-12)
-        np.testing.assert_allclose(g, autorate.intrinsic_grad_sq(h)[0], rtol=1e-10)
+    model = net(init_scale=3.0)
+    _, grads = direct_loss_and_grads(model, X, y)
+    for n, p in model.named_parameters():
+        if any(p is q for q in model.groups()["w"]):
+            cos = (p * grads[n]).sum(1) / (p.norm(dim=1) * grads[n].norm(dim=1))
+            assert cos.abs().max() < 1e-12
+
+
+def test_expected_gradients_match_autograd_batch_by_batch(f64):
+    X, y = tiny()
+    models = [net(seed=s, init_scale=s + 0.5) for s in range(2)]
+    stk = stack.from_models(models)
+    before = {n: b.clone() for n, b in stk.buffers.items()}
+    batches = ax.random_batches(len(y), 10, 4, seed=3)
+    r = ax.expected_gradients(stk, (X, y), batches)
+    for k, model in enumerate(models):
+        per = [unit_scaled_grads(model, X[b], y[b]) for b in batches]
+        G = torch.stack([g for _, g in per])
+        pairs = (G @ G.T).sum() - (G * G).sum()      # sum of <g_i, g_j> over i != j
+        np.testing.assert_allclose(r["grad_sq"][k], (pairs / (4 * 3)).item(), rtol=1e-10)
+        np.testing.assert_allclose(r["loss"][k], np.mean([f for f, _ in per]), rtol=1e-12)
+        norm_sq = sum(p.pow(2).sum() for p in model.groups()["w"]).item()
+        np.testing.assert_allclose(r["norm_sq"][k], norm_sq, rtol=1e-12)
+    assert all(torch.equal(before[n], stk.buffers[n]) for n in before)  # running stats untouched
+
+
+def test_expected_gradient_estimate_is_unbiased(f64):
+    """Over 6 examples in batches of 3 there are 20 batches: the exact ‖E_B ∇F_B‖² is their
+    mean gradient's squared norm, and random batches estimate it without bias."""
+    X, y = tiny(n=6)
+    model = net(seed=1)
+    subsets = torch.tensor(list(__import__("itertools").combinations(range(6), 3)))
+    mean = torch.stack([unit_scaled_grads(model, X[b], y[b])[1] for b in subsets]).mean(0)
+    exact = mean.pow(2).sum().item()
+    r = ax.expected_gradients(stack.from_models([model]), (X, y),
+                              ax.random_batches(6, 3, 4000, seed=0))
+    assert abs(r["grad_sq"][0] / exact - 1) < 0.03
+    plain = ax.expected_gradients(stack.from_models([model]), (X, y), subsets)  # not i.i.d.
+    assert plain["grad_sq"][0] < exact  # pairs without replacement: the diagonal is missing
+
+
+def test_random_batches_are_sets_of_distinct_examples():
+    b = ax.random_batches(10, 4, 50, seed=0)
+    assert b.shape == (50, 4) and b.min() >= 0 and b.max() < 10
+    assert all(len(set(row.tolist())) == 4 for row in b)
+    assert len({tuple(sorted(row.tolist())) for row in b}) > 30
 
 
 def test_sgd_schedules_of_theorem_4_2():
@@ -222,31 +274,43 @@ def test_sgd_schedules_of_theorem_4_2():
 def test_segmented_training_continues_the_schedule(f64):
     """With full batches the segmented SGD runner equals one uninterrupted training run."""
     X, y = tiny()
-    r = autorate.sgd_convergence((X, y), [10.0], [0.5], lr_g=0.2, steps=40, batch_size=len(y),
-                                 seeds=[0], width=10, n_evals=6)
+    r = ax.sgd_convergence((X, y), [10.0], [0.5], lr_g=0.2, steps=40, batch_size=len(y),
+                           seeds=[0], width=10, n_evals=6, n_batches=2)
     sc = autorate.sgd_schedules(0.5, 40)
-    h = train.train(autorate.make_mlp(seed=0, width=10, n_in=8, n_out=3), (X, y),
+    model = autorate.make_mlp(seed=0, width=10, n_in=8, n_out=3)
+    h = train.train(copy.deepcopy(model), (X, y),
                     TrainConfig(steps=40, lr={"w": 10.0, "g": 0.2}, schedule=sc), bar=False)
     np.testing.assert_allclose(r["loss"][0, 0, 0], h.loss[r["step"]], rtol=1e-10)
-    np.testing.assert_allclose(r["grad_sq"][0, 0, 0], autorate.intrinsic_grad_sq(h)[r["step"]],
-                               rtol=1e-9)
+    np.testing.assert_allclose(r["norm_sq"][0, 0, 0],
+                               h.weight_norm_sq["w"].sum(1)[r["step"]], rtol=1e-10)
+    # a full batch in any order is the same batch: the estimate is the full gradient at (V; g)
+    np.testing.assert_allclose(r["grad_sq"][0, 0, 0, 0],
+                               unit_scaled_grads(model, X, y)[1].pow(2).sum().item(), rtol=1e-10)
 
 
-def test_sgd_with_decaying_rates_lowers_the_full_gradient():
-    X, y = tiny(n=96)
-    r = autorate.sgd_convergence((X, y), [0.1, 10.0], [0.0, 0.5], lr_g=0.2, steps=300,
-                                 batch_size=16, seeds=[0, 1], width=10, n_evals=8)
-    assert r["grad_sq"].shape == (2, 2, 2, len(r["step"]))
+def test_sgd_reaches_the_inverse_square_root_rate_for_every_eta_w():
+    """Theorem 4.2 on the chapter's small problem (fewer steps and seeds): the smallest
+    gradient norm² falls while T^(1/2) times it stays bounded, and with a constant η_w the
+    effective rates of η_w four orders of magnitude apart meet."""
+    d = gaussian_classification(2000, 10, n_classes=10, seed=0, label_noise=0.3, device="cpu")
+    etas = np.array([0.1, 10.0, 1000.0])
+    r = ax.sgd_convergence(d, etas, [0.0, 0.5], lr_g=0.5, steps=2000, batch_size=50,
+                           seeds=[0, 1], width=16, depth=1, n_evals=12, n_batches=200)
+    T = r["step"] + 1
     best = autorate.running_min(r["grad_sq"].mean(2))
-    assert np.all(best[..., -1] < 0.25 * best[..., 0])
-    assert np.all(r["loss"][..., -1] < r["loss"][..., 0])
+    i = np.searchsorted(T, 100)
+    assert np.all(best[..., -1] < best[..., i] / 2.5)                    # √16 = 4 predicted
+    assert np.all((best * np.sqrt(T))[..., i:].max(-1) < 2 * (best * np.sqrt(T))[..., i])
+    eff = (etas[:, None, None] / r["norm_sq"][:, 0]).mean(1)           # α = 0: (η_w, T)
+    assert eff[:, 1].max() / eff[:, 1].min() > 50
+    assert eff[:, -1].max() / eff[:, -1].min() < 2
 
 
 # --- 6. initial scale and weight decay ---------------------------------------------------
 
 @pytest.mark.parametrize("g0, lam", [(0.3, 0.0), (4.0, 0.02)])
 def test_initial_scale_r_equals_rate_divided_by_r_squared(f64, g0, lam):
-    r = autorate.scale_pair(tiny(), [g0, 1.0], lam, eta_w=2.0, eta_g=0.1, steps=40, width=10,
+    r = ax.scale_pair(tiny(), [g0, 1.0], lam, eta_w=2.0, eta_g=0.1, steps=40, width=10,
                             batch_size=16)
     assert r["loss"].shape == (2, 2, 41)
     loss, norm_sq, eff = (r[k][0] for k in ("loss", "norm_sq", "eff_lr"))
@@ -301,9 +365,14 @@ def test_make_mlp_scales_group_w_and_leaves_the_global_rng_alone():
     (lambda: autorate.blew_up([1.0, 2.0], factor=0), "factor"),
     (lambda: autorate.sgd_schedules(0.7, 10), "alpha"),
     (lambda: autorate.eval_steps(10, 0), "n_evals"),
-    (lambda: autorate.sgd_convergence(tiny(), [1.0], [0.0], 0.1, 10, 1000, [0], 10), "batch_size"),
-    (lambda: autorate.scale_pair(tiny(), 1.0, -0.1, 1.0, 0.1, 5, 10, 8), "lam"),
-    (lambda: autorate.scale_pair(tiny(), [1.0, 0.0], 0.0, 1.0, 0.1, 5, 10, 8), "g0"),
+    (lambda: ax.sgd_convergence(tiny(), [1.0], [0.0], 0.1, 10, 1000, [0], 10), "batch_size"),
+    (lambda: ax.sgd_convergence(tiny(), [1.0], [0.0], 0.1, 10, 8, [0], 10, n_batches=1),
+     "n_batches"),
+    (lambda: ax.random_batches(5, 6, 3), "batch_size"),
+    (lambda: ax.expected_gradients(stack.from_models([net()]), tiny(), torch.zeros(1, 4).long()),
+     "M >= 2"),
+    (lambda: ax.scale_pair(tiny(), 1.0, -0.1, 1.0, 0.1, 5, 10, 8), "lam"),
+    (lambda: ax.scale_pair(tiny(), [1.0, 0.0], 0.0, 1.0, 0.1, 5, 10, 8), "g0"),
 ])
 def test_bad_arguments_raise_value_error(call, match):
     with pytest.raises(ValueError, match=match):

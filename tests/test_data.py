@@ -320,6 +320,15 @@ def test_gaussian_labels_are_linearly_separable():
     assert ((ds.X @ w > 0).long() == ds.y).float().mean() > 0.9
 
 
+def test_label_noise_replaces_a_fraction_of_the_labels():
+    clean = synthetic.gaussian_classification(4000, 10, n_classes=10, seed=3)
+    noisy = synthetic.gaussian_classification(4000, 10, n_classes=10, seed=3, label_noise=0.3)
+    assert torch.equal(noisy.X, clean.X)
+    changed = (noisy.y != clean.y).float().mean().item()
+    assert abs(changed - 0.3 * 0.9) < 0.03   # a redrawn label keeps its class 1 time in 10
+    assert set(noisy.y.tolist()) == set(range(10))
+
+
 # ---------------------------------------------------------------- argument checks
 @pytest.mark.parametrize("call,match", [
     (lambda: data.load("mnist"), "fashion_mnist, cifar10"),
@@ -330,6 +339,7 @@ def test_gaussian_labels_are_linearly_separable():
     (lambda: synthetic.gaussian_classification(0, 3), "n must"),
     (lambda: synthetic.gaussian_classification(10, 0), "d must"),
     (lambda: synthetic.gaussian_classification(10, 3, n_classes=1), "n_classes"),
+    (lambda: synthetic.gaussian_classification(10, 3, label_noise=1.0), "label_noise"),
     (lambda: data.Dataset(torch.zeros(3, 2), torch.zeros(4), "x", ()), "expects"),
 ])
 def test_bad_arguments_raise_value_error(call, match):
