@@ -45,6 +45,13 @@ def test_pages_request_nothing_outside_the_site(build):
     assert (HTML / "_static" / "mathjax" / "tex-chtml-full.js").exists()
 
 
+def test_pages_use_the_book_stylesheet(build):
+    """_static/normbook.css (code cells fit about 90 characters) reaches every page."""
+    assert (HTML / "_static" / "normbook.css").exists()
+    for name in PAGES:
+        assert re.search(r'<link[^>]+href="[./]*_static/normbook\.css', page(name)), name
+
+
 def test_chapters_have_launch_and_download_buttons(build):
     for chapter in CHAPTERS:
         html = page(f"chapters/{chapter}")
