@@ -39,11 +39,19 @@ def rate_sweep(data, lr_w, lr_g, steps, width, norm="bn_smooth", seeds=(0,), dep
 def random_batches(n: int, batch_size: int, n_batches: int, seed: int = 0) -> torch.Tensor:
     """(n_batches, batch_size) indices: independent mini-batches, each a uniformly random
     set of ``batch_size`` distinct examples out of ``n`` (as every batch of SGD is)."""
-    _check_steps(n, "n"), _check_steps(n_batches, "n_batches"), _check_steps(batch_size, "batch_size")
+    _check_steps(n, "n"), _check_steps(n_batches, "n_batches")
+    _check_steps(batch_size, "batch_size")
     if batch_size > n:
         raise ValueError(f"batch_size must be at most the {n} examples, got {batch_size}")
     gen = torch.Generator().manual_seed(seed)
     return torch.stack([torch.randperm(n, generator=gen)[:batch_size] for _ in range(n_batches)])
+
+
+def _unit_norms(weight: torch.Tensor) -> torch.Tensor:
+    """‖w_k‖ of every output unit k of stacked weights (K, out, ...), shaped (K, 1, out, 1, ...)
+    to scale per-batch gradients (K, M, out, ...)."""
+    norms = weight.flatten(2).norm(dim=-1)
+    return norms.reshape(norms.shape[0], 1, norms.shape[1], *[1] * (weight.dim() - 2))
 
 
 def expected_gradients(stk: stack.Stack, data, batches, loss="cross_entropy") -> dict:
@@ -52,17 +60,20 @@ def expected_gradients(stk: stack.Stack, data, batches, loss="cross_entropy") ->
 
     With batch normalisation F_B depends on the whole batch (its statistics), so L is not
     the full-batch loss: its gradient is the mean of the mini-batch gradients g_1..g_M.
-    The gradient is taken at the normalised point (V; g) of Theorem 4.2, where every row
-    w_k of a weight in group ``w`` (one unit) is scaled to unit length, so its part is
-    ‖w_k‖ ∇_{w_k} F. Returns arrays over the K models: ``loss`` (mean of F_B), ``grad_sq``
-    the unbiased estimate (M‖ḡ‖² − mean_i ‖g_i‖²)/(M − 1) of ‖∇L(V; g)‖² (the mean of
-    ⟨g_i, g_j⟩ over pairs i ≠ j: it can dip below 0 when the gradient is tiny), and
-    ``norm_sq`` ‖w‖² of the whole group. The models' running statistics are left alone.
+    The gradient is taken at the normalised point (V; g) of Theorem 4.2, where every
+    output unit w_k of a weight in group ``w`` (a row of a matrix) is scaled to unit
+    length, so its part is ‖w_k‖ ∇_{w_k} F.
+
+    Returns arrays over the K models: ``loss`` (mean of F_B), ``grad_sq`` the unbiased
+    estimate (M‖ḡ‖² − mean_i ‖g_i‖²)/(M − 1) of ‖∇L(V; g)‖² (the mean of ⟨g_i, g_j⟩ over
+    pairs i ≠ j: it can dip below 0 when the gradient is tiny), and ``norm_sq`` ‖w‖² of
+    the whole group. The models' running statistics are left alone.
     """
     X, y = _xy(data)
     batches = torch.as_tensor(batches, device=X.device)
     if batches.ndim != 2 or batches.shape[0] < 2:
-        raise ValueError(f"batches must be (M, B) indices with M >= 2, got shape {tuple(batches.shape)}")
+        raise ValueError("batches must be (M, B) indices with M >= 2, "
+                         f"got shape {tuple(batches.shape)}")
     k, m = stk.size, batches.shape[0]
     # every model meets every batch: a stack of K·M copies, one gradient each
     params = {n: p.repeat_interleave(m, 0) for n, p in stk.params.items()}
@@ -72,8 +83,7 @@ def expected_gradients(stk: stack.Stack, data, batches, loss="cross_entropy") ->
     fn = lambda p, b, x, t: train.loss_and_accuracy(stk(p, b, x), t, loss)  # noqa: E731
     grads, (losses, _) = train.batched_grad(fn, k * m)(params, buffers, xb, yb)
     w = stk.groups["w"]
-    parts = [(grads[n].unflatten(0, (k, m)) * stk.params[n].norm(dim=-1, keepdim=True)[:, None])
-             for n in w]
+    parts = [grads[n].unflatten(0, (k, m)) * _unit_norms(stk.params[n]) for n in w]
     parts += [grads[n].unflatten(0, (k, m)) for n in stk.groups.get("g", [])]
     g = torch.cat([t.flatten(2) for t in parts], -1)  # (K, M, P)
     each = g.pow(2).sum(-1).mean(1)

@@ -243,6 +243,14 @@ def test_expected_gradients_match_autograd_batch_by_batch(f64):
     assert all(torch.equal(before[n], stk.buffers[n]) for n in before)  # running stats untouched
 
 
+def test_unit_norms_cover_every_output_unit_of_matrices_and_filters():
+    for shape in [(2, 3, 4), (2, 3, 4, 5, 5)]:                      # (K, out, in[, kh, kw])
+        w = torch.randn(shape)
+        n = ax._unit_norms(w)
+        assert n.shape == (2, 1, 3) + (1,) * (len(shape) - 2)
+        torch.testing.assert_close(n[1, 0, 2].flatten()[0], w[1, 2].norm())
+
+
 def test_expected_gradient_estimate_is_unbiased(f64):
     """Over 6 examples in batches of 3 there are 20 batches: the exact ‖E_B ∇F_B‖² is their
     mean gradient's squared norm, and random batches estimate it without bias."""
