@@ -46,7 +46,7 @@ def test_pages_request_nothing_outside_the_site(build):
 
 
 def test_pages_use_the_book_stylesheet(build):
-    """_static/normbook.css (code cells fit about 90 characters) reaches every page."""
+    """_static/normbook.css (code cells fit about 86 characters) reaches every page."""
     assert (HTML / "_static" / "normbook.css").exists()
     for name in PAGES:
         assert re.search(r'<link[^>]+href="[./]*_static/normbook\.css', page(name)), name

@@ -46,3 +46,11 @@ def test_binder_builds_from_the_repository_files():
     assert "-r ../requirements.txt" in binder and "whl/cpu" in binder
     assert "dataset-fashion-mnist" in (ROOT / "binder" / "apt.txt").read_text()
     assert "-e ." in (ROOT / "requirements.txt").read_text()
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.stem)
+def test_code_lines_fit_the_page_without_scrolling(path):
+    """_static/normbook.css fits about 86 characters in a code cell at 1280 pixels."""
+    long = [line for cell in code_cells(path) for line in "".join(cell["source"]).split("\n")
+            if len(line) > 84]
+    assert not long, f"{len(long)} code lines over 84 characters, e.g. {long[0]!r}"
