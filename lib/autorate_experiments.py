@@ -54,6 +54,24 @@ def _unit_norms(weight: torch.Tensor) -> torch.Tensor:
     return norms.reshape(norms.shape[0], 1, norms.shape[1], *[1] * (weight.dim() - 2))
 
 
+CHUNK_ELEMENTS = 2**25  # gradient entries held at once (K models × batches × parameters)
+
+
+def _unit_gradients(stk: stack.Stack, X, y, batches, loss):
+    """Every model's mini-batch gradients at (V; g) for ``batches`` (c, B): (K, c, P) and
+    the mini-batch losses (K, c). Every model meets every batch: a stack of K·c copies."""
+    k, c = stk.size, batches.shape[0]
+    params = {n: p.repeat_interleave(c, 0) for n, p in stk.params.items()}
+    buffers = {n: b.repeat_interleave(c, 0) for n, b in stk.buffers.items()}
+    xb = X[batches].expand(k, *batches.shape, *X.shape[1:]).flatten(0, 1)
+    yb = y[batches].expand(k, *batches.shape).flatten(0, 1)
+    fn = lambda p, b, x, t: train.loss_and_accuracy(stk(p, b, x), t, loss)  # noqa: E731
+    grads, (losses, _) = train.batched_grad(fn, k * c)(params, buffers, xb, yb)
+    parts = [grads[n].unflatten(0, (k, c)) * _unit_norms(stk.params[n]) for n in stk.groups["w"]]
+    parts += [grads[n].unflatten(0, (k, c)) for n in stk.groups.get("g", [])]
+    return torch.cat([t.flatten(2) for t in parts], -1), losses.unflatten(0, (k, c))
+
+
 def expected_gradients(stk: stack.Stack, data, batches, loss="cross_entropy") -> dict:
     """The objective SGD minimises, L = E_B F_B over mini-batches B, and its gradient, for
     every model of a stack, estimated from the mini-batches ``batches`` (M, B).
@@ -62,7 +80,8 @@ def expected_gradients(stk: stack.Stack, data, batches, loss="cross_entropy") ->
     the full-batch loss: its gradient is the mean of the mini-batch gradients g_1..g_M.
     The gradient is taken at the normalised point (V; g) of Theorem 4.2, where every
     output unit w_k of a weight in group ``w`` (a row of a matrix) is scaled to unit
-    length, so its part is ‖w_k‖ ∇_{w_k} F.
+    length, so its part is ‖w_k‖ ∇_{w_k} F. The batches are processed in chunks of at most
+    :data:`CHUNK_ELEMENTS` gradient entries, so memory does not grow with M.
 
     Returns arrays over the K models: ``loss`` (mean of F_B), ``grad_sq`` the unbiased
     estimate (M‖ḡ‖² − mean_i ‖g_i‖²)/(M − 1) of ‖∇L(V; g)‖² (the mean of ⟨g_i, g_j⟩ over
@@ -75,23 +94,18 @@ def expected_gradients(stk: stack.Stack, data, batches, loss="cross_entropy") ->
         raise ValueError("batches must be (M, B) indices with M >= 2, "
                          f"got shape {tuple(batches.shape)}")
     k, m = stk.size, batches.shape[0]
-    # every model meets every batch: a stack of K·M copies, one gradient each
-    params = {n: p.repeat_interleave(m, 0) for n, p in stk.params.items()}
-    buffers = {n: b.repeat_interleave(m, 0) for n, b in stk.buffers.items()}
-    xb = X[batches].expand(k, *batches.shape, *X.shape[1:]).flatten(0, 1)
-    yb = y[batches].expand(k, *batches.shape).flatten(0, 1)
-    fn = lambda p, b, x, t: train.loss_and_accuracy(stk(p, b, x), t, loss)  # noqa: E731
-    grads, (losses, _) = train.batched_grad(fn, k * m)(params, buffers, xb, yb)
-    w = stk.groups["w"]
-    parts = [grads[n].unflatten(0, (k, m)) * _unit_norms(stk.params[n]) for n in w]
-    parts += [grads[n].unflatten(0, (k, m)) for n in stk.groups.get("g", [])]
-    g = torch.cat([t.flatten(2) for t in parts], -1)  # (K, M, P)
-    each = g.pow(2).sum(-1).mean(1)
-    grad_sq = (m * g.mean(1).pow(2).sum(-1) - each) / (m - 1)
-    norm_sq = sum(stk.params[n].flatten(1).pow(2).sum(1) for n in w)
+    n_params = sum(p[0].numel() for p in stk.params.values())
+    chunk = max(1, min(m, CHUNK_ELEMENTS // (k * n_params)))
+    total, square, loss_sum = 0.0, 0.0, 0.0
+    for start in range(0, m, chunk):
+        g, losses = _unit_gradients(stk, X, y, batches[start:start + chunk], loss)
+        total = total + g.sum(1)                       # Σ_i g_i        (K, P)
+        square = square + g.pow(2).sum((1, 2))         # Σ_i ‖g_i‖²     (K,)
+        loss_sum = loss_sum + losses.sum(1)
+    grad_sq = (total.pow(2).sum(-1) / m - square / m) / (m - 1)
+    norm_sq = sum(stk.params[n].flatten(1).pow(2).sum(1) for n in stk.groups["w"])
     as_np = lambda t: t.detach().cpu().double().numpy()  # noqa: E731
-    return {"loss": as_np(losses.unflatten(0, (k, m)).mean(1)), "grad_sq": as_np(grad_sq),
-            "norm_sq": as_np(norm_sq)}
+    return {"loss": as_np(loss_sum / m), "grad_sq": as_np(grad_sq), "norm_sq": as_np(norm_sq)}
 
 
 def sgd_convergence(data, lr_w, alpha, lr_g, steps, batch_size, seeds, width, depth=2,

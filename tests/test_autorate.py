@@ -243,6 +243,16 @@ def test_expected_gradients_match_autograd_batch_by_batch(f64):
     assert all(torch.equal(before[n], stk.buffers[n]) for n in before)  # running stats untouched
 
 
+def test_expected_gradients_in_chunks_equal_one_pass(f64, monkeypatch):
+    X, y = tiny()
+    stk = stack.from_models([net(seed=s) for s in range(3)])
+    batches = ax.random_batches(len(y), 8, 7, seed=1)
+    whole = ax.expected_gradients(stk, (X, y), batches)
+    monkeypatch.setattr(ax, "CHUNK_ELEMENTS", 1)          # one batch at a time
+    for key, value in ax.expected_gradients(stk, (X, y), batches).items():
+        np.testing.assert_allclose(value, whole[key], rtol=1e-12)
+
+
 def test_unit_norms_cover_every_output_unit_of_matrices_and_filters():
     for shape in [(2, 3, 4), (2, 3, 4, 5, 5)]:                      # (K, out, in[, kh, kw])
         w = torch.randn(shape)
