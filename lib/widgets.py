@@ -191,7 +191,9 @@ class InteractiveFigure:
     def apply(self, values: dict, result=None) -> None:
         """Update the artists for ``values`` (computing unless ``result`` is given).
 
-        A ValueError from compute becomes a note under the figure and blanks the data.
+        A ValueError from compute becomes a note under the figure and blanks the data; so
+        does an exception from update(result) once the figure exists (at the default
+        values it propagates: a figure that cannot draw its defaults is a bug to fix).
         """
         self._show_hidden()
         with self._quiet():
@@ -200,7 +202,14 @@ class InteractiveFigure:
             self.result = None if failed else result
             self.error = f"Not computed: {result}" if failed else None
             if not failed:
-                self._update(self.result)
+                try:
+                    self._update(self.result)
+                except Exception as err:
+                    if not hasattr(self, "tracked"):
+                        raise
+                    failed, self.result = True, None
+                    self.error = f"Could not draw this result ({type(err).__name__}: {err})"
+            if not failed:
                 if len(site_figure.tracked_artists(self.figure)) != len(getattr(self, "tracked", [])):
                     if hasattr(self, "tracked"):
                         raise RuntimeError("update(result) must change the artists made in draw "

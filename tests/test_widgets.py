@@ -174,6 +174,27 @@ def test_value_error_in_compute_becomes_a_note():
     assert fig.note == "" and fig.figure.axes[0].lines[0].get_visible()
 
 
+def test_an_error_in_update_becomes_a_note_after_the_first_draw():
+    def draw(fig):
+        line, = fig.subplots().plot([0, 1, 2], [0, 1, 2])
+
+        def update(res):
+            if res > 1:
+                raise IndexError("no data for this value")
+            line.set_ydata(np.arange(3) * res)
+        return update
+
+    fig = InteractiveFigure(lambda eta: eta, draw, [Slider("eta", "η", 0.1, 2.0, default=0.5)])
+    fig.set(eta=1.5)
+    assert "Could not draw this result (IndexError: no data for this value)" in fig.note
+    assert not fig.figure.axes[0].lines[0].get_visible()      # no stale data shown
+    fig.set(eta=0.7)
+    assert fig.note == "" and fig.figure.axes[0].lines[0].get_visible()
+    np.testing.assert_allclose(fig.figure.axes[0].lines[0].get_ydata(), [0, 0.7, 1.4])
+    with pytest.raises(IndexError):      # at the defaults it is a bug, not a note
+        InteractiveFigure(lambda eta: eta, draw, [Slider("eta", "η", 0.1, 2.0, default=1.5)])
+
+
 def test_update_is_in_place():
     fig, _ = demo()
     ax = fig.figure.axes[0]
