@@ -131,3 +131,50 @@ def test_conv_net_bad_arguments():
         bx.ConvNet(image_size=2)
     with pytest.raises(ValueError, match="width"):
         bx.ConvNet(width=0)
+
+
+# --- the chapter's Fashion-MNIST claims, at the chapter's CPU-scale settings -------------
+
+@pytest.fixture(scope="module")
+def fmnist_sweeps():
+    """The sweeps of the BNGD chapter's last section at CPU scale (5000 images, one epoch
+    of 50 steps, η from 1e-2 to 1e3): mean loss after one epoch per scheme and rate."""
+    from lib import data
+    train_set = data.fashion_mnist("train", n=5000, device="cpu", download=False)
+    lrs = tuple(np.logspace(-2, 3, 6))
+    runs = {"one": (bx.make_one_layer, bx.SweepConfig(lrs=lrs, seeds=3, loss="mse"), {}),
+            "cnn": (bx.make_conv_net, bx.SweepConfig(lrs=lrs, seeds=2, loss="cross_entropy"),
+                    dict(width=4, hidden=32))}
+    out = {}
+    for net, (make, cfg, kw) in runs.items():
+        for scheme in bx.SCHEMES:
+            loss = bx.lr_sweep(make, train_set, scheme, cfg, **kw)
+            out[net, scheme] = np.where(np.isfinite(loss).all(1), loss.mean(1), np.inf)
+    return out
+
+
+@pytest.mark.parametrize("net", ["one", "cnn"])
+def test_one_rate_for_everything_has_a_largest_usable_rate(fmnist_sweeps, net):
+    for scheme in ("gd", "bn_shared"):
+        loss = fmnist_sweeps[net, scheme]
+        assert loss[-1] > 2 * loss.min(), (scheme, loss)          # at η = 1e3
+    if net == "cnn":   # cross-entropy: orders of magnitude
+        assert all(fmnist_sweeps[net, s][-1] > 10 * fmnist_sweeps[net, s].min()
+                   for s in ("gd", "bn_shared"))
+
+
+@pytest.mark.parametrize("net", ["one", "cnn"])
+def test_a_separate_rate_for_bn_parameters_tolerates_any_weight_rate(fmnist_sweeps, net):
+    loss = fmnist_sweeps[net, "bn_separate"]
+    assert np.isfinite(loss).all()
+    if net == "one":
+        assert loss[-1] < 2 * loss.min(), loss                     # still within 2× at 1e3
+    else:
+        assert loss[-1] < 0.75 * math.log(10), loss                 # well below chance
+
+
+@pytest.mark.parametrize("net", ["one", "cnn"])
+def test_bn_lowers_the_best_loss_after_one_epoch(fmnist_sweeps, net):
+    best_gd = fmnist_sweeps[net, "gd"].min()
+    assert fmnist_sweeps[net, "bn_shared"].min() < 0.8 * best_gd
+    assert fmnist_sweeps[net, "bn_separate"].min() < 0.8 * best_gd
