@@ -322,6 +322,8 @@ def test_sgd_reaches_the_inverse_square_root_rate_for_every_eta_w():
     eff = (etas[:, None, None] / r["norm_sq"][:, 0]).mean(1)           # α = 0: (η_w, T)
     assert eff[:, 1].max() / eff[:, 1].min() > 50
     assert eff[:, -1].max() / eff[:, -1].min() < 2
+    growth = (r["norm_sq"][..., -1] / r["norm_sq"][..., 1]).mean(-1)  # ‖w_T‖²/‖w_1‖²: (η_w, α)
+    assert np.all(growth[:, 1] < growth[:, 0]) and np.all(growth[:, 1] < 5)  # α = ½: little
 
 
 # --- 6. initial scale and weight decay ---------------------------------------------------
