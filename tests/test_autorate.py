@@ -326,6 +326,22 @@ def test_sgd_reaches_the_inverse_square_root_rate_for_every_eta_w():
     assert np.all(growth[:, 1] < growth[:, 0]) and np.all(growth[:, 1] < 5)  # α = ½: little
 
 
+def test_without_label_noise_sgd_fits_the_images_and_the_gradient_collapses():
+    """Exercise 6, smaller: on 200 Fashion-MNIST images the network fits every image, the
+    noise vanishes with the loss and T^(1/2)·min falls far below its peak; η_w = 1e3 with
+    α = ½ is still fitting, its T^(1/2)·min still growing."""
+    from lib import data
+    fm = data.fashion_mnist(n=200, device="cpu", download=False)
+    r = ax.sgd_convergence(fm, [10.0, 1e3], [0.0, 0.5], lr_g=0.5, steps=2000, batch_size=50,
+                           seeds=[0], width=20, depth=2, n_evals=15, n_batches=100)
+    T = r["step"] + 1
+    scaled = autorate.running_min(r["grad_sq"].mean(2)) * np.sqrt(T)  # (η_w, α, T)
+    loss = r["loss"].mean(2)
+    assert loss[0, 0, -1] < 0.05 and scaled[0, 0, -1] < 0.1 * scaled[0, 0].max()
+    later = scaled[1, 1, np.searchsorted(T, 10):]                     # after the first steps
+    assert loss[1, 1, -1] > 0.3 and later[-1] == later.max() > 2 * later.min()
+
+
 # --- 6. initial scale and weight decay ---------------------------------------------------
 
 @pytest.mark.parametrize("g0, lam", [(0.3, 0.0), (4.0, 0.02)])
