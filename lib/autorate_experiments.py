@@ -135,7 +135,7 @@ def sgd_convergence(data, lr_w, alpha, lr_g, steps, batch_size, seeds, width, de
 
     def measure(stk, t):
         batches = random_batches(X.shape[0], batch_size, n_batches, seed=int(t))
-        return expected_gradients(stk, data, batches.to(X.device))
+        return expected_gradients(stk, data, batches)
 
     def run(_key):
         scheds = [sgd_schedules(b, steps) for _, b, _ in points]

@@ -201,19 +201,19 @@ class InteractiveFigure:
             failed = isinstance(result, ComputeError)
             self.result = None if failed else result
             self.error = f"Not computed: {result}" if failed else None
+            drawn = hasattr(self, "tracked")   # False only during the first, default draw
             if not failed:
                 try:
                     self._update(self.result)
                 except Exception as err:
-                    if not hasattr(self, "tracked"):
+                    if not drawn:
                         raise
                     failed, self.result = True, None
                     self.error = f"Could not draw this result ({type(err).__name__}: {err})"
             if not failed:
-                if len(site_figure.tracked_artists(self.figure)) != len(getattr(self, "tracked", [])):
-                    if hasattr(self, "tracked"):
-                        raise RuntimeError("update(result) must change the artists made in draw "
-                                           "(line.set_data, text.set_text), not add new ones")
+                if drawn and len(site_figure.tracked_artists(self.figure)) != len(self.tracked):
+                    raise RuntimeError("update(result) must change the artists made in draw "
+                                       "(line.set_data, text.set_text), not add new ones")
             else:   # blank the data rather than show a stale figure
                 self._hidden = [a for a in getattr(self, "tracked", []) if a.get_visible()]
                 for a in self._hidden:
