@@ -10,6 +10,9 @@ Three jobs, each something a plain ``jupyter-book build`` would otherwise get wr
    figures in the site.
 3. Serve MathJax from ``_static`` so the built pages work with no network.
 4. Drop a script that sphinx-thebe includes twice (a console error on every page).
+5. Skip every Python environment inside the book folder, whatever its name (a folder
+   holding ``pyvenv.cfg`` or ``conda-meta``): its site-packages hold Markdown, reST and
+   notebooks that are not pages. ``_config.yml`` skips the usual names by pattern.
 """
 
 import hashlib
@@ -38,6 +41,37 @@ def _key_cache_on_lib(app, config):
         if stale != current:
             shutil.rmtree(stale, ignore_errors=True)
     config.nb_execution_cache_path = str(current)
+
+
+ENV_MARKERS = ("pyvenv.cfg", "conda-meta")
+ENV_SEARCH_DEPTH = 3  # environments live near the top: ./.venv, ./envs/py311, ...
+
+
+def environment_folders(root: Path, depth: int = ENV_SEARCH_DEPTH) -> list[str]:
+    """Folders under ``root`` (relative, POSIX) that are Python environments, searched to
+    ``depth`` levels; an environment's own subfolders are not searched."""
+    found, level = [], [root]
+    for _ in range(depth):
+        below = []
+        for folder in level:
+            try:
+                children = sorted(p for p in folder.iterdir() if p.is_dir() and not p.is_symlink())
+            except OSError:  # unreadable folder: nothing of ours can be in it
+                continue
+            for child in children:
+                if child.name in ("_build", ".git", "node_modules"):
+                    continue
+                if any((child / marker).exists() for marker in ENV_MARKERS):
+                    found.append(child.relative_to(root).as_posix())
+                else:
+                    below.append(child)
+        level = below
+    return found
+
+
+def _exclude_environments(app, config):
+    extra = [f for f in environment_folders(Path(app.srcdir)) if f not in config.exclude_patterns]
+    config.exclude_patterns = list(config.exclude_patterns) + extra
 
 
 def _mathjax_source() -> Path:
@@ -77,6 +111,7 @@ def _drop_duplicate_scripts(app, pagename, templatename, context, doctree):
 def setup(app):
     os.environ["NORMBOOK_BUILD"] = "1"
     app.connect("config-inited", _key_cache_on_lib)
+    app.connect("config-inited", _exclude_environments, priority=100)  # before etoc reads it
     app.connect("builder-inited", _copy_mathjax)
     app.connect("html-page-context", _drop_duplicate_scripts, priority=1)
     return {"parallel_read_safe": True, "parallel_write_safe": True}

@@ -97,3 +97,58 @@ def test_a_cell_error_fails_the_build(tmp_path):
                           capture_output=True, text=True, timeout=600)
     assert proc.returncode != 0
     assert "Executing notebook failed" in proc.stdout + proc.stderr
+
+
+def _planted_pages(folder):
+    """A notebook that fails when executed and a page with a broken reference: either one
+    fails the build if the folder is read."""
+    import nbformat
+
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / "README.md").write_text("# Not a page\n\nSee {ref}`no-such-label`.\n")
+    (folder / "LICENSE.rst").write_text("Not a page\n==========\n\n:ref:`no-such-label`\n")
+    nb = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell("raise RuntimeError('read')")])
+    nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
+    nbformat.write(nb, folder / "template.ipynb")
+
+
+def test_environment_folders_in_the_tree_are_not_read(tmp_path):
+    """The README makes `.venv` inside the clone; environments under any name are skipped."""
+    import shutil
+
+    for name in ("_config.yml", "references.bib"):
+        shutil.copy(ROOT / name, tmp_path / name)
+    shutil.copytree(ROOT / "_ext", tmp_path / "_ext")
+    (tmp_path / "_toc.yml").write_text("format: jb-book\nroot: intro\n")
+    (tmp_path / "intro.md").write_text("# The one page\n\nText.\n")
+    site = "lib/python3.11/site-packages/pkg"
+    for env in (".venv", "venv", "env", "envs/py311", "conda"):  # by pattern or by marker
+        _planted_pages(tmp_path / env / site)
+    (tmp_path / "envs" / "py311" / "pyvenv.cfg").write_text("home = /usr/bin\n")
+    (tmp_path / "conda" / "conda-meta").mkdir()
+    _planted_pages(tmp_path / "vendor" / "site-packages" / "pkg")  # any site-packages
+    proc = subprocess.run([sys.executable, str(ROOT / "tools" / "build.py"), str(tmp_path)],
+                          capture_output=True, text=True, timeout=600)
+    log = proc.stdout + proc.stderr
+    assert proc.returncode == 0, log[-3000:]
+    assert not re.search(r"(WARNING|ERROR):", log), log[-3000:]
+    built = sorted(p.relative_to(tmp_path / "_build" / "html").as_posix()
+                   for p in (tmp_path / "_build" / "html").rglob("*.html")
+                   if "_static" not in p.parts)
+    assert built == ["genindex.html", "index.html", "intro.html", "search.html"], built
+
+
+def test_a_page_outside_environments_is_still_read(tmp_path):
+    """The same planted files in an ordinary folder listed in the ToC do fail the build, so
+    the test above can fail."""
+    import shutil
+
+    for name in ("_config.yml", "references.bib"):
+        shutil.copy(ROOT / name, tmp_path / name)
+    shutil.copytree(ROOT / "_ext", tmp_path / "_ext")
+    _planted_pages(tmp_path / "notes")
+    (tmp_path / "_toc.yml").write_text("format: jb-book\nroot: notes/README\n")
+    proc = subprocess.run([sys.executable, str(ROOT / "tools" / "build.py"), str(tmp_path)],
+                          capture_output=True, text=True, timeout=600)
+    assert proc.returncode != 0
+    assert "no-such-label" in proc.stdout + proc.stderr
