@@ -8,7 +8,7 @@ import importlib
 
 __all__ = [
     "autorate", "autorate_experiments", "bn_experiments", "bngd_figure", "bngd_plots",
-    "bngd_theory", "cache", "chapter", "data", "device", "explr", "models", "ols",
+    "bngd_theory", "cache", "chapter", "checks", "data", "device", "explr", "models", "ols",
     "plotting", "progress", "scale", "schedules", "site_figure", "stack", "sweep",
     "synthetic", "train", "widgets", "wn", "wn_checks", "wn_experiments", "wn_figures",
 ]
