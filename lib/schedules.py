@@ -10,22 +10,58 @@ The exponential equivalents follow Li & Arora (2020): for a scale-invariant loss
 "η̃_t = η α^{−2t−1}, no weight decay, momentum γ" (Theorems 2.1 and 2.9); step decay
 becomes a tapered exponential schedule (TEXP, Theorem 2.12). :func:`texp_plus` is the
 exact version for any schedule (TEXP++, Theorem 2.13).
+
+Arguments are checked by name (:mod:`lib.checks`): η > 0 finite, λ ≥ 0, γ in [0, 1),
+integer step counts ≥ 1. A schedule that would exceed float64 within the requested
+steps is refused with a ValueError naming the arguments responsible (decided on the
+logarithms before any rate is computed), never returned as inf.
 """
 
 import math
 
 import numpy as np
 
+from lib import checks
 
-def _check(eta=None, weight_decay=None, momentum=None, steps=None):
-    if eta is not None and not (np.all(np.isfinite(eta)) and np.all(np.asarray(eta) > 0)):
-        raise ValueError(f"learning rate η must be finite and > 0, got {eta!r}")
-    if weight_decay is not None and not (math.isfinite(weight_decay) and weight_decay >= 0):
-        raise ValueError(f"weight decay λ must be finite and >= 0, got {weight_decay!r}")
-    if momentum is not None and not (0 <= momentum < 1):
-        raise ValueError(f"momentum γ must be in [0, 1), got {momentum!r}")
-    if steps is not None and not (isinstance(steps, (int, np.integer)) and steps >= 1):
-        raise ValueError(f"steps must be a positive integer, got {steps!r}")
+LOG_MAX = math.log(np.finfo(np.float64).max)  # ≈ 709.78: e^LOG_MAX is float64's largest
+
+
+def _hyper(eta=None, weight_decay=None, momentum=None):
+    """η > 0, λ ≥ 0 and γ in [0, 1), each checked by name when given."""
+    return (None if eta is None else checks.positive("eta", eta),
+            None if weight_decay is None else checks.nonnegative("weight_decay", weight_decay),
+            None if momentum is None else checks.fraction("momentum", momentum))
+
+
+def _lrs(lrs) -> np.ndarray:
+    """A schedule: a non-empty 1-D array of finite rates > 0."""
+    return checks.positive_array("lrs", lrs, ndim=1)
+
+
+_TOO_LONG = ("weight_decay and lrs", "use a shorter schedule or a smaller λη")
+
+
+def _refuse_overflow(log_rates, names: str, advice: str) -> None:
+    """ValueError naming ``names`` if some e^{log_rates[t]} exceeds float64 (decided in logs)."""
+    over = np.flatnonzero(np.asarray(log_rates) > LOG_MAX)
+    if over.size:
+        raise ValueError(f"{names}: the rate exceeds float64 at step {over[0]} "
+                         f"(e^{float(np.max(log_rates)):.4g} > e^{LOG_MAX:.2f}); {advice}")
+
+
+def _finite(rates: np.ndarray, names: str, advice: str) -> np.ndarray:
+    """``rates``, or the same ValueError if rounding at the very edge still overflowed."""
+    if not np.all(np.isfinite(rates)):
+        _refuse_overflow(np.where(np.isfinite(rates), 0.0, np.inf), names, advice)
+    return rates
+
+
+def _refuse_zero(rates, names: str) -> np.ndarray:
+    """ValueError naming ``names`` if a rate underflows to 0 (e.g. factor**k below 1e-308)."""
+    zero = np.flatnonzero(rates <= 0)
+    if zero.size:
+        raise ValueError(f"{names}: the rate underflows to 0 at step {zero[0]}")
+    return rates
 
 
 def exp_lr_alpha(eta: float, weight_decay: float, momentum: float = 0.0) -> float:
@@ -36,74 +72,112 @@ def exp_lr_alpha(eta: float, weight_decay: float, momentum: float = 0.0) -> floa
         weight_decay: λ ≥ 0.
         momentum: γ in [0, 1).
     Real roots exist only when λη ≤ (1 − √γ)²; then α is in [√γ, 1]. For γ = 0 it is
-    1 − λη (Theorem 2.1).
+    1 − λη (Theorem 2.1), which must be > 0.
     """
-    _check(eta, weight_decay, momentum)
+    eta, weight_decay, momentum = _hyper(eta, weight_decay, momentum)
+    bound = (1 - math.sqrt(momentum)) ** 2
+    if weight_decay * eta > bound or (momentum == 0 and weight_decay * eta >= 1):
+        raise ValueError(
+            f"weight_decay and eta: no real α > 0: need λη <= (1 − √γ)² = {bound:.4g} "
+            f"(and < 1 when γ = 0), got λη = {weight_decay * eta:.4g} "
+            f"(η={eta}, λ={weight_decay}, γ={momentum})")
     b = 1 + momentum - weight_decay * eta
     disc = b * b - 4 * momentum
-    if weight_decay * eta > (1 - math.sqrt(momentum)) ** 2 or disc < 0:
-        raise ValueError(
-            f"no real α: need λη <= (1 − √γ)² = {(1 - math.sqrt(momentum)) ** 2:.4g}, "
-            f"got λη = {weight_decay * eta:.4g} (η={eta}, λ={weight_decay}, γ={momentum})")
     return (b + math.sqrt(max(disc, 0.0))) / 2
 
 
 def exp_lr(eta: float, weight_decay: float, momentum: float, steps: int) -> np.ndarray:
-    """(steps,) η̃_t = η α^{−2t−1}: the exponential equivalent of constant η with WD λ."""
-    _check(steps=steps)
+    """(steps,) η̃_t = η α^{−2t−1}: the exponential equivalent of constant η with WD λ.
+
+    Raises ValueError (naming weight_decay and steps) if η̃_t would exceed float64.
+    """
+    steps = checks.integer("steps", steps)
     alpha = exp_lr_alpha(eta, weight_decay, momentum)
-    log_last = math.log(eta) - (2.0 * steps - 1) * math.log(alpha)
-    if log_last > 700:  # float64 overflows near e^709
-        raise ValueError(f"η̃ would exceed float64's range within {steps} steps "
-                         f"(α = {alpha:.4g}); use fewer steps or a smaller λη")
-    return eta * alpha ** (-2.0 * np.arange(steps) - 1)
+    eta = float(eta)
+    log_growth = -(2.0 * np.arange(steps) + 1) * math.log(alpha)  # of α^{−2t−1}, then × η
+    names, advice = "weight_decay and steps", f"α = {alpha:.6g}; use fewer steps or a smaller λη"
+    _refuse_overflow(np.maximum(log_growth, math.log(eta) + log_growth), names, advice)
+    with np.errstate(over="ignore"):
+        return _finite(eta * alpha ** (-2.0 * np.arange(steps) - 1), names, advice)
 
 
 def growth_per_epoch(eta: float, weight_decay: float, momentum: float,
                      steps_per_epoch: int) -> float:
     """Factor α^{−2·steps_per_epoch} by which :func:`exp_lr` grows over one epoch."""
-    _check(steps=steps_per_epoch)
-    return exp_lr_alpha(eta, weight_decay, momentum) ** (-2.0 * steps_per_epoch)
+    steps_per_epoch = checks.integer("steps_per_epoch", steps_per_epoch)
+    alpha = exp_lr_alpha(eta, weight_decay, momentum)
+    log_growth = -2.0 * steps_per_epoch * math.log(alpha)
+    if log_growth > LOG_MAX:
+        raise ValueError(f"weight_decay and steps_per_epoch: the growth per epoch "
+                         f"e^{log_growth:.4g} exceeds float64 (α = {alpha:.6g})")
+    return alpha ** (-2.0 * steps_per_epoch)
 
 
 def equilibrium_ratio(eta: float, weight_decay: float, momentum: float = 0.0) -> float:
     """2ηλ/(1 + γ): mean ‖θ_{t+1} − θ_t‖² over mean ‖θ_t‖² once the norm has settled."""
-    _check(eta, weight_decay, momentum)
-    return 2 * eta * weight_decay / (1 + momentum)
+    eta, weight_decay, momentum = _hyper(eta, weight_decay, momentum)
+    ratio = 2 * eta * weight_decay / (1 + momentum)
+    if not math.isfinite(ratio):
+        raise ValueError(f"eta and weight_decay: 2ηλ/(1+γ) exceeds float64 (η={eta}, λ={weight_decay})")
+    return ratio
+
+
+def _milestones(milestones, steps: int) -> np.ndarray:
+    """Strictly increasing integer steps in (0, steps)."""
+    if isinstance(milestones, (str, bytes)) or not hasattr(milestones, "__iter__"):
+        raise TypeError(f"milestones must be a sequence of integer steps, got "
+                        f"{type(milestones).__name__} {milestones!r}")
+    ms = [checks.integer("milestones", m, lo=1, hi=steps - 1) for m in milestones]
+    if any(b <= a for a, b in zip(ms, ms[1:])):
+        raise ValueError(f"milestones must be strictly increasing steps in (0, {steps}), got {ms}")
+    return np.array(ms, dtype=int)
 
 
 def step_decay(eta: float, steps: int, milestones=(), factor: float = 0.1) -> np.ndarray:
-    """(steps,) η · factor^k, where k counts the milestones (step indices) passed."""
-    _check(eta, steps=steps)
-    milestones = sorted(int(m) for m in milestones)
-    if any(not 0 < m < steps for m in milestones) or len(set(milestones)) != len(milestones):
-        raise ValueError(f"milestones must be distinct steps in (0, {steps}), got {milestones}")
-    if not 0 < factor <= 1:
-        raise ValueError(f"factor must be in (0, 1], got {factor!r}")
-    k = np.searchsorted(np.array(milestones, dtype=int), np.arange(steps), side="right")
-    return eta * factor ** k.astype(float)
+    """(steps,) η · factor^k, where k counts the milestones (step indices) passed.
+
+    ``milestones``: strictly increasing integers in (0, steps); ``factor`` in (0, 1].
+    """
+    eta, _, _ = _hyper(eta)
+    steps = checks.integer("steps", steps)
+    ms = _milestones(milestones, steps)
+    factor = checks.number("factor", factor, lo=0, hi=1, lo_open=True)
+    k = np.searchsorted(ms, np.arange(steps), side="right")
+    return _refuse_zero(eta * factor ** k.astype(float), "eta and factor")
 
 
 def cosine(eta: float, steps: int, steps_per_epoch: int) -> np.ndarray:
     """(steps,) η (1 + cos(π e/E))/2, constant within epoch e of E = ⌈steps/steps_per_epoch⌉."""
-    _check(eta, steps=steps)
-    _check(steps=steps_per_epoch)
+    eta, _, _ = _hyper(eta)
+    steps = checks.integer("steps", steps)
+    steps_per_epoch = checks.integer("steps_per_epoch", steps_per_epoch)
     epochs = math.ceil(steps / steps_per_epoch)
     e = np.arange(steps) // steps_per_epoch
-    return eta * (1 + np.cos(np.pi * e / epochs)) / 2
+    return _refuse_zero(eta * (1 + np.cos(np.pi * e / epochs)) / 2, "eta and steps")
 
 
-def _phases(lrs):
-    lrs = np.asarray(lrs, dtype=float)
-    if lrs.ndim != 1 or lrs.size == 0:
-        raise ValueError(f"lrs must be a non-empty 1-D array of learning rates, got shape {lrs.shape}")
-    _check(lrs)
-    return lrs
+def _alphas(lrs, weight_decay, momentum) -> np.ndarray:
+    """α of every rate in ``lrs`` (same arithmetic as :func:`exp_lr_alpha`), or a
+    ValueError naming weight_decay and lrs."""
+    bound = (1 - math.sqrt(momentum)) ** 2
+    worst = weight_decay * float(lrs.max())
+    if worst > bound or (momentum == 0 and worst >= 1):
+        raise ValueError(f"weight_decay and lrs: no real α > 0 for the largest rate: need "
+                         f"λη <= (1 − √γ)² = {bound:.4g} (and < 1 when γ = 0), got "
+                         f"λ·max(lrs) = {worst:.4g}")
+    b = 1 + momentum - weight_decay * lrs
+    return (b + np.sqrt(np.maximum(b * b - 4 * momentum, 0.0))) / 2
 
 
-def _tapered(lrs, weight_decay, momentum, entry_factor: bool) -> np.ndarray:
-    lrs = _phases(lrs)
-    alphas = np.array([exp_lr_alpha(float(e), weight_decay, momentum) for e in lrs])
+def _tapered(lrs, weight_decay, momentum, entry_factor: bool, too_long=_TOO_LONG) -> np.ndarray:
+    """The TEXP recursion; its logs are summed first so an overflow is refused, not returned."""
+    alphas = _alphas(lrs, weight_decay, momentum)
+    new = np.concatenate([[False], lrs[1:] != lrs[:-1]])  # entering a new phase at t
+    log_a = np.log(alphas)
+    log_drop = np.log(lrs) - np.log(np.concatenate([lrs[:1], lrs[:-1]])) if entry_factor else 0.0
+    steps = np.where(new, log_drop - log_a - np.roll(log_a, 1), -2 * np.roll(log_a, 1))
+    steps[0] = math.log(lrs[0]) - log_a[0]
+    _refuse_overflow(np.cumsum(steps), *too_long)
     out = np.empty_like(lrs)
     out[0] = lrs[0] / alphas[0]
     for t in range(1, lrs.size):
@@ -112,7 +186,7 @@ def _tapered(lrs, weight_decay, momentum, entry_factor: bool) -> np.ndarray:
         else:  # entering a new phase: new growth rate, and the drop of η itself (TEXP)
             drop = lrs[t] / lrs[t - 1] if entry_factor else 1.0
             out[t] = out[t - 1] * drop / (alphas[t] * alphas[t - 1])
-    return out
+    return _finite(out, *too_long)
 
 
 def texp(lrs, weight_decay: float, momentum: float) -> np.ndarray:
@@ -122,21 +196,29 @@ def texp(lrs, weight_decay: float, momentum: float) -> np.ndarray:
     Within a phase of rate η_I the rate grows by α_I^{−2} per step; on entering phase I
     it is multiplied by (η_I/η_{I−1}) / (α_I α_{I−1}). Exact up to a one-time momentum
     correction at each phase boundary (second order in λη); see :func:`texp_plus`.
+    ``lrs``: a 1-D array of finite rates > 0. Raises ValueError (naming weight_decay and
+    lrs) if the result would exceed float64.
     """
-    _check(weight_decay=weight_decay, momentum=momentum)
-    return _tapered(lrs, weight_decay, momentum, entry_factor=True)
+    _, weight_decay, momentum = _hyper(None, weight_decay, momentum)
+    return _tapered(_lrs(lrs), weight_decay, momentum, entry_factor=True)
 
 
 def texp_minus(lrs, weight_decay: float, momentum: float) -> np.ndarray:
     """TEXP−− (Li & Arora, section 4.1): TEXP without the drop η_I/η_{I−1} at phase entry."""
-    _check(weight_decay=weight_decay, momentum=momentum)
-    return _tapered(lrs, weight_decay, momentum, entry_factor=False)
+    _, weight_decay, momentum = _hyper(None, weight_decay, momentum)
+    return _tapered(_lrs(lrs), weight_decay, momentum, entry_factor=False)
 
 
 def exp_cosine(eta: float, weight_decay: float, momentum: float, steps: int,
                steps_per_epoch: int) -> np.ndarray:
-    """TEXP of :func:`cosine` (section 4.2): every epoch is a phase."""
-    return texp(cosine(eta, steps, steps_per_epoch), weight_decay, momentum)
+    """TEXP of :func:`cosine` (section 4.2): every epoch is a phase.
+
+    Raises ValueError (naming weight_decay and steps) if the result would exceed float64.
+    """
+    exp_lr_alpha(eta, weight_decay, momentum)  # η is the largest rate: refused by name here
+    lrs = cosine(eta, steps, steps_per_epoch)
+    return _tapered(lrs, float(weight_decay), float(momentum), entry_factor=True,
+                    too_long=("weight_decay and steps", "use fewer steps or a smaller λη"))
 
 
 def texp_plus(lrs, weight_decay: float, momentum: float, alpha0: float = 1.0):
@@ -145,19 +227,22 @@ def texp_plus(lrs, weight_decay: float, momentum: float, alpha0: float = 1.0):
     With a_0 = ``alpha0`` and a_{t+1} = 1 − η_t λ + γ (η_t/η_{t−1})(1 − 1/a_t), the scales
     ρ_t = 1/(a_1 ⋯ a_t) give θ̃_t = ρ_t θ_t and η̃_t = η_t ρ_t ρ_{t+1}.
     Returns ``(lrs_tilde, rho)`` with shapes (steps,) and (steps + 1,).
-    With ``alpha0 = 1`` both processes start with zero momentum.
+    With ``alpha0 = 1`` both processes start with zero momentum. ``alpha0`` in (0, 1];
+    raises ValueError (naming weight_decay and lrs) if a_t <= 0 or η̃ would exceed float64.
     """
-    _check(weight_decay=weight_decay, momentum=momentum)
-    lrs = _phases(lrs)
-    if not 0 < alpha0 <= 1:
-        raise ValueError(f"alpha0 must be in (0, 1], got {alpha0!r}")
+    _, weight_decay, momentum = _hyper(None, weight_decay, momentum)
+    lrs = _lrs(lrs)
+    alpha0 = checks.number("alpha0", alpha0, lo=0, hi=1, lo_open=True)
     a = np.empty(lrs.size + 1)
     a[0] = alpha0
     prev = lrs[0]  # η_{−1} = η_0: with zero initial momentum its value does not matter
     for t, eta in enumerate(lrs):
         a[t + 1] = 1 - eta * weight_decay + momentum * (eta / prev) * (1 - 1 / a[t])
-        if a[t + 1] <= 0:
-            raise ValueError(f"TEXP++ scale a_{t + 1} = {a[t + 1]:.3g} <= 0: λη too large")
+        if not a[t + 1] > 0:
+            raise ValueError(f"weight_decay and lrs: TEXP++ scale a_{t + 1} = {a[t + 1]:.3g} "
+                             f"<= 0 (λη_t = {eta * weight_decay:.3g} too large)")
         prev = eta
+    log_rho = np.concatenate([[0.0], -np.cumsum(np.log(a[1:]))])
+    _refuse_overflow(np.maximum(log_rho[1:], np.log(lrs) + log_rho[:-1] + log_rho[1:]), *_TOO_LONG)
     rho = np.concatenate([[1.0], np.cumprod(1 / a[1:])])
-    return lrs * rho[:-1] * rho[1:], rho
+    return _finite(lrs * rho[:-1] * rho[1:], *_TOO_LONG), _finite(rho, *_TOO_LONG)
