@@ -14,18 +14,30 @@ import json
 import os
 import pickle
 import types
+import warnings
 from pathlib import Path
 
 import numpy as np
 import torch
 
+from lib import checks
+
 ROOT = Path(__file__).resolve().parent.parent
 LIB = Path(__file__).resolve().parent
 
 
+ENV_VAR = "NORMBOOK_CACHE"
+
+
 def cache_dir() -> Path:
     """``$NORMBOOK_CACHE`` if set, else ``data/cache`` in the repository."""
-    return Path(os.environ.get("NORMBOOK_CACHE") or ROOT / "data" / "cache")
+    return Path(os.environ.get(ENV_VAR) or ROOT / "data" / "cache")
+
+
+def _writable_cache_dir() -> Path:
+    """:func:`cache_dir`, made if need be; a ValueError naming it if it cannot be written."""
+    name = ENV_VAR if os.environ.get(ENV_VAR) else f"the cache folder (set {ENV_VAR} to move it)"
+    return checks.writable_dir(name, cache_dir())
 
 
 def lib_source_hash() -> str:
@@ -69,7 +81,7 @@ def _referenced(fn, depth: int) -> list:
             continue
         try:
             out.append([name, _canonical(value)])
-        except ValueError:
+        except TypeError:
             out.append([name, type(value).__qualname__])  # unkeyable: at least its type
     return out
 
@@ -86,12 +98,17 @@ def function_hash(fn, depth: int = 0) -> str:
     """SHA-256 of a function's source and of the global values it reads.
 
     Falls back to bytecode and constants where the source is gone; a
-    ``functools.partial`` is hashed with its bound arguments.
+    ``functools.partial`` is hashed with its bound arguments. ``fn`` is a Python function
+    or a partial of one (a builtin or a callable object has no code to hash).
     """
+    checks.integer("depth", depth, lo=0)
     if isinstance(fn, functools.partial):
         inner = json.dumps([function_hash(fn.func, depth), _canonical(list(fn.args)),
                             _canonical(fn.keywords)], sort_keys=True)
         return hashlib.sha256(inner.encode()).hexdigest()
+    if not hasattr(fn, "__code__"):
+        raise TypeError(f"fn must be a Python function or a functools.partial of one, got "
+                        f"{type(fn).__name__} {fn!r:.60}")
     try:
         text = inspect.getsource(fn).encode()
     except (OSError, TypeError):
@@ -123,46 +140,89 @@ def _canonical(obj):
                 "state": {k: _canonical(v) for k, v in obj.state_dict().items()}}
     if isinstance(obj, functools.partial) or hasattr(obj, "__code__"):
         return {"__function__": getattr(obj, "__qualname__", repr(obj)), "hash": function_hash(obj)}
-    raise ValueError(f"cannot build a cache key from {type(obj).__name__}: {obj!r}")
+    raise TypeError(f"cannot build a cache key from {type(obj).__name__}: {obj!r:.60}")
 
 
 def key(config, fn=None) -> str:
-    """Hex key for ``config`` (dataclasses, dicts, lists, numbers, arrays) and ``fn``'s code."""
-    payload = {"config": _canonical(config), "lib": lib_source_hash(),
+    """Hex key for ``config`` (dataclasses, dicts, lists, numbers, arrays) and ``fn``'s code.
+
+    A ``config`` holding anything else (an object, a builtin) is a TypeError naming it.
+    """
+    try:
+        config = _canonical(config)
+    except TypeError as err:
+        raise TypeError(f"config: {err}") from None
+    payload = {"config": config, "lib": lib_source_hash(),
                "fn": function_hash(fn) if fn is not None else None}
     return hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()[:24]
 
 
 def path_for(name: str, config, fn=None) -> Path:
     """Where the result of ``fn(config)`` for cache entry ``name`` is stored."""
-    if not name or not name.replace("-", "").replace("_", "").isalnum():
+    checks.string("name", name)
+    if not name or not name.replace("-", "").replace("_", "").isalnum() or not name.isascii():
         raise ValueError(f"cache name must be letters, digits, '-' or '_', got {name!r}")
     return cache_dir() / f"{name}-{key(config, fn)}.pkl"
 
 
+def _path(name: str, path) -> Path:
+    if not isinstance(path, (str, os.PathLike)):
+        raise TypeError(f"{name} must be a path, got {type(path).__name__} {path!r:.60}")
+    return Path(path)
+
+
 def load(path: Path):
-    """The stored result at ``path``, or None if there is none (or it is unreadable)."""
+    """The stored result at ``path`` (a str or Path), or None if there is none.
+
+    An entry that cannot be read back (corrupt, or pickled by other code) counts as none,
+    with a warning, so that :func:`memoize` recomputes and overwrites it.
+    """
+    path = _path("path", path)
+    if not path.is_file():
+        return None
     try:
         with open(path, "rb") as f:
             return pickle.load(f)
-    except (OSError, pickle.UnpicklingError, EOFError, AttributeError):
+    except Exception as err:  # unpickling foreign or broken data can raise almost anything
+        warnings.warn(f"cache entry {path} is unreadable ({type(err).__name__}: {err}); "
+                      f"it will be recomputed", stacklevel=2)
         return None
 
 
 def store(path: Path, result) -> None:
-    """Write ``result`` atomically, so an interrupted write never leaves a broken entry."""
-    path.parent.mkdir(parents=True, exist_ok=True)
+    """Write ``result`` atomically, so an interrupted write never leaves a broken entry.
+
+    A folder that cannot be written is a ValueError, a result that cannot be pickled a
+    TypeError, each naming what is wrong.
+    """
+    path = _path("path", path)
+    checks.writable_dir(f"the folder of path {str(path)!r}", path.parent)
     tmp = path.with_suffix(f".tmp{os.getpid()}")
-    with open(tmp, "wb") as f:
-        pickle.dump(result, f, protocol=4)
-    os.replace(tmp, path)
+    try:
+        with open(tmp, "wb") as f:
+            pickle.dump(result, f, protocol=4)
+        os.replace(tmp, path)
+    except (pickle.PicklingError, TypeError, AttributeError) as err:
+        raise TypeError(f"result cannot be pickled: {err}") from None
+    finally:
+        tmp.unlink(missing_ok=True)
 
 
 def memoize(name: str, config, fn):
-    """``fn(config)``, computed once per (config, code) and then read from the cache."""
+    """``fn(config)``, computed once per (config, code) and then read from the cache.
+
+    The cache folder must be writable before ``fn`` runs (a ValueError naming
+    ``NORMBOOK_CACHE`` otherwise); if storing still fails, the result is returned with a
+    warning.
+    """
+    checks.function("fn", fn)
     path = path_for(name, config, fn)
     result = load(path)
     if result is None:
+        _writable_cache_dir()
         result = fn(config)
-        store(path, result)
+        try:
+            store(path, result)
+        except (OSError, TypeError, ValueError) as err:
+            warnings.warn(f"result of {name!r} computed but not cached: {err}", stacklevel=2)
     return result

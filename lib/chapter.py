@@ -4,7 +4,7 @@ from dataclasses import dataclass
 
 import torch
 
-from lib import device, plotting, scale
+from lib import checks, device, plotting, scale
 
 
 @dataclass(frozen=True)
@@ -13,6 +13,11 @@ class Setup:
 
     device: torch.device   # where tensors live
     scale: scale.Scale     # experiment sizes
+
+    def __post_init__(self):
+        object.__setattr__(self, "device", checks.device("device", self.device))
+        if not isinstance(self.scale, scale.Scale):
+            raise TypeError(f"scale must be a lib.scale.Scale, got {type(self.scale).__name__}")
 
     def describe(self) -> str:
         return (f"Computed on {device.describe(self.device)} at {self.scale.name} scale\n"
@@ -25,10 +30,12 @@ def setup(name: str | None = None, verbose: bool = True) -> Setup:
 
     At CPU scale on a CPU, torch uses one thread: the models are small, and splitting
     their tiny matrix products across cores costs more than it saves (measured 10–20×
-    slower with two threads on a busy 2-core machine).
+    slower with two threads on a busy 2-core machine). ``name`` is as for
+    :func:`lib.scale.current`; ``verbose`` is a bool.
     """
+    verbose, chosen_scale = checks.boolean("verbose", verbose), scale.current(name)
+    chosen = Setup(device=device.pick_device(), scale=chosen_scale)
     plotting.use_style()
-    chosen = Setup(device=device.pick_device(), scale=scale.current(name))
     if chosen.scale.name == "cpu" and chosen.device.type == "cpu":
         torch.set_num_threads(1)
     if verbose:

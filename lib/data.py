@@ -22,7 +22,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from lib.device import pick_device, use_pinned_memory
+from lib import checks
+from lib.device import resolve_device, use_pinned_memory
 
 REPO = Path(__file__).resolve().parent.parent
 DATA_DIR = REPO / "data"  # repository data folder; downloads land here
@@ -47,7 +48,11 @@ class DatasetNotFoundError(FileNotFoundError):
 
 @dataclass(frozen=True, eq=False)
 class Dataset:
-    """Inputs and integer labels, held as tensors on one device."""
+    """Inputs and integer labels, held as tensors on one device.
+
+    X is a finite floating tensor with at least one example; y holds one label in
+    0..len(classes)-1 per example; classes is a non-empty sequence of names.
+    """
 
     X: torch.Tensor  # (N, ...) float inputs; images are (N, C, H, W) in [0, 1]
     y: torch.Tensor  # (N,) int64 labels in 0..len(classes)-1
@@ -55,32 +60,34 @@ class Dataset:
     classes: tuple[str, ...]  # class names, indexed by label
 
     def __post_init__(self):
-        if self.y.ndim != 1 or self.X.shape[0] != self.y.shape[0]:
-            raise ValueError(f"Dataset expects X (N, ...) and y (N,), got "
-                             f"{tuple(self.X.shape)} and {tuple(self.y.shape)}")
+        checks.string("name", self.name)
+        object.__setattr__(self, "classes", _class_names(self.classes))
+        X = checks.tensor("X", self.X)
+        if X.ndim == 0:
+            raise ValueError("X must have shape (N, ...), got a 0-d tensor")
+        checks.labels("y", self.y, len(self.classes), n=X.shape[0])
+        if self.y.device != X.device:
+            raise ValueError(f"X and y must be on one device, got {X.device} and {self.y.device}")
 
     def __len__(self) -> int:
         return self.y.shape[0]
 
 
-def _check_int(name: str, value, lo: int = 1, hi: int | None = None) -> int:
-    ok = isinstance(value, (int, np.integer)) and not isinstance(value, bool)
-    if not ok or value < lo or (hi is not None and value > hi):
-        rng = f"{lo}..{hi}" if hi is not None else f">= {lo}"
-        raise ValueError(f"{name} must be an integer {rng}, got {value!r}")
-    return int(value)
+def _class_names(classes) -> tuple[str, ...]:
+    """``classes`` as a non-empty tuple of strings."""
+    if not isinstance(classes, (tuple, list)) or not all(isinstance(c, str) for c in classes):
+        raise TypeError(f"classes must be a tuple of class names, got {classes!r:.60}")
+    if not classes:
+        raise ValueError("classes must name at least one class, got none")
+    return tuple(classes)
 
 
-def _check_common(dtype: torch.dtype, seed, split: str = "train") -> None:
-    if split not in SPLITS:
-        raise ValueError(f"split must be one of {SPLITS}, got {split!r}")
-    if not (isinstance(dtype, torch.dtype) and dtype.is_floating_point):
-        raise ValueError(f"dtype must be a floating torch.dtype, got {dtype!r}")
-    _check_int("seed", seed, lo=0)
-
-
-def _device(device) -> torch.device:
-    return pick_device() if device is None else torch.device(device)
+def _loader_args(split, n, device, dtype, seed, download) -> dict:
+    """The checked arguments of a loader (``n``'s upper end is checked once N is known)."""
+    return dict(split=checks.choice("split", split, SPLITS),
+                n=None if n is None else checks.integer("n", n),
+                device=resolve_device(device), dtype=checks.float_dtype("dtype", dtype),
+                seed=checks.seed("seed", seed), download=checks.boolean("download", download))
 
 
 def read_idx(path) -> np.ndarray:
@@ -89,9 +96,13 @@ def read_idx(path) -> np.ndarray:
     Args:
         path: file path; gzip is detected from the content, not the name.
     Returns: array with the file's dims and dtype, in native byte order.
-    Raises: ValueError naming the file when the header or length is wrong.
+    Raises: ValueError naming the file when it is missing or its header or length is wrong.
     """
+    if not isinstance(path, (str, os.PathLike)):
+        raise TypeError(f"path must be a path, got {type(path).__name__} {path!r:.60}")
     path = Path(path)
+    if not path.is_file():
+        raise ValueError(f"path {str(path)!r} is not a file")
     raw = path.read_bytes()
     if raw[:2] == b"\x1f\x8b":
         try:
@@ -249,10 +260,9 @@ def _to_dataset(X: np.ndarray, y: np.ndarray, n, seed: int, device, dtype, name,
     """Seeded subset of uint8 arrays -> Dataset of floats in [0, 1] on device."""
     X, y = torch.from_numpy(X), torch.from_numpy(y)
     if n is not None:
-        _check_int("n", n, hi=len(y))
+        checks.integer("n", n, hi=len(y))
         idx = torch.randperm(len(y), generator=torch.Generator().manual_seed(seed))[:n]
         X, y = X[idx], y[idx]
-    device = _device(device)
     # Move as uint8 (4x less traffic), then convert; .to() copies, so the cache stays intact.
     if use_pinned_memory(device):  # page-locked host memory: faster, asynchronous copies
         X, y = X.pin_memory(), y.pin_memory()
@@ -266,19 +276,20 @@ def fashion_mnist(split="train", n=None, device=None, dtype=torch.float32, seed=
 
     Args:
         split: "train" (60000 examples) or "test" (10000).
-        n: if given, a random subset of n examples, deterministic in seed.
-        device: torch device or string; None means lib.device.pick_device().
+        n: None (all) or a random subset of n examples (1 <= n <= N), deterministic in seed.
+        device: an available torch device or string; None means lib.device.pick_device().
         dtype: floating dtype of X.
-        seed: seeds the subset choice.
+        seed: integer in [0, 2**63); seeds the subset choice.
         download: fetch from the official URL if no local copy is found.
+    Raises: DatasetNotFoundError, saying how to get the files, when there is no copy.
     """
-    _check_common(dtype, seed, split)
-    files = _fmnist_files(split, download)
+    a = _loader_args(split, n, device, dtype, seed, download)
+    files = _fmnist_files(a["split"], a["download"])
     key = ("fashion_mnist",) + _file_key(*files)
     if key not in _CACHE:
         _CACHE[key] = _decode_fmnist(*files)
-    return _to_dataset(*_CACHE[key], n, seed, device, dtype, f"fashion_mnist/{split}",
-                       FMNIST_CLASSES)
+    return _to_dataset(*_CACHE[key], a["n"], a["seed"], a["device"], a["dtype"],
+                       f"fashion_mnist/{split}", FMNIST_CLASSES)
 
 
 def cifar10(split="train", n=None, device=None, dtype=torch.float32, seed=0,
@@ -287,15 +298,16 @@ def cifar10(split="train", n=None, device=None, dtype=torch.float32, seed=0,
 
     Args: as for fashion_mnist; train has 50000 examples, test 10000.
     """
-    _check_common(dtype, seed, split)
+    a = _loader_args(split, n, device, dtype, seed, download)
     names = [f"data_batch_{i}" for i in range(1, 6)] if split == "train" else ["test_batch"]
-    source = _cifar_source(names, download)
+    source = _cifar_source(names, a["download"])
     key = ("cifar10", split) + _file_key(source)
     if key not in _CACHE:
         parts = [_decode_cifar_batch(raw, f"{source}:{name}")
                  for raw, name in zip(_cifar_raw(source, names), names)]
         _CACHE[key] = tuple(np.concatenate(a) for a in zip(*parts))
-    return _to_dataset(*_CACHE[key], n, seed, device, dtype, f"cifar10/{split}", CIFAR_CLASSES)
+    return _to_dataset(*_CACHE[key], a["n"], a["seed"], a["device"], a["dtype"],
+                       f"cifar10/{split}", CIFAR_CLASSES)
 
 
 _LOADERS = {"fashion_mnist": fashion_mnist, "cifar10": cifar10}
@@ -303,6 +315,4 @@ _LOADERS = {"fashion_mnist": fashion_mnist, "cifar10": cifar10}
 
 def load(name: str, **kw) -> Dataset:
     """Load a real dataset by name ("fashion_mnist" or "cifar10"); kw go to its loader."""
-    if name not in _LOADERS:
-        raise ValueError(f"unknown dataset {name!r}; valid names: {', '.join(_LOADERS)}")
-    return _LOADERS[name](**kw)
+    return _LOADERS[checks.choice("name", name, _LOADERS)](**kw)

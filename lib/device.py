@@ -6,22 +6,33 @@ import random
 import numpy as np
 import torch
 
+from lib import checks
+
+ENV_VAR = "NORMBOOK_DEVICE"
+
+
+def _available() -> list[str]:
+    """Device types that exist on this machine, best first."""
+    mps = getattr(torch.backends, "mps", None) and torch.backends.mps.is_available()
+    return ["cuda"] * torch.cuda.is_available() + ["mps"] * bool(mps) + ["cpu"]
+
 
 def pick_device(verbose: bool = False) -> torch.device:
     """Return the best available device (CUDA, then MPS, then CPU).
 
-    ``NORMBOOK_DEVICE`` (e.g. ``cpu``) overrides the choice. On CUDA the speed-ups that
-    only help there (cuDNN autotuning) are switched on.
+    ``NORMBOOK_DEVICE`` (e.g. ``cpu``) overrides the choice; a device this machine lacks
+    is a ValueError naming the variable and the devices available. On CUDA the speed-ups
+    that only help there (cuDNN autotuning) are switched on.
     """
-    requested = os.environ.get("NORMBOOK_DEVICE")
+    verbose = checks.boolean("verbose", verbose)
+    requested = os.environ.get(ENV_VAR)
     if requested:
-        device = torch.device(requested)
-    elif torch.cuda.is_available():
-        device = torch.device("cuda")
-    elif getattr(torch.backends, "mps", None) and torch.backends.mps.is_available():
-        device = torch.device("mps")
+        try:
+            device = checks.device(ENV_VAR, requested.strip())
+        except ValueError as err:
+            raise ValueError(f"{err}; available here: {', '.join(_available())}") from None
     else:
-        device = torch.device("cpu")
+        device = torch.device(_available()[0])
     if device.type == "cuda":
         torch.backends.cudnn.benchmark = True
     if verbose:
@@ -29,9 +40,14 @@ def pick_device(verbose: bool = False) -> torch.device:
     return device
 
 
+def resolve_device(device=None, name: str = "device") -> torch.device:
+    """The device a ``device=`` argument asks for: None means :func:`pick_device`."""
+    return pick_device() if device is None else checks.device(name, device)
+
+
 def describe(device: torch.device) -> str:
     """Human-readable name of a device, e.g. ``cuda (NVIDIA A100)`` or ``cpu (2 threads)``."""
-    device = torch.device(device)
+    device = checks.device("device", device)
     if device.type == "cuda":
         return f"cuda ({torch.cuda.get_device_name(device)})"
     if device.type == "cpu":
@@ -41,21 +57,23 @@ def describe(device: torch.device) -> str:
 
 def use_pinned_memory(device: torch.device) -> bool:
     """Pinned host memory speeds up host-to-GPU copies and only exists with CUDA."""
-    return torch.device(device).type == "cuda"
+    return checks.device("device", device).type == "cuda"
 
 
 def autocast(device: torch.device, enabled: bool = True):
     """Mixed-precision context on CUDA; a no-op context elsewhere."""
-    device = torch.device(device)
-    on = enabled and device.type == "cuda"
+    device = checks.device("device", device)
+    on = checks.boolean("enabled", enabled) and device.type == "cuda"
     return torch.autocast(device_type=device.type, dtype=torch.float16, enabled=on)
 
 
 def seed_everything(seed: int) -> torch.Generator:
-    """Seed Python, NumPy and torch; return a torch generator seeded the same way."""
-    if not isinstance(seed, (int, np.integer)) or seed < 0:
-        raise ValueError(f"seed must be a non-negative integer, got {seed!r}")
+    """Seed Python, NumPy and torch; return a torch generator seeded the same way.
+
+    ``seed`` is an integer in [0, 2**63 − 1] (Python or NumPy; no floats or strings).
+    """
+    seed = checks.seed("seed", seed)
     random.seed(seed)
     np.random.seed(seed % 2**32)
     torch.manual_seed(seed)
-    return torch.Generator().manual_seed(int(seed))
+    return torch.Generator().manual_seed(seed)

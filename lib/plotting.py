@@ -2,6 +2,9 @@
 
 import matplotlib as mpl
 import numpy as np
+from matplotlib.axes import Axes
+
+from lib import checks
 
 # Okabe & Ito (2008), the palette recommended for colour-blind readers.
 PALETTE = ("#0072B2", "#E69F00", "#009E73", "#D55E00", "#CC79A7", "#56B4E9",
@@ -34,8 +37,12 @@ def use_style() -> None:
 
 
 def first_nonfinite(values) -> int | None:
-    """Index of the first inf/NaN in a 1-D sequence, or None if all values are finite."""
-    bad = np.flatnonzero(~np.isfinite(np.asarray(values, dtype=float)))
+    """Index of the first inf/NaN in a 1-D sequence, or None if all values are finite.
+
+    ``values`` is a non-empty 1-D list, array or tensor of real numbers (inf/NaN allowed).
+    """
+    values = checks.array("values", values, ndim=1, finite=False)
+    bad = np.flatnonzero(~np.isfinite(values))
     return int(bad[0]) if bad.size else None
 
 
@@ -43,8 +50,12 @@ def mark_divergence(ax, values, what: str = "step", label: str = "") -> int | No
     """Write "diverged at step k" on ``ax`` if ``values`` hit inf/NaN; clear it otherwise.
 
     Calling it again on the same axes updates the same text (so it works in place,
-    as sliders need). Returns k, or None when the run stayed finite.
+    as sliders need). Returns k, or None when the run stayed finite. ``ax`` is a
+    matplotlib Axes, ``values`` as for :func:`first_nonfinite`, ``what`` and ``label`` strings.
     """
+    if not isinstance(ax, Axes):
+        raise TypeError(f"ax must be a matplotlib Axes, got {type(ax).__name__}")
+    what, label = checks.string("what", what), checks.string("label", label)
     k = first_nonfinite(values)
     note = getattr(ax, "_normbook_divergence", None)
     if note is None:

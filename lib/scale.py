@@ -14,6 +14,8 @@ from dataclasses import dataclass
 
 import torch
 
+from lib import checks
+
 ENV_VAR = "NORMBOOK_SCALE"
 
 
@@ -31,6 +33,13 @@ class Scale:
     seeds: int         # independent runs behind every claim about training
     slider_grid: int   # points per slider that the built site can show
     description: str   # one line for the chapters' "this page was computed at" note
+
+    def __post_init__(self):
+        checks.string("name", self.name)
+        checks.string("description", self.description)
+        for field in ("n_train", "n_test", "epochs", "steps", "width", "grid", "seeds",
+                      "slider_grid"):
+            object.__setattr__(self, field, checks.integer(field, getattr(self, field)))
 
 
 SCALES = {
@@ -52,12 +61,13 @@ def default_name() -> str:
 
 
 def current(name: str | None = None) -> Scale:
-    """The scale named ``name``, else ``$NORMBOOK_SCALE``, else :func:`default_name`."""
-    name = name or os.environ.get(ENV_VAR) or default_name()
-    try:
-        return SCALES[name.strip().lower()]
-    except KeyError:
-        raise ValueError(
-            f"unknown scale {name!r}: expected one of {sorted(SCALES)} "
-            f"(set {ENV_VAR} or pass name=)"
-        ) from None
+    """The scale named ``name``, else ``$NORMBOOK_SCALE``, else :func:`default_name`.
+
+    ``name`` is None or one of "cpu", "gpu", "paper" (case and spaces ignored); an unknown
+    name, passed or in ``NORMBOOK_SCALE``, is a ValueError naming where it came from.
+    """
+    if name is None:
+        where, name = ENV_VAR, os.environ.get(ENV_VAR) or default_name()
+    else:
+        where, name = "name", checks.string("name", name)
+    return SCALES[checks.choice(where, name.strip().lower(), SCALES)]

@@ -3,10 +3,11 @@
 import math
 from dataclasses import dataclass
 
-import numpy as np
 import torch
 
-from lib.data import Dataset, _check_common, _check_int, _device
+from lib import checks
+from lib.data import Dataset
+from lib.device import resolve_device
 
 
 @dataclass(frozen=True, eq=False)
@@ -16,23 +17,30 @@ class LeastSquares:
     H: torch.Tensor  # (d, d) symmetric positive-definite Hessian
     u: torch.Tensor  # (d,) true weight vector
 
+    def __post_init__(self):
+        H = checks.tensor("H", self.H, ndim=2)
+        checks.tensor("H", H, shape=(H.shape[0], H.shape[0]))
+        checks.tensor("u", self.u, shape=(H.shape[0],))
+
 
 def gaussian_classification(n, d, n_classes=2, seed=0, device=None,
                             dtype=torch.float32, label_noise=0.0) -> Dataset:
     """Gaussian inputs labelled by a random linear teacher: y = argmax(X W).
 
     Args:
-        n: number of examples; d: input dimension; n_classes: >= 2.
-        seed: seeds X ~ N(0, I_d), the teacher W ~ N(0, 1)^(d, n_classes) and the noise.
+        n: number of examples; d: input dimension (integers >= 1); n_classes: >= 2.
+        seed: integer in [0, 2**63); seeds X ~ N(0, I_d), the teacher
+            W ~ N(0, 1)^(d, n_classes) and the noise.
+        device: an available device, None for lib.device.pick_device(); dtype: floating.
         label_noise: fraction p in [0, 1) of examples whose label is replaced by a class
             drawn uniformly at random (so no classifier fits them all when p > 0).
     Returns: Dataset with X (n, d) and y (n,) int64.
     """
-    n, d = _check_int("n", n), _check_int("d", d)
-    n_classes = _check_int("n_classes", n_classes, lo=2)
-    _check_common(dtype, seed)
-    if not (isinstance(label_noise, (int, float)) and 0 <= label_noise < 1):
-        raise ValueError(f"label_noise must be a number in [0, 1), got {label_noise!r}")
+    n, d = checks.integer("n", n), checks.integer("d", d)
+    n_classes = checks.integer("n_classes", n_classes, lo=2)
+    seed, dtype = checks.seed("seed", seed), checks.float_dtype("dtype", dtype)
+    label_noise = checks.fraction("label_noise", label_noise)
+    device = resolve_device(device)
     g = torch.Generator().manual_seed(seed)
     # float64 on CPU so labels do not depend on dtype or device.
     X = torch.randn(n, d, generator=g, dtype=torch.float64)
@@ -41,16 +49,16 @@ def gaussian_classification(n, d, n_classes=2, seed=0, device=None,
     if label_noise > 0:
         flip = torch.rand(n, generator=g, dtype=torch.float64) < label_noise
         y[flip] = torch.randint(0, n_classes, (int(flip.sum()),), generator=g)
-    device = _device(device)
     return Dataset(X=X.to(device, dtype), y=y.to(device), name="gaussian",
                    classes=tuple(str(k) for k in range(n_classes)))
 
 
 def log_spectrum(d, kappa) -> torch.Tensor:
-    """Eigenvalues 1 .. kappa, log-spaced: (d,) float64 tensor, condition number kappa."""
-    d = _check_int("d", d)
-    if not (isinstance(kappa, (int, float, np.number)) and math.isfinite(kappa) and kappa >= 1):
-        raise ValueError(f"kappa must be a finite number >= 1, got {kappa!r}")
+    """Eigenvalues 1 .. kappa, log-spaced: (d,) float64 tensor, condition number kappa.
+
+    ``d`` is an integer >= 1, ``kappa`` a finite number >= 1.
+    """
+    d, kappa = checks.integer("d", d), checks.number("kappa", kappa, lo=1)
     return torch.logspace(0.0, math.log10(kappa), d, dtype=torch.float64)
 
 
@@ -58,20 +66,15 @@ def least_squares(spectrum, seed=0, dtype=torch.float64, device=None) -> LeastSq
     """Random quadratic problem whose Hessian has exactly the given eigenvalues.
 
     Args:
-        spectrum: (d,) array-like of positive finite eigenvalues of H.
-        seed: seeds the eigenbasis Q (Haar, via QR of a Gaussian) and u ~ N(0, I_d).
+        spectrum: (d,) array-like (list, array, CPU tensor) of finite eigenvalues > 0.
+        seed: integer in [0, 2**63); seeds the eigenbasis Q (Haar, via QR of a Gaussian)
+            and u ~ N(0, I_d).
         dtype, device: of the returned tensors (built in float64 on CPU first).
     Returns: LeastSquares with H = Q diag(spectrum) Q^T (d, d) and u (d,).
     """
-    try:
-        lam = torch.as_tensor(spectrum, dtype=torch.float64).cpu()
-    except (TypeError, ValueError, RuntimeError) as e:
-        raise ValueError(f"spectrum must be a 1-D array of numbers ({e})") from None
-    if lam.ndim != 1 or lam.numel() == 0:
-        raise ValueError(f"spectrum must be a non-empty 1-D array, got shape {tuple(lam.shape)}")
-    if not (torch.isfinite(lam).all() and (lam > 0).all()):
-        raise ValueError("spectrum must contain only positive finite eigenvalues")
-    _check_common(dtype, seed)
+    lam = torch.from_numpy(checks.positive_array("spectrum", spectrum, ndim=1))
+    seed, dtype = checks.seed("seed", seed), checks.float_dtype("dtype", dtype)
+    device = resolve_device(device)
     d = lam.numel()
     g = torch.Generator().manual_seed(seed)
     Q, R = torch.linalg.qr(torch.randn(d, d, generator=g, dtype=torch.float64))
@@ -79,5 +82,4 @@ def least_squares(spectrum, seed=0, dtype=torch.float64, device=None) -> LeastSq
     H = (Q * lam) @ Q.T
     H = (H + H.T) / 2  # exact symmetry despite rounding
     u = torch.randn(d, generator=g, dtype=torch.float64)
-    device = _device(device)
     return LeastSquares(H=H.to(device, dtype), u=u.to(device, dtype))

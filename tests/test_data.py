@@ -150,9 +150,11 @@ def test_subset_is_deterministic_in_seed(offline):
     assert ids(n=10, seed=1) != ids(n=10, seed=2)
     assert len(set(ids(n=10, seed=3))) == 10
     assert sorted(ids(n=50, seed=4)) == list(range(50))
-    for bad in (0, -1, 51, 2.5, True):
-        with pytest.raises(ValueError, match="n must be"):
+    for bad, error in ((0, ValueError), (-1, ValueError), (51, ValueError),
+                       (2.5, TypeError), (True, TypeError), ("5", TypeError)):
+        with pytest.raises(error, match="^n must be an integer"):
             data.fashion_mnist("test", n=bad)
+    assert ids(n=np.int64(3), seed=np.int64(1)) == ids(n=3, seed=1)  # NumPy ints accepted
 
 
 @pytest.mark.parametrize("error", [
@@ -285,10 +287,12 @@ def test_least_squares_has_exact_spectrum():
     assert synthetic.least_squares([2.0], dtype=torch.float32).H.dtype == torch.float32
 
 
-@pytest.mark.parametrize("spectrum", [[1.0, -1.0], [1.0, 0.0], [1.0, float("inf")],
-                                      [float("nan")], [], [[1.0, 2.0]], "abc", 3.0])
-def test_least_squares_rejects_bad_spectrum(spectrum):
-    with pytest.raises(ValueError, match="spectrum"):
+@pytest.mark.parametrize("spectrum,error", [
+    ([1.0, -1.0], ValueError), ([1.0, 0.0], ValueError), ([1.0, float("inf")], ValueError),
+    ([float("nan")], ValueError), ([], ValueError), ([[1.0, 2.0]], ValueError),
+    (3.0, ValueError), ("abc", TypeError), ([True, False], TypeError), (None, TypeError)])
+def test_least_squares_rejects_bad_spectrum(spectrum, error):
+    with pytest.raises(error, match="^spectrum must"):
         synthetic.least_squares(spectrum)
 
 
@@ -297,8 +301,9 @@ def test_log_spectrum():
     assert lam.dtype == torch.float64
     torch.testing.assert_close(lam, torch.tensor([1.0, 10.0, 100.0, 1e3, 1e4], dtype=torch.float64))
     assert synthetic.log_spectrum(1, 50).tolist() == [1.0]
-    for d, kappa in ((0, 10), (3, 0.5), (3, float("inf")), (2.0, 10)):
-        with pytest.raises(ValueError):
+    for d, kappa, error in ((0, 10, ValueError), (3, 0.5, ValueError),
+                            (3, float("inf"), ValueError), (2.0, 10, TypeError)):
+        with pytest.raises(error, match="^d must|^kappa must"):
             synthetic.log_spectrum(d, kappa)
 
 
@@ -331,7 +336,7 @@ def test_label_noise_replaces_a_fraction_of_the_labels():
 
 # ---------------------------------------------------------------- argument checks
 @pytest.mark.parametrize("call,match", [
-    (lambda: data.load("mnist"), "fashion_mnist, cifar10"),
+    (lambda: data.load("mnist"), "^name must be one of 'fashion_mnist', 'cifar10'"),
     (lambda: data.fashion_mnist("val"), "split"),
     (lambda: data.cifar10("validation"), "split"),
     (lambda: data.fashion_mnist("test", dtype=torch.int64), "dtype"),
@@ -340,7 +345,11 @@ def test_label_noise_replaces_a_fraction_of_the_labels():
     (lambda: synthetic.gaussian_classification(10, 0), "d must"),
     (lambda: synthetic.gaussian_classification(10, 3, n_classes=1), "n_classes"),
     (lambda: synthetic.gaussian_classification(10, 3, label_noise=1.0), "label_noise"),
-    (lambda: data.Dataset(torch.zeros(3, 2), torch.zeros(4), "x", ()), "expects"),
+    (lambda: data.Dataset(torch.zeros(3, 2), torch.zeros(4).long(), "x", ("a",)),
+     "^y has 4 labels but the data have 3"),
+    (lambda: data.Dataset(torch.zeros(3, 2), torch.tensor([0, 1, 2]), "x", ("a", "b")),
+     "^y must hold labels in 0..1"),
+    (lambda: data.Dataset(torch.zeros(3, 2), torch.zeros(3).long(), "x", ()), "^classes must"),
 ])
 def test_bad_arguments_raise_value_error(call, match):
     with pytest.raises(ValueError, match=match):

@@ -47,10 +47,16 @@ def test_seed_everything_reproduces_all_three_generators():
     assert draws[0] == draws[1]
 
 
-@pytest.mark.parametrize("bad", [-1, 1.5, "3"])
-def test_seed_rejects_bad_values(bad):
-    with pytest.raises(ValueError, match="seed"):
+@pytest.mark.parametrize("bad,error", [(-1, ValueError), (2**63, ValueError), (1.5, TypeError),
+                                       (3.0, TypeError), ("3", TypeError), (True, TypeError)])
+def test_seed_rejects_bad_values(bad, error):
+    with pytest.raises(error, match="^seed must be an integer in"):
         device.seed_everything(bad)
+
+
+def test_numpy_seeds_reach_torch_as_python_ints():
+    g = device.seed_everything(np.int64(5))
+    assert g.initial_seed() == 5 and torch.initial_seed() == 5
 
 
 def test_scale_default_and_override(monkeypatch):
@@ -72,5 +78,7 @@ def test_scales_grow_from_cpu_to_paper():
 
 def test_unknown_scale_is_a_clear_error(monkeypatch):
     monkeypatch.setenv(scale.ENV_VAR, "huge")
-    with pytest.raises(ValueError, match="expected one of"):
+    with pytest.raises(ValueError, match="^NORMBOOK_SCALE must be one of 'cpu', 'gpu', 'paper'"):
         scale.current()
+    with pytest.raises(ValueError, match="^name must be one of"):
+        scale.current("huge")
