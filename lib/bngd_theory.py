@@ -8,72 +8,121 @@ are in :mod:`lib.ols`.
 
 import torch
 
-from lib.ols import BNGDResult, _device, _finite, _vector, as_operator
+from lib import checks
+from lib.ols import BNGDResult, as_operator
+
+
+def _problem(H, u, dtype):
+    """(matvec, d, u as a (d,) tensor of dtype on H's device) after checking H and u."""
+    matvec, d = as_operator(H, dtype)
+    u = checks.tensor("u", u, shape=(d,))
+    return matvec, d, u.to(dtype=dtype, device=H.device)
+
+
+def _state(name, w, d, matvec, dtype, device):
+    """w (*batch, d): a finite floating tensor with wᵀHw > 0 in every row."""
+    w = checks.tensor(name, w)
+    if w.shape[-1:] != (d,):
+        raise ValueError(f"{name} must have last dimension d = {d} (the size of H), got "
+                         f"shape {tuple(w.shape)}")
+    w = w.to(dtype=dtype, device=device)
+    if not torch.all((w * matvec(w)).sum(-1) > 0):
+        raise ValueError(f"{name} must have {name}ᵀH{name} > 0 in every row (σ would be 0)")
+    return w
 
 
 def effective_step(H, u, a, w, eps, dtype=torch.float64) -> torch.Tensor:
     """ε̂ = ε a wᵀg/σ³ for states a (*batch,) and w (*batch, d): the step size with which
-    BNGD moves its residual, u − s w_{k+1} = (I − ε̂_k H) e_k (paper eq. 11–12)."""
-    matvec, d = as_operator(H, dtype)
-    u, w = _vector(u, d, "u", dtype, _device(H)), _vector(w, d, "w", dtype, _device(H))
+    BNGD moves its residual, u − s w_{k+1} = (I − ε̂_k H) e_k (paper eq. 11–12).
+
+    a (finite) and eps (> 0): numbers or arrays that broadcast with w's batch shape.
+    """
+    matvec, d, u = _problem(H, u, dtype)
+    w = _state("w", w, d, matvec, dtype, u.device)
+    a = torch.as_tensor(checks.array("a", a), dtype=dtype, device=u.device)
+    eps = torch.as_tensor(checks.positive_array("eps", eps), dtype=dtype, device=u.device)
+    try:
+        torch.broadcast_shapes(a.shape, eps.shape, w.shape[:-1])
+    except RuntimeError:
+        raise ValueError(f"a {tuple(a.shape)}, eps {tuple(eps.shape)} and the batch shape of w "
+                         f"{tuple(w.shape[:-1])} must broadcast together") from None
     p, s2 = (w * matvec(u)).sum(-1), (w * matvec(w)).sum(-1)
-    return torch.as_tensor(eps, dtype=dtype) * torch.as_tensor(a, dtype=dtype) * p / s2 ** 1.5
+    return eps * a * p / s2 ** 1.5
 
 
 def residual(H, u, w, dtype=torch.float64) -> torch.Tensor:
-    """e = u − (wᵀg/σ²) w: what separates the best multiple of w from u (zero iff w ∥ u)."""
-    matvec, d = as_operator(H, dtype)
-    u, w = _vector(u, d, "u", dtype, _device(H)), _vector(w, d, "w", dtype, _device(H))
+    """e = u − (wᵀg/σ²) w: what separates the best multiple of w from u (zero iff w ∥ u).
+
+    w (*batch, d): a finite floating tensor with wᵀHw > 0.
+    """
+    matvec, d, u = _problem(H, u, dtype)
+    w = _state("w", w, d, matvec, dtype, u.device)
     s = (w * matvec(u)).sum(-1) / (w * matvec(w)).sum(-1)
     return u - s.unsqueeze(-1) * w
 
 
 def residual_recursion_gap(H, u, result: BNGDResult, dtype=torch.float64) -> float:
     """max_k ‖u − s_k w_{k+1} − (I − ε̂_k H) e_k‖ / ‖u‖ over a run made with trajectory=True,
-    s_k = wₖᵀg/σ_k², e_k = u − s_k w_k: round-off if the recursion (eq. 12) holds."""
+    s_k = wₖᵀg/σ_k², e_k = u − s_k w_k: round-off if the recursion (eq. 12) holds.
+
+    result: the BNGDResult of that run on (H, u) (u nonzero)."""
+    if not isinstance(result, BNGDResult):
+        raise TypeError(f"result must be a BNGDResult (from ols.bngd), got {type(result).__name__}")
     if result.w_path is None:
-        raise ValueError("the recursion needs the path: call bngd(..., trajectory=True)")
-    matvec, d = as_operator(H, dtype)
-    u = _vector(u, d, "u", dtype, _device(H))
-    w = result.w_path.to(dtype)
+        raise ValueError("result has no path: call bngd(..., trajectory=True) for the recursion")
+    matvec, d, u = _problem(H, u, dtype)
+    if result.w_path.shape[-1] != d:
+        raise ValueError(f"result is a run in dimension {result.w_path.shape[-1]}, H and u in {d}")
+    if not u.norm() > 0:
+        raise ValueError("u must be nonzero (the gap is relative to ‖u‖)")
+    w = result.w_path.to(dtype=dtype, device=u.device)
     s = (w * matvec(u)).sum(-1) / (w * matvec(w)).sum(-1)
     e = u - s.unsqueeze(-1) * w
     lhs = u - s[:-1].unsqueeze(-1) * w[1:]
-    rhs = e[:-1] - result.eff_step.to(dtype).unsqueeze(-1) * matvec(e[:-1])
+    rhs = e[:-1] - result.eff_step.to(dtype=dtype, device=u.device).unsqueeze(-1) * matvec(e[:-1])
     return float((lhs - rhs).norm(dim=-1).max() / u.norm())
 
 
 def pseudo_hessian(H, u, dtype=torch.float64) -> torch.Tensor:
     """H* = H − H u uᵀ H/(uᵀ H u), (d, d): the Hessian of BNGD at its minimiser, up to
-    the factor 1/‖w*‖² (paper eq. 14). Positive semi-definite with H* u = 0."""
-    H = torch.as_tensor(H, dtype=dtype)
-    Hm = torch.diag(H) if H.ndim == 1 else H
-    _, d = as_operator(H, dtype)
-    u = _finite(_vector(u, d, "u", dtype, Hm.device), "u", dtype, Hm.device)
+    the factor 1/‖w*‖² (paper eq. 14). Positive semi-definite with H* u = 0.
+
+    H: (d,) or (d, d) PSD tensor; u: (d,) with uᵀHu > 0."""
+    _, _, u = _problem(H, u, dtype)
+    Hm = torch.diag(H.to(dtype)) if H.ndim == 1 else H.to(dtype)
     g = Hm @ u
     c = u @ g
     if not c > 0:
-        raise ValueError("u must be nonzero")
+        raise ValueError("u must be nonzero with uᵀHu > 0")
     out = Hm - torch.outer(g, g) / c
     return (out + out.T) / 2
 
 
 def pseudo_condition(H, u) -> float:
-    """κ* = λ*_max/λ*_min over the nonzero eigenvalues of H* (its one zero is dropped)."""
+    """κ* = λ*_max/λ*_min over the nonzero eigenvalues of H* (its one zero is dropped).
+
+    H: (d,) or (d, d) with d >= 2, positive definite; u: (d,) nonzero."""
     lam = torch.linalg.eigvalsh(pseudo_hessian(H, u))
+    if lam.shape[0] < 2:
+        raise ValueError("H must be at least 2×2: H* of a 1×1 H is zero (κ* undefined)")
+    if not lam[1] > 0:
+        raise ValueError("H must be positive definite: H* has more than one zero eigenvalue")
     return float(lam[-1] / lam[1])
 
 
 def steps_to_tolerance(loss, tol: float) -> torch.Tensor:
     """First k with loss_k ≤ tol (over the first axis); −1 where it never happens.
 
-    Args: loss (T, *batch); tol > 0 (absolute). Returns (*batch,) int64.
+    Args: loss (T, *batch), T >= 1: a tensor or array of real numbers (NaN/inf allowed:
+    a diverged run never reaches tol); tol > 0 (absolute). Returns (*batch,) int64.
     """
-    loss = torch.as_tensor(loss)
-    if not (isinstance(tol, (int, float)) and tol > 0):
-        raise ValueError(f"tol must be a positive number, got {tol!r}")
-    if loss.ndim < 1 or loss.shape[0] == 0:
-        raise ValueError("loss must have a non-empty first (step) axis")
+    tol = checks.positive("tol", tol)
+    if isinstance(loss, torch.Tensor):
+        loss = checks.tensor("loss", loss, finite=False)
+    else:
+        loss = torch.from_numpy(checks.array("loss", loss, finite=False))
+    if loss.ndim < 1:
+        raise ValueError("loss must have a first (step) axis, got a 0-d value")
     hit = loss <= tol                      # NaN compares False: never reached
     first = hit.to(torch.int64).argmax(0)
     return torch.where(hit.any(0), first, torch.full_like(first, -1))

@@ -4,7 +4,9 @@ The problem: inputs x with covariance H, targets y = uᵀx. The loss of weights 
 J₀(w) = ½ E[(y − wᵀx)²] = ½ (w − u)ᵀ H (w − u), minimal (zero) at w = u.
 With batch normalisation the prediction is a·wᵀx/σ, σ = √(wᵀHw), and the loss is
 J(a, w) = ½ (c − 2a wᵀg/σ + a²) with g = Hu, c = uᵀHu (paper eq. 7).
-H is given as a 1-D array of eigenvalues (meaning diag(H)) or a 2-D SPD matrix.
+H is a floating tensor: 1-D eigenvalues >= 0 (meaning diag(H)) or a 2-D symmetric positive
+semi-definite matrix; bad input (NaN, a wrong shape, an indefinite H) raises ValueError or
+TypeError naming the argument.
 Step sizes broadcast, so a whole grid of configurations runs as one batched tensor
 computation; a configuration that diverges shows inf/NaN in its own entries only.
 """
@@ -15,6 +17,8 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
 import torch
+
+from lib import checks
 
 BLOCK = 2048  # configurations per block on the CPU: a block's (n, d) state stays in cache
 
@@ -59,52 +63,74 @@ class GDConstants:
 
 
 def as_operator(H, dtype=torch.float64):
-    """Return (matvec, d) for H given as eigenvalues (1-D) or a symmetric matrix (2-D)."""
-    H = torch.as_tensor(H, dtype=dtype)
+    """Return (matvec, d) for H given as eigenvalues (1-D) or a symmetric matrix (2-D).
+
+    H: a floating tensor, finite, positive semi-definite (entries >= 0 for a 1-D H;
+    for a matrix, symmetric and with smallest eigenvalue >= 0, both up to round-off).
+    """
+    H = _spsd("H", H)
+    H = H.to(dtype=checks.float_dtype("dtype", dtype))
     if H.ndim == 1:
-        if not torch.all(H > 0):
-            raise ValueError("H as a 1-D array means diag(H): all entries must be > 0")
         return (lambda w: w * H), H.shape[0]
-    if H.ndim == 2 and H.shape[0] == H.shape[1]:
-        if not torch.allclose(H, H.T):
-            raise ValueError("H must be symmetric")
-        return (lambda w: w @ H), H.shape[0]
-    raise ValueError(f"H must be a 1-D array of eigenvalues or a square matrix, got shape {tuple(H.shape)}")
+    return (lambda w: w @ H), H.shape[0]
+
+
+def _spsd(name, H) -> torch.Tensor:
+    """H as a checked tensor: (d,) entries >= 0, or (d, d) symmetric PSD up to round-off."""
+    H = checks.tensor(name, H, ndim=(1, 2))
+    if H.ndim == 2 and H.shape[0] != H.shape[1]:
+        raise ValueError(f"{name} must be a 1-D array of eigenvalues or a square matrix, "
+                         f"got shape {tuple(H.shape)}")
+    top = float(H.abs().max())
+    if top == 0:
+        raise ValueError(f"{name} must not be zero")
+    # round-off of a d-term sum, relative to the largest entry, in H's own precision
+    tol = 8 * H.shape[0] * torch.finfo(H.dtype).eps * top
+    if H.ndim == 1:
+        if float(H.min()) < 0:
+            raise ValueError(f"{name} as a 1-D array means diag({name}): all entries must be "
+                             f">= 0, got min {float(H.min()):g}")
+        return H
+    if float((H - H.T).abs().max()) > tol:
+        raise ValueError(f"{name} must be symmetric (|{name} − {name}ᵀ| up to round-off), got "
+                         f"max |{name} − {name}ᵀ| = {float((H - H.T).abs().max()):g}")
+    lam_min = float(torch.linalg.eigvalsh(H.double())[0])
+    if lam_min < -tol:
+        raise ValueError(f"{name} must be positive semi-definite, got smallest eigenvalue "
+                         f"{lam_min:g}")
+    return H
 
 
 def _device(H):
     return H.device if isinstance(H, torch.Tensor) else torch.device("cpu")
 
 
-def _vector(x, d, name, dtype, device=None):
-    x = torch.as_tensor(x, dtype=dtype, device=device)
+def _vector(x, d, name, dtype=None, device=None, batched=True):
+    """A finite floating tensor of shape (d,) (or (*batch, d) if ``batched``), as dtype."""
+    x = checks.tensor(name, x, ndim=None if batched else 1)
     if x.shape[-1:] != (d,):
-        raise ValueError(f"{name} must have last dimension d = {d}, got shape {tuple(x.shape)}")
-    return x
+        raise ValueError(f"{name} must have last dimension d = {d} (the size of H), got "
+                         f"shape {tuple(x.shape)}")
+    return x.to(dtype=dtype, device=device)
 
 
-def _positive(x, name, dtype, device=None):
-    x = torch.as_tensor(x, dtype=dtype, device=device)
-    if not torch.all(x > 0):
-        raise ValueError(f"{name} must be > 0 (got min {x.min().item():g})")
-    return x
-
-
-def _finite(x, name, dtype, device=None):
-    x = torch.as_tensor(x, dtype=dtype, device=device)
-    if not torch.all(torch.isfinite(x)):
-        raise ValueError(f"{name} must be finite")
-    return x
-
-
-def _steps(steps):
-    if not isinstance(steps, int) or isinstance(steps, bool) or steps < 0:
-        raise ValueError(f"steps must be a non-negative integer, got {steps!r}")
-    return steps
+def _values(name, x, dtype, device=None, positive=False):
+    """Numbers (a number, list, array or tensor; broadcast later) as a finite tensor."""
+    arr = (checks.positive_array if positive else checks.array)(name, x)
+    return torch.as_tensor(arr, dtype=dtype, device=device)
 
 
 def loss(matvec, u, w):
-    """J₀(w) = ½ (w − u)ᵀ H (w − u), over the last dimension."""
+    """J₀(w) = ½ (w − u)ᵀ H (w − u) over the last dimension; ``matvec(x)`` is H x.
+
+    u: (d,) and w: (*batch, d) finite floating tensors.
+    """
+    checks.function("matvec", matvec)
+    u = checks.tensor("u", u, ndim=1)
+    return _loss(matvec, u, _vector(w, u.shape[0], "w"))
+
+
+def _loss(matvec, u, w):
     e = w - u
     return 0.5 * (e * matvec(e)).sum(-1)
 
@@ -113,22 +139,28 @@ def gd(H, u, w0, eps, steps: int, dtype=torch.float64) -> GDResult:
     """Plain gradient descent w ← w − ε H (w − u) for every ε in ``eps`` at once.
 
     Args:
-        H: (d,) eigenvalues or (d, d) SPD matrix.
-        u: (d,) true weights.  w0: (d,) or (*batch, d) start.
-        eps: step size(s), broadcast against w0's batch shape.
-        steps: number of GD steps (>= 0).
+        H: (d,) eigenvalues >= 0 or (d, d) symmetric PSD matrix (a floating tensor).
+        u: (d,) true weights.  w0: (d,) or (*batch, d) start (finite floating tensors).
+        eps: step size(s) > 0 (number, list, array or tensor), broadcast against w0's batch.
+        steps: number of GD steps (an integer >= 0).
+    A diverging ε shows as growing losses (inf/NaN once they overflow), not as an error.
     """
     matvec, d = as_operator(H, dtype)
     dev = _device(H)
-    u, w = _vector(u, d, "u", dtype, dev), _vector(w0, d, "w0", dtype, dev)
-    eps = _positive(eps, "eps", dtype, dev)
-    _steps(steps)
-    w = torch.broadcast_to(w, (*torch.broadcast_shapes(w.shape[:-1], eps.shape), d)).clone()
+    u, w = _vector(u, d, "u", dtype, dev, batched=False), _vector(w0, d, "w0", dtype, dev)
+    eps = _values("eps", eps, dtype, dev, positive=True)
+    checks.integer("steps", steps, lo=0)
+    try:
+        batch = torch.broadcast_shapes(w.shape[:-1], eps.shape)
+    except RuntimeError:
+        raise ValueError(f"eps (shape {tuple(eps.shape)}) and the batch shape of w0 "
+                         f"{tuple(w.shape[:-1])} must broadcast together") from None
+    w = torch.broadcast_to(w, (*batch, d)).clone()
     eps = eps[..., None]
-    losses = [loss(matvec, u, w)]
+    losses = [_loss(matvec, u, w)]
     for _ in range(steps):
         w = w - eps * matvec(w - u)
-        losses.append(loss(matvec, u, w))
+        losses.append(_loss(matvec, u, w))
     return GDResult(loss=torch.stack(losses), w=w)
 
 
@@ -140,10 +172,11 @@ def bngd(H, u, a0, w0, eps, eps_a, steps: int, dtype=torch.float64,
         w_{k+1} = w_k + ε (a_k/σ_k) (g − (wₖᵀg/σ_k²) H w_k),   σ_k = √(wₖᵀHw_k).
 
     Args:
-        H: (d,) eigenvalues or (d, d) SPD matrix.  u: (d,) true weights (g = Hu).
-        a0: initial BN gain(s).  w0: (d,) or (*batch, d) initial weights, nonzero.
-        eps: weight step size(s) ε > 0.  eps_a: gain step size(s) ε_a > 0.
-        steps: number of steps (>= 0).
+        H: (d,) eigenvalues or (d, d) PSD matrix.  u: (d,) true weights (g = Hu).
+        a0: finite initial BN gain(s).  w0: (d,) or (*batch, d) initial weights, w0ᵀHw0 > 0
+        (H, u, w0: finite floating tensors).
+        eps: weight step size(s) ε > 0.  eps_a: gain step size(s) ε_a > 0 (a0, eps, eps_a:
+        numbers, lists, arrays or tensors).  steps: number of steps (an integer >= 0).
         trajectory: also return every a_k and w_k (memory: (steps+1)·batch·d numbers).
     a0, eps, eps_a and the batch dimensions of w0 broadcast to ``batch``; the grid runs
     in cache-sized blocks on the CPU, in parallel threads where torch leaves cores idle
@@ -163,13 +196,13 @@ def mbngd(H, u, w0, eps, steps: int, dtype=torch.float64, trajectory: bool = Fal
 def _run(H, u, a0, w0, eps, eps_a, steps, dtype, trajectory, modified):
     matvec, d = as_operator(H, dtype)
     dev = _device(H)
-    u, w0 = _vector(u, d, "u", dtype, dev), _vector(w0, d, "w0", dtype, dev)
-    u = _finite(u, "u", dtype, dev)
-    if not torch.all(w0.abs().sum(-1) > 0):
-        raise ValueError("w0 must be nonzero (σ = √(wᵀHw) would be 0)")
-    a0 = _finite(a0, "a0", dtype, dev)
-    eps, eps_a = _positive(eps, "eps", dtype, dev), _positive(eps_a, "eps_a", dtype, dev)
-    steps = _steps(steps)
+    u, w0 = _vector(u, d, "u", dtype, dev, batched=False), _vector(w0, d, "w0", dtype, dev)
+    if not torch.all((w0 * matvec(w0)).sum(-1) > 0):
+        raise ValueError("w0 must be nonzero with w0ᵀHw0 > 0 (σ = √(wᵀHw) would be 0)")
+    a0 = _values("a0", a0, dtype, dev)
+    eps, eps_a = _values("eps", eps, dtype, dev, True), _values("eps_a", eps_a, dtype, dev, True)
+    steps = checks.integer("steps", steps, lo=0)
+    checks.boolean("trajectory", trajectory)
     try:
         batch = torch.broadcast_shapes(a0.shape, eps.shape, eps_a.shape, w0.shape[:-1])
     except RuntimeError:
@@ -259,14 +292,20 @@ def _block(matvec, g, c, a0, eps, eps_a, w, steps, out, modified):
 
 
 def _eigenvalues(H, dtype=torch.float64):
-    H = torch.as_tensor(H, dtype=dtype)
     as_operator(H, dtype)  # validates
+    H = H.to(dtype)
     return H.sort().values if H.ndim == 1 else torch.linalg.eigvalsh(H)
 
 
 def gd_constants(H) -> GDConstants:
-    """Stability limit, optimal step and rate of plain GD on J₀ for the spectrum of H."""
+    """Stability limit, optimal step and rate of plain GD on J₀ for the spectrum of H.
+
+    H: (d,) eigenvalues or (d, d) symmetric matrix, positive definite (λ_min > 0).
+    """
     lam = _eigenvalues(H)
     lo, hi = float(lam[0]), float(lam[-1])
+    if not lo > 0:
+        raise ValueError(f"H must be positive definite for GD's constants (κ = λ_max/λ_min), "
+                         f"got smallest eigenvalue {lo:g}")
     return GDConstants(lam_min=lo, lam_max=hi, kappa=hi / lo, eps_max=2 / hi,
                        eps_opt=2 / (hi + lo), rate=(hi - lo) / (hi + lo))

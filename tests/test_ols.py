@@ -247,30 +247,35 @@ def test_w_norm_needs_the_trajectory():
         res.w_norm  # noqa: B018
 
 
-# --- bad input ----------------------------------------------------------------------
+# --- bad input (every argument's contract: tests/test_contracts_bngd.py) ------------
 
-@pytest.mark.parametrize("kw, match", [
-    (dict(eps=-0.1), "eps"), (dict(H=torch.tensor([1.0, -1.0])), "diag"),
-    (dict(H=torch.ones(2, 3)), "square"), (dict(u=torch.ones(3)), "u must"),
-    (dict(steps=-1), "steps"), (dict(H=torch.tensor([[1.0, 2.0], [0.0, 1.0]])), "symmetric"),
+@pytest.mark.parametrize("kw, err, match", [
+    (dict(eps=-0.1), ValueError, "^eps must"), (dict(H=torch.tensor([1.0, -1.0])), ValueError, "diag"),
+    (dict(H=torch.ones(2, 3)), ValueError, "square"), (dict(u=torch.ones(3)), ValueError, "^u must"),
+    (dict(steps=-1), ValueError, "^steps"), (dict(steps=2.5), TypeError, "^steps"),
+    (dict(H=torch.tensor([[1.0, 2.0], [0.0, 1.0]])), ValueError, "symmetric"),
+    (dict(H=torch.tensor([[1.0, 2.0], [2.0, 1.0]])), ValueError, "^H must be positive semi-definite"),
 ])
-def test_bad_arguments(kw, match):
+def test_bad_arguments(kw, err, match):
     args = dict(H=torch.tensor([1.0, 2.0]), u=torch.ones(2), w0=torch.zeros(2), eps=0.1, steps=3)
-    with pytest.raises(ValueError, match=match):
+    with pytest.raises(err, match=match):
         ols.gd(**{**args, **kw})
 
 
-@pytest.mark.parametrize("kw, match", [
-    (dict(eps=0.0), "eps must be > 0"), (dict(eps_a=-1.0), "eps_a must be > 0"),
-    (dict(w0=torch.zeros(2)), "w0 must be nonzero"), (dict(a0=float("nan")), "a0 must be finite"),
-    (dict(steps=2.5), "steps"), (dict(steps=True), "steps"), (dict(w0=torch.ones(3)), "w0 must have"),
-    (dict(u=torch.tensor([1.0, float("inf")])), "u must be finite"),
-    (dict(eps=torch.ones(3), eps_a=torch.ones(2)), "broadcast"),
+@pytest.mark.parametrize("kw, err, match", [
+    (dict(eps=0.0), ValueError, "^eps must hold numbers > 0"),
+    (dict(eps_a=-1.0), ValueError, "^eps_a must hold numbers > 0"),
+    (dict(w0=torch.zeros(2)), ValueError, "^w0 must be nonzero"),
+    (dict(a0=float("nan")), ValueError, "^a0 must be finite"),
+    (dict(steps=2.5), TypeError, "^steps"), (dict(steps=True), TypeError, "^steps"),
+    (dict(w0=torch.ones(3)), ValueError, "^w0 must have"),
+    (dict(u=torch.tensor([1.0, float("inf")])), ValueError, "^u must be finite"),
+    (dict(eps=torch.ones(3), eps_a=torch.ones(2)), ValueError, "broadcast"),
 ])
-def test_bngd_bad_arguments(kw, match):
+def test_bngd_bad_arguments(kw, err, match):
     args = dict(H=torch.tensor([1.0, 2.0]), u=torch.ones(2), a0=1.0, w0=torch.ones(2), eps=0.1,
                 eps_a=1.0, steps=3)
-    with pytest.raises(ValueError, match=match):
+    with pytest.raises(err, match=match):
         ols.bngd(**{**args, **kw})
 
 
