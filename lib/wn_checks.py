@@ -10,12 +10,15 @@ import math
 import numpy as np
 import torch
 
-from lib import wn
+from lib import checks, wn
 
 
 def plain_ntk(w: torch.Tensor, X: torch.Tensor) -> torch.Tensor:
-    """H_ij = (1/m) Σ_k x_iᵀx_j 𝟙{w_kᵀx_i ≥ 0}𝟙{w_kᵀx_j ≥ 0}: NTK of the un-normalised net."""
-    wn._check_inputs(X, w.shape[1])
+    """H_ij = (1/m) Σ_k x_iᵀx_j 𝟙{w_kᵀx_i ≥ 0}𝟙{w_kᵀx_j ≥ 0}: NTK of the un-normalised net.
+
+    w (m, d) finite weights; X (n, d) finite inputs of w's dtype.
+    """
+    wn.check_inputs(X, checks.tensor("w", w, ndim=2))
     act = (X @ w.T >= 0).to(X.dtype)
     return (X @ X.T) * (act @ act.T) / w.shape[0]
 
@@ -25,9 +28,11 @@ def monte_carlo_kernels(X: torch.Tensor, samples: int, seed: int = 0, chunk: int
 
     This is the finite-width Gram matrix of a network at α = 1 with m = ``samples``,
     accumulated in chunks to bound memory. Standard errors shrink like samples^(−1/2).
+    Chunk i draws with seed·100003 + i, so ``seed`` ≤ (2⁶³ − 1)/200006.
     """
-    wn._check_inputs(X)
-    samples, chunk = wn._check_int("samples", samples), wn._check_int("chunk", chunk)
+    X = wn.check_inputs(X)
+    samples, chunk = checks.integer("samples", samples), checks.integer("chunk", chunk)
+    seed = checks.integer("seed", seed, lo=0, hi=checks.SEED_MAX // 200_006)
     V = torch.zeros(X.shape[0], X.shape[0], dtype=X.dtype, device=X.device)
     G = torch.zeros_like(V)
     for i, start in enumerate(range(0, samples, chunk)):
@@ -39,32 +44,44 @@ def monte_carlo_kernels(X: torch.Tensor, samples: int, seed: int = 0, chunk: int
 
 
 def least_eigenvalue(K: torch.Tensor) -> float:
-    """λ_min of a symmetric matrix (float)."""
+    """λ_min of a symmetric matrix K (n, n), finite (float)."""
+    K = wn.check_kernel("K", K)
     return float(torch.linalg.eigvalsh(K)[0])
 
 
 def jacobians(params: wn.WNParams, X: torch.Tensor):
     """(J_v (n, m, d), J_g (n, m)): ∂f(x_i)/∂v_k and ∂f(x_i)/∂g_k by reverse-mode autograd."""
-    wn._check_inputs(X, params.v.shape[1])
-    fn = lambda v, g: wn._forward(v, g, params.c, X)  # noqa: E731
+    wn.check_inputs(X, wn.check_params(params).v)
+    fn = lambda v, g: wn.forward(wn.WNParams(v, g, params.c), X)  # noqa: E731
     return torch.func.jacrev(fn, argnums=(0, 1))(params.v, params.g)
 
 
 def plain_jacobian(w: torch.Tensor, c: torch.Tensor, X: torch.Tensor) -> torch.Tensor:
-    """J_w (n, m, d) of the un-normalised network (1/√m) Σ c_k ReLU(w_kᵀx), by autograd."""
-    wn._check_inputs(X, w.shape[1])
+    """J_w (n, m, d) of the un-normalised network (1/√m) Σ c_k ReLU(w_kᵀx), by autograd.
+
+    w (m, d), c (m,) and X (n, d): finite, of one dtype.
+    """
+    w = checks.tensor("w", w, ndim=2)
+    checks.tensor("c", c, shape=(w.shape[0],), dtype=w.dtype)
+    wn.check_inputs(X, w)
     fn = lambda w_: torch.relu(X @ w_.T) @ c / math.sqrt(w_.shape[0])  # noqa: E731
     return torch.func.jacrev(fn)(w)
 
 
 def gram(J: torch.Tensor) -> torch.Tensor:
-    """J Jᵀ (n, n) for a Jacobian with the example index first."""
+    """J Jᵀ (n, n) for a finite Jacobian J (n, ...) with the example index first."""
+    J = checks.tensor("J", J, ndim=range(2, 8))
     J = J.reshape(J.shape[0], -1)
     return J @ J.T
 
 
 def initial_outputs(X, alphas, width, seed=0) -> dict:
-    """f_0(X) of the WN network for every α, and of the un-normalised net with w = v/α."""
+    """f_0(X) of the WN network for every α, and of the un-normalised net with w = v/α.
+
+    X (n, d) finite; ``alphas`` a non-empty list of numbers > 0 (the keys of the result).
+    """
+    X, alphas = wn.check_inputs(X), _alphas(alphas)
+    width, seed = checks.integer("width", width), checks.seed("seed", seed)
     init = lambda a: wn.init_wn(X.shape[1], width, a, seed, X.dtype, X.device)  # noqa: E731
     out = {a: wn.forward(init(a), X) for a in alphas}
     p = init(alphas[0])
@@ -76,8 +93,10 @@ def decomposition_errors(X, alphas, width, seed=0) -> list:
     """Proposition 1 by autograd: max-abs errors of J_vJ_vᵀ − V/α², J_gJ_gᵀ − G, Λ − H.
 
     One row per α; H is the un-normalised NTK (autograd) at w = g v/‖v‖, which Λ
-    matches at initialisation only when α = 1.
+    matches at initialisation only when α = 1. Arguments as for :func:`initial_outputs`.
     """
+    X, alphas = wn.check_inputs(X), _alphas(alphas)
+    width, seed = checks.integer("width", width), checks.seed("seed", seed)
     rows = []
     for a in alphas:
         p = wn.init_wn(X.shape[1], width, a, seed, X.dtype, X.device)
@@ -92,6 +111,7 @@ def decomposition_errors(X, alphas, width, seed=0) -> list:
 
 def natural_gradient_kernel(params: wn.WNParams, X) -> torch.Tensor:
     """J_w S J_wᵀ (n, n): the plain NTK with metric S_k = v̂v̂ᵀ + (g_k/‖v_k‖)²(I − v̂v̂ᵀ)."""
+    wn.check_inputs(X, wn.check_params(params).v)
     Jw = plain_jacobian(params.weights(), params.c, X)        # (n, m, d)
     u = params.v / params.v.norm(dim=1, keepdim=True)            # (m, d) v̂_k
     s = (params.g / params.v.norm(dim=1)) ** 2                   # (m,)
@@ -101,9 +121,14 @@ def natural_gradient_kernel(params: wn.WNParams, X) -> torch.Tensor:
 
 
 def radial_cosines(params: wn.WNParams, X, y) -> torch.Tensor:
-    """(m,) cos of the angle between v_k and ∇_{v_k}L (0: the gradient is orthogonal)."""
+    """(m,) cos of the angle between v_k and ∇_{v_k}L (0: the gradient is orthogonal).
+
+    X (n, d) and y (n,) finite, of the network's dtype.
+    """
+    wn.check_inputs(X, wn.check_params(params).v)
+    checks.same_length(X=X, y=checks.tensor("y", y, ndim=1, dtype=X.dtype))
     v = params.v.detach().clone().requires_grad_()
-    loss = 0.5 * (wn._forward(v, params.g, params.c, X) - y).pow(2).sum()
+    loss = 0.5 * (wn.forward(wn.WNParams(v, params.g, params.c), X) - y).pow(2).sum()
     (grad,) = torch.autograd.grad(loss, v)
     return (v * grad).sum(1).detach() / (v.norm(dim=1) * grad.norm(dim=1)).detach()
 
@@ -112,7 +137,9 @@ def concentration(X, widths, seeds) -> dict:
     """Spectral-norm distance of V(0), G(0) at α = 1 from V∞, G∞, and their λ_min.
 
     Returns arrays (len(widths), seeds): "err_V", "err_G", "lam_V", "lam_G".
+    X (n, d) unit-norm rows; ``widths`` a non-empty list of integers ≥ 1; ``seeds`` ≥ 1.
     """
+    widths, seeds = _widths(widths), checks.integer("seeds", seeds)
     _, V_inf, G_inf = wn.limit_kernels(X)
     out = {k: np.zeros((len(widths), seeds)) for k in ("err_V", "err_G", "lam_V", "lam_G")}
     for i, m in enumerate(widths):
@@ -123,3 +150,25 @@ def concentration(X, widths, seeds) -> dict:
             out["err_G"][i, s] = float(torch.linalg.matrix_norm(G - G_inf, 2))
             out["lam_V"][i, s], out["lam_G"][i, s] = least_eigenvalue(V), least_eigenvalue(G)
     return out
+
+
+def _alphas(alphas) -> list:
+    """A non-empty list of numbers > 0, kept as given (they key the results)."""
+    if isinstance(alphas, (str, bytes)) or not hasattr(alphas, "__iter__"):
+        raise TypeError(f"alphas must be a list of numbers > 0, got {type(alphas).__name__}")
+    alphas = list(alphas)
+    if not alphas:
+        raise ValueError("alphas must not be empty")
+    for a in alphas:
+        checks.positive("alphas", a)
+    return alphas
+
+
+def _widths(widths) -> list:
+    """A non-empty list of integers ≥ 1 (NumPy integers become int)."""
+    if isinstance(widths, (str, bytes)) or not hasattr(widths, "__iter__"):
+        raise TypeError(f"widths must be a list of integers >= 1, got {type(widths).__name__}")
+    widths = [checks.integer("widths", m) for m in widths]
+    if not widths:
+        raise ValueError("widths must not be empty")
+    return widths

@@ -14,7 +14,7 @@ import numpy as np
 import torch
 
 from lib import scale as _scale
-from lib import sweep, wn, wn_checks
+from lib import checks, sweep, wn, wn_checks
 from lib import train as _train
 
 
@@ -33,9 +33,27 @@ class Sizes:
     etas: tuple          # step sizes η of the α × η sweep (log-spaced)
     alphas: tuple        # initialisation scales α (log-spaced, 0.1 … 100)
 
+    def __post_init__(self):
+        for name in ("n", "d", "width", "mc_samples", "steps", "seeds"):
+            checks.integer(name, getattr(self, name), lo=2 if name == "d" else 1)
+        for name in ("widths", "kernel_widths", "etas", "alphas"):
+            _numbers(name, getattr(self, name), integer=name.endswith("widths"))
+
+
+def _numbers(name, values, integer=False, empty=False) -> list:
+    """A list (non-empty unless ``empty``) of integers ≥ 1 (``integer``) or numbers > 0."""
+    if isinstance(values, (str, bytes)) or not hasattr(values, "__iter__"):
+        raise TypeError(f"{name} must be a list of numbers, got {type(values).__name__}")
+    values = [checks.integer(name, v) if integer else checks.positive(name, v) for v in values]
+    if not values and not empty:
+        raise ValueError(f"{name} must not be empty")
+    return values
+
 
 def sizes(scale: _scale.Scale | None = None) -> Sizes:
-    """The chapter's sizes at ``scale`` (default: :func:`lib.scale.current`)."""
+    """The chapter's sizes at ``scale`` (a :class:`lib.scale.Scale`; default: the current)."""
+    if scale is not None and not isinstance(scale, _scale.Scale):
+        raise TypeError(f"scale must be a lib.scale.Scale or None, got {type(scale).__name__}")
     s = scale or _scale.current()
     log_ints = lambda lo, hi, k: tuple(int(round(v)) for v in np.geomspace(lo, hi, k))  # noqa: E731
     return Sizes(n=20, d=10, width=3 * s.width, widths=log_ints(20, 10 * s.width, 5),
@@ -47,18 +65,25 @@ def sizes(scale: _scale.Scale | None = None) -> Sizes:
 
 def float64_device(device) -> torch.device:
     """``device`` if it is CUDA, else the CPU: the chapter computes in float64, which Apple's
-    MPS lacks, and its small matrices gain nothing from a GPU otherwise."""
-    device = torch.device(device)
+    MPS lacks, and its small matrices gain nothing from a GPU otherwise. ``device`` names a
+    device of this machine (MPS, replaced anyway, need not be present)."""
+    try:
+        kind = torch.device(device).type if isinstance(device, (str, torch.device)) else None
+    except (RuntimeError, ValueError):
+        kind = None
+    device = torch.device("cpu") if kind == "mps" else checks.device("device", device)
     return device if device.type == "cuda" else torch.device("cpu")
 
 
 def unit_sphere_data(n, d, seed=0, dtype=torch.float64, device="cpu"):
     """Seeded regression data: inputs uniform on the unit sphere, targets uniform in [−1, 1].
 
-    Returns (X (n, d), y (n,)). Distinct random points are non-parallel with probability 1.
+    Returns (X (n, d), y (n,)) of a floating ``dtype``; n ≥ 1, d ≥ 2, an integer seed.
+    Distinct random points are non-parallel with probability 1.
     """
-    n, d = wn._check_int("n", n), wn._check_int("d", d, lo=2)
-    gen = torch.Generator().manual_seed(wn._check_int("seed", seed, lo=0))
+    n, d = checks.integer("n", n), checks.integer("d", d, lo=2)
+    dtype, device = checks.float_dtype("dtype", dtype), checks.device("device", device)
+    gen = torch.Generator().manual_seed(checks.seed("seed", seed))
     X = torch.randn(n, d, generator=gen, dtype=torch.float64)
     X = X / X.norm(dim=1, keepdim=True)
     y = 2 * torch.rand(n, generator=gen, dtype=torch.float64) - 1
@@ -67,11 +92,13 @@ def unit_sphere_data(n, d, seed=0, dtype=torch.float64, device="cpu"):
 
 # --- what the kernel predicts ----------------------------------------------------------
 def linear_loss(K: torch.Tensor, r0: torch.Tensor, eta: float, steps: int) -> np.ndarray:
-    """(steps+1,) losses ½‖(I − ηK)^t r0‖² of GD on the linearised network (K fixed)."""
-    eta, steps = wn._check_positive("eta", eta), wn._check_int("steps", steps, lo=0)
-    if K.ndim != 2 or K.shape[0] != K.shape[1] or r0.shape != (K.shape[0],):
-        raise ValueError(f"need a square K (n, n) and r0 (n,), "
-                         f"got {tuple(K.shape)} and {tuple(r0.shape)}")
+    """(steps+1,) losses ½‖(I − ηK)^t r0‖² of GD on the linearised network (K fixed).
+
+    K (n, n) symmetric (:func:`lib.wn.check_kernel`), r0 (n,) finite, η > 0, steps ≥ 0.
+    """
+    K = wn.check_kernel("K", K)
+    r0 = checks.tensor("r0", r0, shape=(K.shape[0],), dtype=K.dtype)
+    eta, steps = checks.positive("eta", eta), checks.integer("steps", steps, lo=0)
     lam, Q = torch.linalg.eigh(K)
     coef = (Q.T @ r0).cpu().numpy()                              # r0 in K's eigenbasis
     with np.errstate(over="ignore"):
@@ -80,8 +107,10 @@ def linear_loss(K: torch.Tensor, r0: torch.Tensor, eta: float, steps: int) -> np
 
 
 def predicted_ratio(K: torch.Tensor, eta: float) -> float:
-    """Late-time loss ratio per step of the linearised network: max_i (1 − ηλ_i(K))²."""
-    eta = wn._check_positive("eta", eta)
+    """Late-time loss ratio per step of the linearised network: max_i (1 − ηλ_i(K))².
+
+    K (n, n) symmetric, η > 0."""
+    K, eta = wn.check_kernel("K", K), checks.positive("eta", eta)
     return float(torch.max((1 - eta * torch.linalg.eigvalsh(K)) ** 2))
 
 
@@ -89,43 +118,61 @@ def measured_ratio(loss, floor: float = 1e-20) -> float:
     """Loss ratio per step over the second half of the run above ``floor`` (round-off).
 
     (L(t2)/L(t1))^(1/(t2 − t1)) with t2 the last step where L > floor and t1 = t2/2.
+    ``loss`` is 1-D (inf/NaN allowed: they are not above the floor); ``floor`` > 0.
     """
-    loss = np.asarray(loss, dtype=float)
+    loss = checks.array("loss", loss, ndim=1, finite=False)
+    floor = checks.positive("floor", floor)
     above = np.flatnonzero(np.isfinite(loss) & (loss > floor))
-    if loss.ndim != 1 or above.size < 3 or above[-1] < 2:
-        raise ValueError("need a 1-D loss curve with at least three steps above the floor")
+    if above.size < 3 or above[-1] < 2:
+        raise ValueError("loss must be a curve with at least three steps above the floor")
     t2 = int(above[-1])
     t1 = t2 // 2
     return float((loss[t2] / loss[t1]) ** (1.0 / (t2 - t1)))
 
 
 def rate_from_ratio(ratio: float, eta: float) -> float:
-    """The λ with (1 − ηλ)² = ratio: the kernel eigenvalue a measured ratio implies."""
+    """The λ with (1 − ηλ)² = ratio: the kernel eigenvalue a measured ratio implies.
+
+    ratio ≥ 0 and η > 0, finite."""
+    ratio, eta = checks.nonnegative("ratio", ratio), checks.positive("eta", eta)
     return (1.0 - math.sqrt(ratio)) / eta
 
 
 def effective_alpha(weight_norm_sq_v, weight_norm_sq_g) -> np.ndarray:
     """α_eff = ‖v‖_F/‖g‖ from the training loop's norm records (equals α at t = 0).
 
-    Both arguments are ``(..., 1)`` arrays of squared norms (one tensor per group).
+    Both arguments are ``(..., 1)`` arrays of squared norms > 0 (one tensor per group),
+    of one shape; inf (an overflowed norm) is allowed.
     """
-    return np.sqrt(np.asarray(weight_norm_sq_v)[..., 0] / np.asarray(weight_norm_sq_g)[..., 0])
+    v = checks.positive_array("weight_norm_sq_v", weight_norm_sq_v, finite=False)
+    g = checks.positive_array("weight_norm_sq_g", weight_norm_sq_g, finite=False)
+    if v.shape != g.shape or v.ndim < 1 or v.shape[-1] != 1:
+        raise ValueError(f"weight_norm_sq_v and weight_norm_sq_g must both have shape (..., 1), "
+                         f"got {v.shape} and {g.shape}")
+    return np.sqrt(v[..., 0] / g[..., 0])
 
 
 def loglog_slope(x, y) -> float:
-    """Least-squares slope of log y against log x."""
-    return float(np.polyfit(np.log(np.asarray(x, float)), np.log(np.asarray(y, float)), 1)[0])
+    """Least-squares slope of log y against log x: 1-D arrays > 0 of one length ≥ 2."""
+    x, y = checks.positive_array("x", x, ndim=1), checks.positive_array("y", y, ndim=1)
+    if checks.same_length(x=x, y=y) < 2 or np.ptp(x) == 0:
+        raise ValueError("x must hold at least two distinct values to fit a slope")
+    return float(np.polyfit(np.log(x), np.log(y), 1)[0])
 
 
 # --- training sweeps -----------------------------------------------------------------------
 def limit_evolution_kernel(X, alpha: float) -> torch.Tensor:
-    """Λ∞ = V∞/α² + G∞ (n, n): the infinite-width kernel at initialisation scale α."""
+    """Λ∞ = V∞/α² + G∞ (n, n): the infinite-width kernel at initialisation scale α > 0
+    (X (n, d) with unit-norm rows)."""
+    alpha = checks.positive("alpha", alpha)
     _, V, G = wn.limit_kernels(X)
-    return V / wn._check_positive("alpha", alpha) ** 2 + G
+    return V / alpha**2 + G
 
 
 def limit_least_eigenvalue(X, alphas) -> np.ndarray:
-    """λ_min(Λ∞_α) for every α: the rate the infinite-width kernel predicts."""
+    """λ_min(Λ∞_α) for every α (a non-empty list of numbers > 0): the predicted rate."""
+    alphas = _numbers("alphas", alphas)
+    wn.check_inputs(X, unit=True)
     return np.array([float(torch.linalg.eigvalsh(limit_evolution_kernel(X, a))[0])
                      for a in alphas])
 
@@ -180,12 +227,27 @@ class RegimeSweep:
         return out[0] if plain else out
 
 
+def _check_data(X, y, sz, cache):
+    if not isinstance(sz, Sizes):
+        raise TypeError(f"sz must be Sizes (from sizes()), got {type(sz).__name__}")
+    X = wn.check_inputs(X, unit=True)
+    if X.shape[1] != sz.d:
+        raise ValueError(f"X has {X.shape[1]} columns but sz.d = {sz.d}")
+    checks.same_length(X=X, y=checks.tensor("y", y, ndim=1, dtype=X.dtype))
+    if cache is not None:
+        checks.string("cache", cache)
+
+
 def _make(width, d, normalized):
     return functools.partial(wn.make_module, n_in=d, width=width, normalized=normalized)
 
 
 def regime_sweep(X, y, sz: Sizes, cache: str | None = None) -> RegimeSweep:
-    """Train WN networks over α × η × seed and the un-normalised one over η × seed."""
+    """Train WN networks over α × η × seed and the un-normalised one over η × seed.
+
+    X (n, sz.d) unit-norm rows, y (n,) finite; ``cache`` None or a name.
+    """
+    _check_data(X, y, sz, cache)
     config = _train.TrainConfig(steps=sz.steps, loss="sse")
     grid = sweep.Grid(alpha=list(sz.alphas), lr=list(sz.etas), seed=list(range(sz.seeds)))
     res = sweep.train_grid(_make(sz.width, sz.d, True), (X, y), config, grid, cache=cache)
@@ -230,7 +292,11 @@ class WidthSweep:
 
 
 def width_sweep(X, y, sz: Sizes, alpha: float = 1.0, cache: str | None = None) -> WidthSweep:
-    """Train at every width of ``sz.widths`` (``sz.seeds`` seeds) with η = 1/λ_max(Λ∞_α)."""
+    """Train at every width of ``sz.widths`` (``sz.seeds`` seeds) with η = 1/λ_max(Λ∞_α).
+
+    Arguments as for :func:`regime_sweep`; α > 0.
+    """
+    _check_data(X, y, sz, cache)
     eta = tuned_step(X, alpha)
     fn = functools.partial(_width_runs, X=X.cpu().numpy(), y=y.cpu().numpy(), alpha=alpha,
                            eta=eta, steps=sz.steps, seeds=sz.seeds, device=str(X.device))
@@ -241,10 +307,16 @@ def width_sweep(X, y, sz: Sizes, alpha: float = 1.0, cache: str | None = None) -
 
 
 # --- the slider figure: WN and un-normalised training side by side -----------------------
-def _summary(eta, h_wn, h_plain) -> dict:
-    return {"eta": float(eta), "wn": h_wn.loss, "plain": h_plain.loss,
-            "wn_spec0": h_wn.spectrum[0], "wn_specT": h_wn.spectrum[-1],
-            "plain_spec0": h_plain.spectrum[0], "plain_specT": h_plain.spectrum[-1]}
+def _summary(eta, h_wn, h_plain, steps) -> dict:
+    """The slider's record: a diverged run's loss is inf from divergence on, its Λ(T) NaN."""
+    def loss(h):
+        return np.concatenate([h.loss, np.full(steps + 1 - len(h.loss), np.inf)])
+
+    def last(h):
+        return h.spectrum[-1] if h.diverged_at is None else np.full_like(h.spectrum[0], np.nan)
+    return {"eta": float(eta), "wn": loss(h_wn), "plain": loss(h_plain),
+            "wn_spec0": h_wn.spectrum[0], "wn_specT": last(h_wn),
+            "plain_spec0": h_plain.spectrum[0], "plain_specT": last(h_plain)}
 
 
 class Comparison:
@@ -259,9 +331,12 @@ class Comparison:
     """
 
     def __init__(self, X, y, steps, alphas, etas, seed=0):
-        self.X, self.y, self.seed = X, y, seed
-        self.steps = wn._check_int("steps", steps)
-        self.alphas, self.etas = [float(a) for a in alphas], [float(e) for e in etas]
+        self.X = wn.check_inputs(X)
+        self.y = checks.tensor("y", y, ndim=1, dtype=self.X.dtype)
+        checks.same_length(X=self.X, y=self.y)
+        self.steps, self.seed = checks.integer("steps", steps), checks.seed("seed", seed)
+        self.alphas = [float(a) for a in _numbers("alphas", alphas, empty=True)]
+        self.etas = [float(e) for e in _numbers("etas", etas, empty=True)]
         self._done = {}
 
     def _index(self, values, x):
@@ -277,11 +352,12 @@ class Comparison:
         pairs = [(a, e) for a in alphas for e in etas]
         hs = train([init(a) for a, _ in pairs], etas=[e for _, e in pairs])
         plain = train([init(1.0)] * len(etas), etas=etas, normalized=False)
-        return {(a, e): _summary(e, h, plain[etas.index(e)]) for (a, e), h in zip(pairs, hs)}
+        return {(a, e): _summary(e, h, plain[etas.index(e)], self.steps)
+                for (a, e), h in zip(pairs, hs)}
 
     def __call__(self, alpha, eta, width) -> dict:
-        width = wn._check_int("width", width)
-        wn._check_positive("alpha", alpha), wn._check_positive("eta", eta)
+        width = checks.integer("width", width)
+        alpha, eta = checks.positive("alpha", alpha), checks.positive("eta", eta)
         i, j = self._index(self.alphas, alpha), self._index(self.etas, eta)
         if i is None or j is None:
             return self._train(width, [float(alpha)], [float(eta)])[(float(alpha), float(eta))]

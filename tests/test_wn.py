@@ -506,30 +506,35 @@ def test_sizes_follow_the_book_scale():
     (lambda: wn.init_wn(6, 5, 1.0, seed=-1), "seed"),
     (lambda: wx.unit_sphere_data(10, 1), "d"),
     (lambda: wn.forward(wn.init_wn(6, 5, 1.0), torch.ones(3, 4, dtype=torch.float64)), "columns"),
-    (lambda: wn.forward(wn.init_wn(6, 5, 1.0), torch.ones(6)), "X must be"),
+    (lambda: wn.forward(wn.init_wn(6, 5, 1.0), torch.ones(6)), "^X must have 2"),
     (lambda: wn.gram_matrices(wn.init_wn(6, 5, 1.0), wx.unit_sphere_data(4, 6)[0], 0), "alpha"),
     (lambda: wn.limit_kernels(2 * wx.unit_sphere_data(4, 6)[0]), "unit norm"),
     (lambda: wn.train(wn.init_wn(6, 5, 1.0), *wx.unit_sphere_data(4, 6), eta=0, steps=3), "eta"),
     (lambda: wn.train(wn.init_wn(6, 5, 1.0), *wx.unit_sphere_data(4, 6), eta=0.1, steps=0),
      "steps"),
     (lambda: wn.train(wn.init_wn(6, 5, 1.0), wx.unit_sphere_data(4, 6)[0], torch.ones(3),
-                      eta=0.1, steps=3), "y must"),
+                      eta=0.1, steps=3), "^X and y must have the same length"),
     (lambda: wn.train(wn.init_wn(6, 5, 1.0), *wx.unit_sphere_data(4, 6), eta=0.1, steps=9,
                       log_every=2, observe_every=3), "multiple"),
     (lambda: wn.train_batch([wn.init_wn(6, 5, 1.0)], *wx.unit_sphere_data(4, 6), etas=[0.1, 0.2],
-                            steps=3), "one η per network"),
+                            steps=3), "^etas must hold one η per network"),
     (lambda: wn_checks.monte_carlo_kernels(wx.unit_sphere_data(4, 6)[0], samples=0), "samples"),
-    (lambda: wx.linear_loss(torch.eye(3), torch.ones(2), 0.1, 5), "square K"),
-    (lambda: wx.measured_ratio([1.0, 0.5]), "at least three"),
+    (lambda: wx.linear_loss(torch.eye(3), torch.ones(2), 0.1, 5), "^r0 must have shape"),
+    (lambda: wx.linear_loss(torch.ones(3, 2), torch.ones(3), 0.1, 5), "^K must be square"),
+    (lambda: wx.measured_ratio([1.0, 0.5]), "^loss must be a curve with at least three"),
     (lambda: wx.Comparison(*wx.unit_sphere_data(4, 6), steps=5, alphas=[1], etas=[1])(1, 1, 0),
      "width"),
 ])
 def test_bad_input_raises_value_error(call, match):
-    with pytest.raises(ValueError, match=match):
+    with pytest.raises((ValueError, TypeError), match=match):
         call()
 
 
 def test_float64_device_keeps_cuda_and_falls_back_to_the_cpu():
-    assert wx.float64_device("cuda").type == "cuda"
+    if torch.cuda.is_available():
+        assert wx.float64_device("cuda").type == "cuda"
+    else:                                                        # no CUDA here: refused
+        with pytest.raises(ValueError, match="^device is 'cuda' but CUDA is not available"):
+            wx.float64_device("cuda")
     assert wx.float64_device("mps") == torch.device("cpu")      # MPS has no float64
     assert wx.float64_device(torch.device("cpu")) == torch.device("cpu")
