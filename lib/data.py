@@ -65,7 +65,9 @@ class Dataset:
         X = checks.tensor("X", self.X)
         if X.ndim == 0:
             raise ValueError("X must have shape (N, ...), got a 0-d tensor")
-        checks.labels("y", self.y, len(self.classes), n=X.shape[0])
+        y = checks.tensor("y", self.y, ndim=1, floating=False)
+        checks.same_length(X=X, y=y)
+        checks.labels("y", y, len(self.classes))
         if self.y.device != X.device:
             raise ValueError(f"X and y must be on one device, got {X.device} and {self.y.device}")
 

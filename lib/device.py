@@ -41,7 +41,11 @@ def pick_device(verbose: bool = False) -> torch.device:
 
 
 def resolve_device(device=None, name: str = "device") -> torch.device:
-    """The device a ``device=`` argument asks for: None means :func:`pick_device`."""
+    """The device a ``device=`` argument asks for: None means :func:`pick_device`.
+
+    ``name`` is the argument's name, used in the error for a device that does not exist.
+    """
+    name = checks.string("name", name)
     return pick_device() if device is None else checks.device(name, device)
 
 

@@ -1,5 +1,3 @@
-import pickle
-
 import numpy as np
 import pytest
 
@@ -45,44 +43,7 @@ def test_key_changes_when_lib_changes(tmp_path, monkeypatch):
     assert cache.key({"a": 1}) != before
 
 
-class Foreign:
-    """A class that a stored pickle refers to; deleting it makes the pickle foreign."""
-
-
-@pytest.mark.parametrize("content", [
-    b"not a pickle", b"", pickle.dumps({"y": 1.0})[:-3],  # corrupt or truncated
-    b"cno_such_module\nThing\n.",                         # refers to code that is gone
-    b"\x80\x04\x95\x05\x00\x00\x00\x00\x00\x00\x00K\x01K\x00\x86\x94\x00R.",  # REDUCE on a tuple
-], ids=["garbage", "empty", "truncated", "foreign-module", "bad-opcode"])
-def test_unreadable_entry_is_recomputed_with_a_warning(tmp_cache, content):
-    square.calls = 0
-    path = cache.path_for("sq", {"x": 3.0}, square)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_bytes(content)
-    with pytest.warns(UserWarning, match="unreadable.*recomputed"):
-        assert cache.memoize("sq", {"x": 3.0}, square)["y"] == 9.0
-    assert square.calls == 1
-    assert cache.load(path)["y"] == 9.0  # the broken entry was overwritten
-
-
-def test_entry_of_a_class_that_is_gone_is_recomputed(tmp_cache, monkeypatch):
-    path = cache.path_for("sq", {"x": 2.0}, square)
-    path.write_bytes(pickle.dumps(Foreign()))
-    monkeypatch.delattr(__import__(__name__), "Foreign")
-    square.calls = 0
-    with pytest.warns(UserWarning, match="AttributeError"):
-        assert cache.memoize("sq", {"x": 2.0}, square)["y"] == 4.0
-    assert square.calls == 1
-
-
-def test_cache_under_a_file_fails_before_computing(tmp_path, monkeypatch):
-    blocker = tmp_path / "a-file"
-    blocker.write_text("x")
-    monkeypatch.setenv("NORMBOOK_CACHE", str(blocker / "cache"))
-    square.calls = 0
-    with pytest.raises(ValueError, match="^NORMBOOK_CACHE .*a-file/cache.* not a folder"):
-        cache.memoize("sq", {"x": 1.0}, square)
-    assert square.calls == 0  # nothing was computed and lost
+# Corrupt and foreign entries, and a cache folder under a file: test_contracts_infra.py.
 
 
 def test_result_that_cannot_be_stored_is_returned_with_a_warning(tmp_cache):
