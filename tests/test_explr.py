@@ -167,12 +167,15 @@ def test_toy_only_the_product_eta_lambda_matters():
 
 
 def test_toy_rejects_bad_input():
-    with pytest.raises(ValueError):
+    X, y = explr.toy_data(20, 2, seed=0)
+    with pytest.raises(ValueError, match="^n must be"):
         explr.toy_data(1, 5)
-    with pytest.raises(ValueError):
-        explr.toy_gd(np.ones((3, 2)), np.ones(3), np.ones(2), -1.0, 0.0, 10)
-    with pytest.raises(ValueError, match="ηλ < 1"):
-        explr.toy_gd(np.ones((3, 2)), np.ones(3), np.ones(2), 10.0, 0.1, 10)
+    with pytest.raises(ValueError, match="^eta must be"):
+        explr.toy_gd(X, y, np.ones(2), -1.0, 0.0, 10)
+    with pytest.raises(ValueError, match="^eta and weight_decay: need ηλ < 1"):
+        explr.toy_gd(X, y, np.ones(2), 10.0, 0.1, 10)
+    with pytest.raises(ValueError, match="X and w0: BN needs"):    # Xw constant: BN divides by 0
+        explr.toy_gd(np.ones((3, 2)), np.ones(3), np.ones(2), 1.0, 0.0, 10)
 
 
 def test_equilibrium_ratio_measured_during_sgd():
