@@ -17,21 +17,65 @@ import json
 import re
 from contextlib import contextmanager
 
+from matplotlib.artist import Artist
+from matplotlib.figure import Figure
 from matplotlib.spines import Spine
+
+from lib import checks
 
 SITE_NOTE = ("In the site, sliders move between precomputed values; "
              "run the notebook (Binder/Colab buttons above) for any value.")
 LIVE_NOTE = "Run the notebook (Binder/Colab buttons above) to move the sliders."
 BUDGET_BYTES = 1_500_000   # per figure; a chapter page should stay under about 5 MB
+# Frames (grid points) per figure, checked before anything is computed. A distinct frame
+# of one line costs about 1.2 kB (the intro demo: 100 frames, 123 kB), so more than about
+# 1250 distinct frames cannot fit BUDGET_BYTES; 2000 leaves room for repeated frames and
+# caps a figure's build at about 40 s (about 18 ms a frame on one core).
+MAX_FRAMES = 2_000
+_PREFIX = re.compile(r"[A-Za-z][A-Za-z0-9-]*")   # an SVG id prefix (ids are prefix-i)
 _AUTO_ID = re.compile(r' id="[A-Za-z][\w.]*_\d+"')  # matplotlib's numbered group ids
 _DEFS = re.compile(r"<defs>(.*?)</defs>", re.S)
 _DEF_ITEM = re.compile(r'<(path|clipPath)\b[^>]*\bid="([^"]+)"[^>]*?(?:/>|>.*?</\1>)', re.S)
 _GAP = re.compile(r">\s+<")
 
 
+def _figure(fig) -> Figure:
+    if not isinstance(fig, Figure):
+        raise TypeError(f"fig must be a matplotlib Figure, got {type(fig).__name__}")
+    return fig
+
+
+def _artists(artists) -> list:
+    """``artists`` as a list of matplotlib Artists (a TypeError naming it otherwise)."""
+    if isinstance(artists, (str, Artist)) or not hasattr(artists, "__iter__"):
+        raise TypeError(f"artists must be a list of matplotlib Artists, got "
+                        f"{type(artists).__name__}")
+    artists = list(artists)
+    for i, a in enumerate(artists):
+        if not isinstance(a, Artist):
+            raise TypeError(f"artists[{i}] must be a matplotlib Artist, got {type(a).__name__}")
+    return artists
+
+
+def _interactive(ifig):
+    from lib.widgets import InteractiveFigure   # lib.widgets imports this module
+
+    if not isinstance(ifig, InteractiveFigure):
+        raise TypeError(f"ifig must be a lib.widgets.InteractiveFigure, got {type(ifig).__name__}")
+    return ifig
+
+
+def _bar(bar):
+    if bar is not None and not callable(getattr(bar, "update", None)):
+        raise TypeError(f"bar must be None or a progress bar with update(n), got "
+                        f"{type(bar).__name__}")
+    return bar
+
+
 def tracked_artists(fig) -> list:
     """Artists ``update`` may change: all in the axes but the axes (ticks, labels), spines
-    and background, in drawing (zorder) order."""
+    and background, in drawing (zorder) order. ``fig``: a matplotlib Figure."""
+    _figure(fig)
     found = []
     for ax in fig.axes:
         skip = {id(ax.xaxis), id(ax.yaxis), id(ax.patch)}
@@ -42,9 +86,14 @@ def tracked_artists(fig) -> list:
     return found
 
 
-@contextmanager
 def hidden(artists):
-    """Temporarily hide ``artists`` (restoring each one's own visibility)."""
+    """Temporarily hide ``artists``, a list of matplotlib Artists (a context manager that
+    restores each one's own visibility); checked when called, not on entry."""
+    return _hidden(_artists(artists))
+
+
+@contextmanager
+def _hidden(artists):
     shown = [a for a in artists if a.get_visible()]
     for a in shown:
         a.set_visible(False)
@@ -77,7 +126,15 @@ def _tagged(artists, prefix):
 
 
 def render_svg(fig, artists=(), prefix="f") -> str:
-    """The figure as an SVG string (no XML header), tracked artists wrapped in groups."""
+    """The figure as an SVG string (no XML header), tracked artists wrapped in groups.
+
+    ``fig``: a matplotlib Figure; ``artists``: Artists of it; ``prefix``: the group ids'
+    prefix, a letter then letters, digits or '-'.
+    """
+    _figure(fig)
+    artists = _artists(artists)
+    if not _PREFIX.fullmatch(checks.string("prefix", prefix)):
+        raise ValueError(f"prefix must be a letter then letters, digits or '-', got {prefix!r}")
     buf = io.StringIO()
     with _tagged(artists, prefix):
         fig.savefig(buf, format="svg", metadata={"Date": None}, bbox_inches=None)
@@ -93,18 +150,28 @@ def render_svg(fig, artists=(), prefix="f") -> str:
 def _group_span(svg: str, gid: str) -> tuple[int, int]:
     """(start, end) of the inner text of ``<g id="gid">``, matching nested groups."""
     open_tag = f'<g id="{gid}">'
-    start = svg.index(open_tag) + len(open_tag)
+    start = svg.find(open_tag)
+    if start < 0:
+        raise ValueError(f"svg has no group {open_tag}: is it render_svg's output for this "
+                         "prefix, with n tracked artists?")
+    start += len(open_tag)
     depth, pos = 1, start
     for m in re.compile(r"<g[\s>]|</g>").finditer(svg, start):
         depth += -1 if m.group() == "</g>" else 1
         if depth == 0:
             return start, m.start()
         pos = m.end()
-    raise ValueError(f"unbalanced SVG group {gid} after {pos}")
+    raise ValueError(f"svg has an unbalanced group {gid} after character {pos}")
 
 
 def fragments(svg: str, prefix: str, n: int) -> tuple[list[str], dict]:
-    """Inner SVG of groups ``prefix-0 .. prefix-(n-1)`` with their defs moved out."""
+    """Inner SVG of groups ``prefix-0 .. prefix-(n-1)`` with their defs moved out.
+
+    ``svg``: render_svg's output; ``n``: an integer >= 0; a missing group is a ValueError.
+    """
+    checks.string("svg", svg)
+    checks.string("prefix", prefix)
+    n = checks.integer("n", n, lo=0)
     parts, defs = [], {}
     for i in range(n):
         a, b = _group_span(svg, f"{prefix}-{i}")
@@ -122,9 +189,15 @@ def _limits(fig):
 
 
 def frames(ifig, bar=None) -> dict:
-    """Render every grid point of ``ifig``; return the site data and the default SVG."""
+    """Render every grid point of ``ifig``; return the site data and the default SVG.
+
+    ``ifig``: an InteractiveFigure; ``bar``: None or a progress bar (``update(n)``). A grid
+    over ``MAX_FRAMES`` points is refused before anything is computed.
+    """
+    _interactive(ifig)
+    _bar(bar)
+    grids = ifig.site_grids()
     fig, artists, prefix = ifig.figure, ifig.tracked, ifig.fid
-    grids = [s.grid_values() for s in ifig.sliders]
     table, index, rows, notes, all_defs = [], {}, [], [], {}
 
     def intern(s):
@@ -216,7 +289,13 @@ def _json_script(obj) -> str:
 
 
 def site_html(ifig, bar=None, budget: int | None = None) -> str:
-    """Self-contained HTML (SVG + sliders + inline script) for the built site."""
+    """Self-contained HTML (SVG + sliders + inline script) for the built site.
+
+    ``budget``: bytes allowed (an integer >= 1; None: ``BUDGET_BYTES``); a bigger page is
+    a ValueError.
+    """
+    _interactive(ifig)
+    budget = BUDGET_BYTES if budget is None else checks.integer("budget", budget)
     built = frames(ifig, bar)
     fid, data = ifig.fid, built["data"]
     controls = "".join(
@@ -232,7 +311,7 @@ def site_html(ifig, bar=None, budget: int | None = None) -> str:
             f'<p class="nbf-site-note" style="font-size:85%;color:#555">{SITE_NOTE}</p>'
             f'<script type="application/json" id="{fid}-data">{_json_script(data)}</script>'
             f'<script>{SCRIPT}({json.dumps(fid)});</script></div>')
-    size, budget = len(page.encode()), budget or BUDGET_BYTES
+    size = len(page.encode())
     if size > budget:
         raise ValueError(
             f"{ifig.title or 'interactive figure'}: site payload {size / 1e6:.2f} MB exceeds the "
@@ -242,7 +321,9 @@ def site_html(ifig, bar=None, budget: int | None = None) -> str:
 
 
 def static_html(ifig) -> str:
-    """The default figure as inline SVG plus the note; no grid (for live kernels)."""
+    """The default figure of ``ifig`` (an InteractiveFigure) as inline SVG plus the note;
+    no grid (for live kernels)."""
+    _interactive(ifig)
     svg = ifig.render(lambda: render_svg(ifig.figure, prefix=ifig.fid))
     return (f'<div class="normbook-figure">{_title(ifig)}{_responsive(svg)}'
             f'<div class="nbf-note" style="color:#D55E00">{html.escape(ifig.note)}</div>'

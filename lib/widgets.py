@@ -31,7 +31,9 @@ import itertools
 import logging
 import math
 import os
+import re
 import warnings
+from collections.abc import Iterable
 from dataclasses import dataclass
 from functools import partial
 
@@ -41,7 +43,7 @@ from matplotlib import rc_context
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
-from lib import plotting, progress, scale, site_figure, sweep
+from lib import checks, plotting, progress, scale, site_figure, sweep
 
 _RENDER_RC = {**plotting.STYLE, "savefig.bbox": "standard"}
 _counter = itertools.count()
@@ -54,7 +56,11 @@ def build_mode() -> bool:
 
 @dataclass(frozen=True)
 class Slider:
-    """One slider: a keyword of ``compute`` and the range it moves over."""
+    """One slider: a keyword of ``compute`` and the range it moves over.
+
+    ``min < max`` and ``default`` in [min, max] are finite numbers (integers for an integer
+    slider, ``min > 0`` for a log slider); ``grid`` is None or an integer >= 2.
+    """
 
     name: str                # keyword argument of compute() that receives the value
     label: str               # shown beside the slider; plain Unicode, e.g. "η"
@@ -66,29 +72,54 @@ class Slider:
     grid: int | None = None  # grid points in the built site; None: scale.current().slider_grid
 
     def __post_init__(self):
-        if not self.name.isidentifier():
-            raise ValueError(f"slider name must be a Python identifier, got {self.name!r}")
-        if not self.min < self.max:
-            raise ValueError(f"slider {self.name}: need min < max, got [{self.min}, {self.max}]")
-        if self.log and self.min <= 0:
-            raise ValueError(f"slider {self.name}: a log slider needs min > 0, got {self.min}")
-        if not self.min <= self.default <= self.max:
-            raise ValueError(f"slider {self.name}: default {self.default} is outside "
-                             f"[{self.min}, {self.max}]")
-        if self.grid is not None and self.grid < 2:
-            raise ValueError(f"slider {self.name}: grid must be >= 2 points, got {self.grid}")
+        name = checks.string("name", self.name)
+        if not name.isidentifier():
+            raise ValueError(f"name must be a Python identifier (a keyword of compute), "
+                             f"got {name!r}")
+        checks.string(f"slider {name}: label", self.label)
+        log = checks.boolean(f"slider {name}: log", self.log)
+        integer = checks.boolean(f"slider {name}: integer", self.integer)
+        number = partial(checks.integer, lo=None) if integer else checks.number
+        lo, hi, default = (number(f"slider {name}: {field}", getattr(self, field))
+                           for field in ("min", "max", "default"))
+        grid = None if self.grid is None else checks.integer(f"slider {name}: grid", self.grid, lo=2)
+        if not lo < hi:
+            raise ValueError(f"slider {name}: need min < max, got [{lo}, {hi}]")
+        if log and lo <= 0:
+            raise ValueError(f"slider {name}: a log slider needs min > 0, got {lo}")
+        if not lo <= default <= hi:
+            raise ValueError(f"slider {name}: default {default} is outside [{lo}, {hi}]")
+        if integer and grid is not None and grid > hi - lo + 1:
+            raise ValueError(f"slider {name}: grid={grid} points do not fit the "
+                             f"{hi - lo + 1} integers in [{lo}, {hi}]")
+        for field, value in dict(log=log, integer=integer, min=lo, max=hi, default=default,
+                                 grid=grid).items():   # canonical Python types
+            object.__setattr__(self, field, value)
 
     def clamp(self, value: float) -> float:
-        """``value`` moved into [min, max] (rounded for integer sliders)."""
-        value = min(max(float(value), self.min), self.max)
+        """``value`` (a number; ±inf allowed) moved into [min, max] (rounded if integer)."""
+        value = checks.number(f"slider {self.name}: value", value, finite=False)
+        value = min(max(value, self.min), self.max)
         return int(round(value)) if self.integer else value
 
+    @property
+    def grid_size(self) -> int:
+        """Regular points of the site grid (the default may add one more)."""
+        return self.grid or scale.current().slider_grid
+
     def grid_values(self) -> list:
-        """Site grid: ``grid`` points from min to max (log or linear) plus the default."""
-        n = self.grid or scale.current().slider_grid
+        """Site grid: ``grid`` points from min to max (log or linear) plus the default.
+
+        A grid whose points are not distinct (integers rounding together, a range too
+        narrow for floats) is refused with a ValueError naming the slider.
+        """
+        n = self.grid_size
         pts = (np.geomspace if self.log else np.linspace)(self.min, self.max, n)
         pts = [int(round(p)) if self.integer else float(p) for p in pts]
         pts[0], pts[-1] = self.min, self.max   # exact endpoints, no round-off
+        if not all(a < b for a, b in zip(pts, pts[1:])):
+            raise ValueError(f"slider {self.name}: its grid of {n} points from {self.min:g} to "
+                             f"{self.max:g} repeats values; use a smaller grid (Slider(grid=))")
         close = [i for i, p in enumerate(pts) if math.isclose(p, self.default, rel_tol=1e-9)]
         if close:
             pts[close[0]] = self.default
@@ -96,43 +127,120 @@ class Slider:
             pts.append(self.default)
         return sorted(set(pts))
 
+    def _value(self, value):
+        """A value typed for this slider: a finite number (an integer if integer)."""
+        if self.integer:
+            return checks.integer(self.name, value, lo=None)
+        return checks.number(self.name, value)
+
 
 class ComputeError(str):
     """The message of a ValueError raised by a figure's compute (a bad configuration)."""
 
 
+class ComputeFailed(RuntimeError):
+    """compute raised something other than ValueError (a bug, a numerical failure) at the
+    slider values its message names; the original exception is its ``__cause__``."""
+
+
 def _call_safely(compute, **values):
+    """compute(**values): a ValueError becomes a ComputeError (a note), any other error a
+    ComputeFailed naming the values (a build fails on it; a live figure notes it)."""
     try:
         return compute(**values)
     except ValueError as err:
         return ComputeError(err)
+    except Exception as err:
+        raise ComputeFailed(f"compute({_show(values)}) raised {type(err).__name__}: {err}") from err
+
+
+def _show(values: dict) -> str:
+    return ", ".join(f"{k}={v!r}" for k, v in values.items())
+
+
+def _sliders(sliders) -> list:
+    """``sliders`` as a non-empty list of :class:`Slider` with distinct names."""
+    if isinstance(sliders, (Slider, str, dict)) or not isinstance(sliders, Iterable):
+        raise TypeError(f"sliders must be a list of Slider, got {type(sliders).__name__}")
+    sliders = list(sliders)
+    if not sliders:
+        raise ValueError("sliders must hold at least one Slider, got an empty list")
+    for i, s in enumerate(sliders):
+        if not isinstance(s, Slider):
+            raise TypeError(f"sliders[{i}] must be a Slider, got {type(s).__name__} {s!r:.40}")
+    names = [s.name for s in sliders]
+    if len(set(names)) != len(names):
+        raise ValueError(f"sliders must have distinct names, got {names}")
+    return sliders
+
+
+def _keywords(compute, names: list):
+    """``compute``, a function accepting every slider name as a keyword."""
+    checks.function("compute", compute)
+    try:
+        signature = inspect.signature(compute)
+    except (TypeError, ValueError):   # no signature to read (some builtins): the call will tell
+        return compute
+    try:
+        signature.bind(**{n: None for n in names})
+    except TypeError as err:
+        raise TypeError(f"compute must accept the slider names {names} as keywords: {err}") from None
+    return compute
+
+
+def _figsize(figsize):
+    """None or (width, height) in inches, both finite and > 0."""
+    if figsize is None:
+        return None
+    size = checks.positive_array("figsize", figsize, ndim=1)
+    if size.size != 2:
+        raise ValueError(f"figsize must be (width, height) in inches, got {size.size} numbers")
+    return tuple(size.tolist())
+
+
+_CACHE_NAME = re.compile(r"[A-Za-z0-9_-]+")   # what lib.cache accepts as an entry name
+
+
+def _cache_name(cache_name, compute) -> str:
+    """The cache entry name: ``cache_name`` if given (checked), else compute's name."""
+    if cache_name is None:
+        name = re.sub(r"[^A-Za-z0-9_-]", "", getattr(compute, "__name__", "").strip("_<>"))
+        return name or "widget"
+    if not _CACHE_NAME.fullmatch(checks.string("cache_name", cache_name)):
+        raise ValueError(f"cache_name must be ASCII letters, digits, '-' or '_', got {cache_name!r}")
+    return cache_name
 
 
 class InteractiveFigure:
     """A figure with sliders: live ipywidgets in a kernel, precomputed SVG in the site.
 
     Args:
-        compute: ``compute(**values) -> result``; pure, calls lib. A ValueError
-            (bad configuration) is shown as a note under the figure.
+        compute: ``compute(**values) -> result``; pure, calls lib, takes every slider name
+            as a keyword. A ValueError (bad configuration) is shown as a note under the
+            figure; any other error too in a live kernel, while a build fails on it
+            (:class:`ComputeFailed`, naming the slider values).
         draw: ``draw(fig) -> update``; makes axes and artists once and fixes the axis
             limits; ``update(result)`` changes artist data in place.
-        sliders: the :class:`Slider` list; names are compute's keywords.
+        sliders: a non-empty list of :class:`Slider` with distinct names.
         title: shown above the figure.
         expensive: recompute only on slider release, show progress, and cache
             results in data/cache through :func:`lib.sweep.map_grid` (live and in builds).
-        figsize: inches; the book style's default when None.
+        figsize: (width, height) in inches; the book style's default when None.
         cache_name: cache entry name for expensive figures (default: compute's name).
+
+    In builds the site grid (product of the sliders' grid sizes) must be at most
+    ``site_figure.MAX_FRAMES`` frames; a larger one is refused before anything is computed.
     """
 
     def __init__(self, compute, draw, sliders, title: str = "", expensive: bool = False,
                  figsize=None, cache_name: str | None = None):
-        self.compute, self.sliders, self.title = compute, list(sliders), title
+        self.sliders = _sliders(sliders)
         self.names = [s.name for s in self.sliders]
-        if len(set(self.names)) != len(self.names):
-            raise ValueError(f"slider names must be unique, got {self.names}")
-        inspect.signature(compute).bind(**{n: None for n in self.names})  # TypeError if not
-        self.expensive = expensive
-        self.cache_name = cache_name or compute.__name__.strip("_<>") or "widget"
+        self.compute = _keywords(compute, self.names)
+        checks.function("draw", draw)
+        self.title, self.expensive = checks.string("title", title), checks.boolean("expensive", expensive)
+        figsize, self.cache_name = _figsize(figsize), _cache_name(cache_name, compute)
+        grids = self.site_grids() if build_mode() else None   # too big: refused before computing
         self.defaults = {s.name: s.clamp(s.default) for s in self.sliders}  # int or float, as the grid
         self.values = dict(self.defaults)
         self.result, self.error, self._clamp_notes = None, None, []
@@ -151,9 +259,25 @@ class InteractiveFigure:
             self.figure.tight_layout()
         self.tracked = site_figure.tracked_artists(self.figure)
         self._site = None
-        if build_mode():      # fail the cell (not the repr) if the grid is too big
-            with progress.bar(self._grid_size(), desc=title or "precomputing") as bar:
+        if grids is not None:      # fail the cell (not the repr) if the page grows too big
+            with progress.bar(math.prod(map(len, grids)), desc=title or "precomputing") as bar:
                 self._site = site_figure.site_html(self, bar)
+
+    def site_grids(self) -> list:
+        """Each slider's site grid, once their product (the frames the site stores) is known
+        to be at most ``site_figure.MAX_FRAMES``; else a ValueError naming the sliders."""
+        sizes = [s.grid_size for s in self.sliders]
+        grids = None
+        if math.prod(sizes) <= site_figure.MAX_FRAMES:   # never build a grid past the budget
+            grids = [s.grid_values() for s in self.sliders]
+            sizes = [len(g) for g in grids]
+        if math.prod(sizes) > site_figure.MAX_FRAMES:
+            shown = " × ".join(f"{s.name} ({n} points)" for s, n in zip(self.sliders, sizes))
+            raise ValueError(f"{self.title or 'interactive figure'}: sliders {shown} make "
+                             f"{math.prod(sizes)} site frames, over the budget of "
+                             f"{site_figure.MAX_FRAMES} frames per figure; use coarser grids "
+                             "(Slider(..., grid=n)) or fewer sliders")
+        return grids
 
     # --- computing ---------------------------------------------------------------
     @contextlib.contextmanager
@@ -170,7 +294,7 @@ class InteractiveFigure:
             log.setLevel(level)
 
     def _compute(self, values):
-        """compute(**values) (a ComputeError instead of a ValueError); cached if expensive."""
+        """compute(**values) through :func:`_call_safely`; cached if expensive."""
         fn = partial(_call_safely, self.compute)
         if not self.expensive:
             return fn(**values)
@@ -180,44 +304,65 @@ class InteractiveFigure:
     def precompute(self, grids) -> np.ndarray:
         """Results at every point of the site grid (an object array), via the sweep engine.
 
-        Expensive figures cache every point on its own, so a live move onto a grid point
-        the build computed is instant, and an interrupted build resumes.
+        ``grids`` holds one non-empty list of values per slider. Expensive figures cache
+        every point on its own, so a live move onto a grid point the build computed is
+        instant, and an interrupted build resumes. A :class:`ComputeFailed` propagates.
         """
+        if isinstance(grids, (str, dict)) or not isinstance(grids, Iterable):
+            raise TypeError(f"grids must be a list of value lists, got {type(grids).__name__}")
+        grids = list(grids)
+        if len(grids) != len(self.names):
+            raise ValueError(f"grids must hold one list of values per slider ({self.names}), "
+                             f"got {len(grids)}")
         grid = sweep.Grid(**dict(zip(self.names, grids)))
         fn = partial(_call_safely, self.compute)
         return sweep.map_grid(fn, grid, cache=self.cache_name if self.expensive else None,
                               chunk=1 if self.expensive else 64, bar=False)
 
     def apply(self, values: dict, result=None) -> None:
-        """Update the artists for ``values`` (computing unless ``result`` is given).
+        """Update the artists for ``values`` (a dict by slider name), computing unless
+        ``result`` is given.
 
-        A ValueError from compute becomes a note under the figure and blanks the data; so
-        does an exception from update(result) once the figure exists (at the default
-        values it propagates: a figure that cannot draw its defaults is a bug to fix).
+        Once the figure exists, any error of compute or of update(result) becomes a note
+        under the figure and blanks the data, never a stale figure claiming the new values.
+        At the default values they propagate: a figure that cannot draw its defaults is a
+        bug to fix.
         """
+        checks.mapping_keys("values", values, self.names)
         self._show_hidden()
+        drawn = hasattr(self, "tracked")   # False only during the first, default draw
         with self._quiet():
-            result = self._compute(values) if result is None else result
+            if result is None:
+                try:
+                    result = self._compute(values)
+                except ComputeFailed as err:
+                    if not drawn:
+                        raise
+                    result = ComputeError(err)
             failed = isinstance(result, ComputeError)
             self.result = None if failed else result
             self.error = f"Not computed: {result}" if failed else None
-            drawn = hasattr(self, "tracked")   # False only during the first, default draw
             if not failed:
-                try:
-                    self._update(self.result)
-                except Exception as err:
-                    if not drawn:
-                        raise
-                    failed, self.result = True, None
-                    self.error = f"Could not draw this result ({type(err).__name__}: {err})"
-            if not failed:
-                if drawn and len(site_figure.tracked_artists(self.figure)) != len(self.tracked):
-                    raise RuntimeError("update(result) must change the artists made in draw "
-                                       "(line.set_data, text.set_text), not add new ones")
-            else:   # blank the data rather than show a stale figure
+                failed = not self._draw(drawn)
+            if failed:   # blank the data rather than show a stale figure
                 self._hidden = [a for a in getattr(self, "tracked", []) if a.get_visible()]
                 for a in self._hidden:
                     a.set_visible(False)
+
+    def _draw(self, drawn: bool) -> bool:
+        """update(self.result); False (with the error noted) if it fails after the first draw."""
+        try:
+            self._update(self.result)
+        except Exception as err:
+            if not drawn:
+                raise
+            self.result = None
+            self.error = f"Could not draw this result ({type(err).__name__}: {err})"
+            return False
+        if drawn and len(site_figure.tracked_artists(self.figure)) != len(self.tracked):
+            raise RuntimeError("update(result) must change the artists made in draw "
+                               "(line.set_data, text.set_text), not add new ones")
+        return True
 
     def _show_hidden(self):
         for a in self._hidden:
@@ -237,7 +382,8 @@ class InteractiveFigure:
             artist.draw(renderer)
 
     def render(self, fn):
-        """Run a rendering function in the book style with warnings silenced."""
+        """Run ``fn()``, a rendering function, in the book style with warnings silenced."""
+        checks.function("fn", fn)
         with rc_context(_RENDER_RC), self._quiet():
             return fn()
 
@@ -255,25 +401,22 @@ class InteractiveFigure:
         """Text under the figure: clamped typed values and compute errors."""
         return "; ".join(self._clamp_notes + ([self.error] if self.error else []))
 
-    def _grid_size(self) -> int:
-        return math.prod(len(s.grid_values()) for s in self.sliders)
-
     # --- live widget -----------------------------------------------------------------
     def set(self, **values):
-        """Move sliders to ``values`` (clamped into range, with a note) and redraw."""
+        """Move sliders to ``values`` and redraw.
+
+        Each value is a finite number (an integer for an integer slider) for a known slider
+        name, else a TypeError/ValueError naming the slider; values outside the range are
+        clamped into it with a note. Every value is checked before any slider moves.
+        """
         unknown = set(values) - set(self.names)
         if unknown:
             raise ValueError(f"unknown slider(s) {sorted(unknown)}; sliders are {self.names}")
+        moved = [(s, s._value(values[s.name])) for s in self.sliders if s.name in values]
         notes = []
-        for s in self.sliders:
-            if s.name not in values:
-                continue
-            v = float(values[s.name])
-            if math.isnan(v):
-                notes.append(f"{s.label} = NaN is not a number; keeping {self.values[s.name]:g}")
-                continue
+        for s, v in moved:
             c = s.clamp(v)
-            if c != v and not (s.integer and s.min <= v <= s.max):
+            if c != v:
                 notes.append(f"{s.label} = {v:g} is outside [{s.min:g}, {s.max:g}]; using {c:g}")
             self.values[s.name] = c
         self._clamp_notes = notes
@@ -316,8 +459,14 @@ class InteractiveFigure:
             self._redraw()
 
     def _on_text(self, name, change):
-        if not getattr(self, "_syncing", False):
+        if getattr(self, "_syncing", False):
+            return
+        try:
             self.set(**{name: change.new})
+        except (TypeError, ValueError) as err:   # e.g. NaN typed: a callback must not raise
+            self._clamp_notes = [f"{err}; keeping {self.values[name]:g}"]
+            self._sync_widgets()
+            self._widgets["note"].value = self._note_html()
 
     @property
     def widget(self):
