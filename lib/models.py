@@ -7,8 +7,13 @@ biases, the last layer). The training loop gives each group its own learning rat
 as in Arora, Li & Lyu (2019) with η_w and η_g.
 """
 
+from collections.abc import Sequence
+
+import numpy as np
 import torch
 from torch import nn
+
+from lib import checks
 
 NORMS = ("none", "bn", "bn_smooth")
 ACTIVATIONS = {"relu": nn.ReLU, "softplus": nn.Softplus, "tanh": nn.Tanh}
@@ -21,15 +26,17 @@ class NormLinear(nn.Module):
     ``norm="bn_smooth"`` is the smoothed BN of Arora et al. (eq. 8): ε is multiplied by
     ‖w_i‖², so scaling the weights by c > 0 changes nothing, exactly.
     Batch statistics are used in training mode; running estimates in eval mode.
+    Accepts: integer sizes >= 1, ε >= 0 finite, momentum of the running estimates in [0, 1].
     """
 
     def __init__(self, n_in: int, n_out: int, norm: str = "bn_smooth", eps: float = 1e-5,
                  affine: bool = True, momentum: float = 0.1):
         super().__init__()
-        if norm not in ("bn", "bn_smooth"):
-            raise ValueError(f"norm must be 'bn' or 'bn_smooth', got {norm!r}")
-        if eps < 0:
-            raise ValueError(f"eps must be >= 0, got {eps}")
+        n_in, n_out = checks.integer("n_in", n_in), checks.integer("n_out", n_out)
+        norm = checks.choice("norm", norm, ("bn", "bn_smooth"))
+        eps = checks.nonnegative("eps", eps)
+        momentum = checks.fraction("momentum", momentum, hi_open=False)
+        affine = checks.boolean("affine", affine)
         self.linear = nn.Linear(n_in, n_out, bias=False)
         self.norm, self.eps, self.momentum = norm, eps, momentum
         self.gain = nn.Parameter(torch.ones(n_out)) if affine else None
@@ -60,22 +67,20 @@ class MLP(nn.Module):
     """Fully connected network; every hidden layer normalised when ``norm != "none"``.
 
     Args:
-        sizes: layer widths, e.g. (784, 100, 100, 10); inputs are flattened.
+        sizes: layer widths, e.g. (784, 100, 100, 10), at least two integers >= 1;
+            inputs are flattened.
         norm: "none", "bn" (standard BN) or "bn_smooth" (exactly scale-invariant BN).
         activation: "relu", "softplus" or "tanh".
-        eps: the BN ε.
+        eps: the BN ε, finite and >= 0.
     """
 
     def __init__(self, sizes, norm: str = "bn_smooth", activation: str = "softplus",
                  eps: float = 1e-5):
         super().__init__()
-        sizes = tuple(int(s) for s in sizes)
-        if len(sizes) < 2 or min(sizes) < 1:
-            raise ValueError(f"sizes must list at least two positive widths, got {sizes}")
-        if norm not in NORMS:
-            raise ValueError(f"norm must be one of {NORMS}, got {norm!r}")
-        if activation not in ACTIVATIONS:
-            raise ValueError(f"activation must be one of {sorted(ACTIVATIONS)}, got {activation!r}")
+        sizes = widths("sizes", sizes)
+        norm = checks.choice("norm", norm, NORMS)
+        activation = checks.choice("activation", activation, tuple(ACTIVATIONS))
+        eps = checks.nonnegative("eps", eps)
         self.norm = norm
         hidden = []
         for n_in, n_out in zip(sizes[:-2], sizes[1:-1]):
@@ -106,8 +111,8 @@ class SmallCNN(nn.Module):
     def __init__(self, in_channels: int = 1, n_classes: int = 10, width: int = 16,
                  image_size: int = 28):
         super().__init__()
-        if min(in_channels, n_classes, width) < 1 or image_size < 4:
-            raise ValueError("in_channels, n_classes, width must be >= 1 and image_size >= 4")
+        in_channels, n_classes = checks.integer("in_channels", in_channels), checks.integer("n_classes", n_classes)
+        width, image_size = checks.integer("width", width), checks.integer("image_size", image_size, lo=4)
         c1, c2 = width, 2 * width
         self.features = nn.Sequential(
             nn.Conv2d(in_channels, c1, 3, padding=1, bias=False), nn.BatchNorm2d(c1), nn.ReLU(),
@@ -124,14 +129,38 @@ class SmallCNN(nn.Module):
         return split_groups(self, [m.weight for m in self.features if isinstance(m, nn.Conv2d)])
 
 
+def widths(name: str, sizes, min_len: int = 2) -> tuple:
+    """Layer widths: a sequence of at least ``min_len`` integers >= 1, as a tuple of ints."""
+    if isinstance(sizes, (str, bytes)) or not isinstance(sizes, (Sequence, np.ndarray, torch.Tensor)):
+        raise TypeError(f"{name} must be a sequence of layer widths, got {type(sizes).__name__}")
+    sizes = tuple(checks.integer(f"{name}[{i}]", s) for i, s in enumerate(sizes))
+    if len(sizes) < min_len:
+        raise ValueError(f"{name} must list at least {min_len} widths, got {sizes}")
+    return sizes
+
+
+def module(name: str, value) -> nn.Module:
+    """``value`` if it is a ``torch.nn.Module``, else a TypeError naming it."""
+    if not isinstance(value, nn.Module):
+        raise TypeError(f"{name} must be a torch.nn.Module, got {type(value).__name__}")
+    return value
+
+
 def split_groups(model: nn.Module, w: list) -> dict:
-    """``{"w": w, "g": every other parameter of model}``."""
+    """``{"w": w, "g": every other parameter of model}``; ``w``: parameters of ``model``."""
+    module("model", model)
+    if not isinstance(w, (list, tuple)):
+        raise TypeError(f"w must be a list of parameters of model, got {type(w).__name__}")
+    own = {id(p) for p in model.parameters()}
+    if any(id(p) not in own for p in w):
+        raise ValueError("w must hold parameters of model only")
     ids = {id(p) for p in w}
     return {"w": w, "g": [p for p in model.parameters() if id(p) not in ids]}
 
 
 def groups(model: nn.Module) -> dict:
     """Parameter groups of ``model``: its own ``groups()``, else all parameters in ``g``."""
+    module("model", model)
     if hasattr(model, "groups"):
-        return model.groups()
+        return checks.mapping_keys("model.groups()", model.groups(), ("w", "g"))
     return {"w": [], "g": list(model.parameters())}

@@ -16,32 +16,35 @@ nothing.
 
 import dataclasses
 import hashlib
+import inspect
 import itertools
+import math
 
 import numpy as np
 import torch
 
 from lib import cache as _cache
-from lib import progress, stack, train
+from lib import checks, models, progress, stack, train
 
-TRAIN_AXES = ("lr", "lr_w", "lr_g", "weight_decay", "weight_decay_w", "weight_decay_g",
-              "momentum", "seed")
+# Axes that set training hyperparameters, with the check of each value
+AXIS_CHECKS = {"lr": checks.positive, "lr_w": checks.positive, "lr_g": checks.positive,
+               "weight_decay": checks.nonnegative, "weight_decay_w": checks.nonnegative,
+               "weight_decay_g": checks.nonnegative, "momentum": checks.fraction,
+               "seed": checks.seed}
+TRAIN_AXES = tuple(AXIS_CHECKS)
 MODES = ("auto", "batched", "loop")
 
 
 class Grid:
-    """Named axes of hyperparameter values; points are enumerated in C (row-major) order."""
+    """Named axes of hyperparameter values; points are enumerated in C (row-major) order.
+
+    Each axis: a non-empty 1-D list of distinct values (numbers finite, no complex).
+    """
 
     def __init__(self, **axes):
         if not axes:
             raise ValueError("a grid needs at least one axis, e.g. Grid(lr=[0.1, 1.0])")
-        self.axes = {}
-        for name, values in axes.items():
-            values = np.asarray(values)
-            if values.ndim != 1 or values.size == 0:
-                raise ValueError(f"axis {name!r} must be a non-empty 1-D list of values, "
-                                 f"got shape {values.shape}")
-            self.axes[name] = values
+        self.axes = {name: _axis(name, values) for name, values in axes.items()}
 
     @property
     def names(self) -> tuple:
@@ -62,25 +65,47 @@ class Grid:
 
     def index(self, **coords) -> tuple:
         """Index tuple of the axis values given (exact match); ``slice(None)`` elsewhere."""
+        unknown = set(coords) - set(self.axes)
+        if unknown:
+            raise ValueError(f"unknown axes {sorted(unknown)}; the grid has {list(self.axes)}")
         idx = []
         for name, values in self.axes.items():
             if name not in coords:
                 idx.append(slice(None))
                 continue
             if values.dtype.kind in "fc":
+                checks.number(name, coords[name])
                 hits = np.flatnonzero(np.isclose(values, coords[name], rtol=1e-12, atol=0))
             else:
                 hits = np.flatnonzero(values == coords[name])
             if hits.size != 1:
                 raise ValueError(f"{name}={coords[name]!r} is not on the grid {values.tolist()}")
             idx.append(int(hits[0]))
-        unknown = set(coords) - set(self.axes)
-        if unknown:
-            raise ValueError(f"unknown axes {sorted(unknown)}; the grid has {list(self.axes)}")
         return tuple(idx)
 
     def __repr__(self):
         return f"Grid({', '.join(f'{k}={len(v)} values' for k, v in self.axes.items())})"
+
+
+def _axis(name: str, values) -> np.ndarray:
+    """One axis of a grid: a non-empty 1-D array of distinct, finite values."""
+    if values is None or isinstance(values, (str, bytes, dict)):
+        raise TypeError(f"{name} must be a list of values, got {type(values).__name__}")
+    try:
+        arr = np.asarray(values.detach().cpu() if isinstance(values, torch.Tensor) else values)
+    except ValueError as err:  # ragged lists
+        raise ValueError(f"{name} must be a non-empty 1-D list of values: {err}") from None
+    if arr.ndim != 1 or arr.size == 0:
+        raise ValueError(f"{name} must be a non-empty 1-D list of values, got shape {arr.shape}")
+    if arr.dtype.kind == "c":
+        raise TypeError(f"{name} must hold real numbers, got {arr.dtype}")
+    numbers = arr.astype(float) if arr.dtype.kind == "f" else \
+        [v for v in arr.tolist() if isinstance(v, float)]
+    if not np.all(np.isfinite(numbers)):
+        raise ValueError(f"{name} must hold finite values, got {arr.tolist()}")
+    if arr.dtype.kind in "biufUS" and np.unique(arr).size != arr.size:
+        raise ValueError(f"{name} holds a value twice: {arr.tolist()}")
+    return arr
 
 
 @dataclasses.dataclass
@@ -92,6 +117,19 @@ class SweepResult:
     metrics: dict            # name -> (*grid.shape, T[, n]) arrays; NaN after divergence
     diverged_at: np.ndarray  # (*grid.shape,) first non-finite step, -1 if none
 
+    def __post_init__(self):
+        shape = _grid("grid", self.grid).shape
+        checks.array("step", self.step, ndim=1, nonempty=False)
+        if not isinstance(self.metrics, dict):
+            raise TypeError(f"metrics must be a dict of arrays, got {type(self.metrics).__name__}")
+        for name, value in self.metrics.items():
+            if np.shape(value)[:len(shape)] != shape:
+                raise ValueError(f"metrics[{name!r}] must start with the grid's shape {shape}, "
+                                 f"got {np.shape(value)}")
+        if np.shape(self.diverged_at) != shape:
+            raise ValueError(f"diverged_at must have the grid's shape {shape}, got "
+                             f"{np.shape(self.diverged_at)}")
+
     def sel(self, **coords) -> dict:
         """Metrics (and ``diverged_at``) at the given axis values, other axes kept."""
         idx = self.grid.index(**coords)
@@ -100,19 +138,65 @@ class SweepResult:
         return out
 
 
+def _grid(name: str, grid) -> Grid:
+    if not isinstance(grid, Grid):
+        raise TypeError(f"{name} must be a lib.sweep.Grid, got {type(grid).__name__}")
+    return grid
+
+
+def _point(name: str, point) -> dict:
+    """A grid point: a dict of axis values, its training values checked."""
+    if not isinstance(point, dict):
+        raise TypeError(f"{name} must be a dict axis -> value, got {type(point).__name__}")
+    for axis in set(point) & set(AXIS_CHECKS):
+        AXIS_CHECKS[axis](f"{name}[{axis!r}]", point[axis])
+    return point
+
+
+def _arguments(fn):
+    """Names ``fn`` accepts as keywords; None when it takes **kwargs (or cannot be read)."""
+    try:
+        params = inspect.signature(fn).parameters.values()
+    except (TypeError, ValueError):
+        return None
+    if any(p.kind == p.VAR_KEYWORD for p in params):
+        return None
+    return {p.name for p in params if p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)}
+
+
+def _check_axes(grid: Grid, fn, fn_name: str, train_axes: bool) -> None:
+    """Every axis of ``grid`` is a checked training axis or an argument ``fn`` takes."""
+    accepted = _arguments(fn)
+    for axis, values in grid.axes.items():
+        if train_axes and axis in AXIS_CHECKS:
+            for v in values.tolist():
+                AXIS_CHECKS[axis](f"grid axis {axis!r}", v)
+        elif accepted is not None and axis not in accepted:
+            extra = f"a training axis {TRAIN_AXES} nor " if train_axes else ""
+            raise ValueError(f"grid axis {axis!r} is neither {extra}an argument of {fn_name} "
+                             f"({', '.join(sorted(accepted))})")
+    if train_axes and accepted is not None and "seed" not in accepted:
+        raise ValueError(f"{fn_name} must take a seed argument (every grid point passes one)")
+
+
 def choose_mode(model: torch.nn.Module, device) -> str:
     """``loop`` for convolutional models on the CPU, else ``batched``.
 
     Under vmap a convolution over K models becomes one grouped convolution, which on
     the CPU was measured several times slower than K ordinary ones (bench/bench_sweep.py);
     dense layers batch into larger matrix products, which pays everywhere.
+    ``device``: an available device.
     """
+    models.module("model", model), checks.device("device", device)
     convs = any(isinstance(m, torch.nn.modules.conv._ConvNd) for m in model.modules())
     return "loop" if convs and torch.device(device).type == "cpu" else "batched"
 
 
 def config_for(point: dict, base: train.TrainConfig) -> train.TrainConfig:
     """``base`` with the training axes of ``point`` applied (``lr_w`` sets group w's η...)."""
+    point = _point("point", point)
+    if not isinstance(base, train.TrainConfig):
+        raise TypeError(f"base must be a lib.train.TrainConfig, got {type(base).__name__}")
     changes = {}
     for field in ("lr", "weight_decay"):
         value = getattr(base, field)
@@ -130,14 +214,15 @@ def config_for(point: dict, base: train.TrainConfig) -> train.TrainConfig:
 
 def model_kwargs(point: dict) -> dict:
     """The axes of ``point`` that are not training hyperparameters go to ``make_model``."""
-    kw = {k: v for k, v in point.items() if k not in TRAIN_AXES}
-    kw["seed"] = int(point.get("seed", 0))
+    kw = {k: v for k, v in _point("point", point).items() if k not in TRAIN_AXES}
+    kw["seed"] = checks.seed("point['seed']", point.get("seed", 0))
     return kw
 
 
 def data_fingerprint(data) -> str:
-    """Short hash of a data set's tensors (part of every cache key)."""
-    X, y = train._unpack(data)
+    """Short hash of a data set's tensors (part of every cache key); data as
+    :func:`lib.train.unpack` accepts them."""
+    X, y = train.unpack(data)
     digest = hashlib.sha256()
     for t in (X, y):
         digest.update(str((t.shape, t.dtype)).encode())
@@ -146,14 +231,16 @@ def data_fingerprint(data) -> str:
 
 
 def _run_chunk(make_model, data, configs, kwargs, batched, observe=None):
-    X, _ = train._unpack(data)
-    models = [make_model(**kw) for kw in kwargs]
+    X = data[0]
+    nets = [make_model(**kw) for kw in kwargs]
+    for kw, net in zip(kwargs, nets):
+        models.module(f"make_model({', '.join(f'{k}={v!r}' for k, v in kw.items())})", net)
     if batched:
-        return train.fit(stack.from_models(models, device=X.device), data, configs, bar=False,
+        return train.fit(stack.from_models(nets, device=X.device), data, configs, bar=False,
                          observe=observe)
     return [train.fit(stack.from_models([m], device=X.device), data, [c], bar=False,
                       observe=observe)[0]
-            for m, c in zip(models, configs)]
+            for m, c in zip(nets, configs)]
 
 
 def _chunks(n: int, size: int):
@@ -178,14 +265,17 @@ def train_grid(make_model, data, config: train.TrainConfig, grid: Grid, mode: st
         observe: passed to :func:`lib.train.fit` (stacked parameters of one chunk,
             K models); its quantities become metrics named as it names them.
     """
-    if mode not in MODES:
-        raise ValueError(f"mode must be one of {MODES}, got {mode!r}")
-    if not isinstance(chunk, int) or chunk < 1:
-        raise ValueError(f"chunk must be a positive integer, got {chunk!r}")
+    make_model, data = checks.function("make_model", make_model), train.unpack(data)
+    _check_sweep(grid, mode, chunk, cache, bar)
+    if not isinstance(config, train.TrainConfig):
+        raise TypeError(f"config must be a lib.train.TrainConfig, got {type(config).__name__}")
+    if observe is not None:
+        checks.function("observe", observe)
+    _check_axes(grid, make_model, "make_model", train_axes=True)
     points = grid.points()
     configs = [config_for(p, config) for p in points]
     kwargs = [model_kwargs(p) for p in points]
-    X, _ = train._unpack(data)
+    X = data[0]
     if mode == "auto":
         mode = choose_mode(make_model(**kwargs[0]), X.device)
     batched = mode == "batched"
@@ -206,7 +296,17 @@ def train_grid(make_model, data, config: train.TrainConfig, grid: Grid, mode: st
 
 
 def collect(grid: Grid, histories: list) -> SweepResult:
-    """Stack per-run histories (in grid order) into arrays padded with NaN after divergence."""
+    """Stack per-run histories (in grid order) into arrays padded with NaN after divergence.
+
+    ``histories``: one :class:`lib.train.History` per grid point.
+    """
+    _grid("grid", grid)
+    if not isinstance(histories, (list, tuple)) or \
+            not all(isinstance(h, train.History) for h in histories):
+        raise TypeError("histories must be a list of lib.train.History")
+    if len(histories) != grid.size:
+        raise ValueError(f"histories must hold one History per grid point ({grid.size}), "
+                         f"got {len(histories)}")
     longest = max(histories, key=lambda h: len(h.step))
     T = len(longest.step)
 
@@ -236,7 +336,11 @@ def map_grid(fn, grid: Grid, cache: str | None = None, chunk: int = 16,
 
     For computations that are not training runs (closed forms, least-squares dynamics,
     figures behind sliders). With ``cache=`` finished chunks are stored and reused.
+    Every axis of ``grid`` must be an argument of ``fn``.
     """
+    fn = checks.function("fn", fn)
+    _check_sweep(grid, "auto", chunk, cache, bar)
+    _check_axes(grid, fn, "fn", train_axes=False)
     points = grid.points()
     results = []
     with progress.bar(len(points), "grid", disable=not bar) as pbar:
@@ -250,3 +354,11 @@ def map_grid(fn, grid: Grid, cache: str | None = None, chunk: int = 16,
     out = np.empty(len(results), dtype=object)
     out[:] = results
     return out.reshape(grid.shape)
+
+
+def _check_sweep(grid, mode, chunk, cache, bar) -> None:
+    """The arguments :func:`train_grid` and :func:`map_grid` share."""
+    _grid("grid", grid), checks.choice("mode", mode, MODES)
+    checks.integer("chunk", chunk), checks.boolean("bar", bar)
+    if cache is not None and not checks.string("cache", cache):
+        raise ValueError("cache must be None or a non-empty name, got ''")

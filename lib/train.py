@@ -19,7 +19,8 @@ import torch
 import torch.nn.functional as F
 from torch.func import vmap
 
-from lib import progress
+from lib import checks, progress
+from lib import models as _models
 from lib import stack as _stack
 
 LOSSES = ("cross_entropy", "mse", "sse")
@@ -42,6 +43,44 @@ class TrainConfig:
     log_every: int = 1                    # steps between records in the history
     seed: int = 0                         # order of mini-batches
 
+    def __post_init__(self):
+        """Every field is checked (numbers made Python ints/floats) when made or replaced."""
+        put = lambda name, value: object.__setattr__(self, name, value)  # noqa: E731 (frozen)
+        put("steps", checks.integer("steps", self.steps))
+        if self.batch_size is not None:
+            put("batch_size", checks.integer("batch_size", self.batch_size))
+        put("lr", _each_group("lr", self.lr, checks.positive))
+        put("weight_decay", _each_group("weight_decay", self.weight_decay, checks.nonnegative))
+        put("momentum", checks.fraction("momentum", self.momentum))
+        _each_group("schedule", self.schedule, lambda n, s: _check_schedule(n, s, self.steps))
+        checks.choice("loss", self.loss, LOSSES)
+        put("log_every", checks.integer("log_every", self.log_every))
+        put("seed", checks.seed("seed", self.seed))
+
+
+def _each_group(name: str, value, check):
+    """``check`` applied to one value, or to each value of a per-group mapping."""
+    if not isinstance(value, Mapping):
+        return check(name, value)
+    for group in value:
+        checks.string(f"{name} group names", group)
+    return {g: check(f"{name}[{g!r}]", v) for g, v in value.items()}
+
+
+def _check_schedule(name: str, schedule, steps: int):
+    """None, a callable (checked by :func:`schedule_factors` when training starts), or
+    at least ``steps`` factors, each finite and > 0."""
+    if schedule is not None and not callable(schedule):
+        _factors(name, schedule, steps)
+    return schedule
+
+
+def _factors(name: str, schedule, steps: int) -> np.ndarray:
+    factors = checks.positive_array(name, schedule, ndim=1)
+    if len(factors) < steps:
+        raise ValueError(f"{name} has {len(factors)} factors, need one per step ({steps})")
+    return factors
+
 
 @dataclass
 class History:
@@ -56,65 +95,116 @@ class History:
     diverged_at: int | None = None   # first step with a non-finite loss, if any
     extra: dict = field(default_factory=dict)
 
+    def __post_init__(self):
+        n = len(checks.array("step", self.step, ndim=1, nonempty=False))
+        for name in ("loss", "accuracy"):
+            _per_record(name, getattr(self, name), n)
+        for name in ("lr", "grad_norm_sq", "weight_norm_sq", "extra"):
+            value = getattr(self, name)
+            if not isinstance(value, dict):
+                raise TypeError(f"{name} must be a dict of arrays, got {type(value).__name__}")
+            for key, v in value.items():
+                _per_record(f"{name}[{key!r}]", v, n)
+        if self.diverged_at is not None:
+            self.diverged_at = checks.integer("diverged_at", self.diverged_at, lo=0)
+
     @property
     def diverged(self) -> bool:
         return self.diverged_at is not None
 
     def effective_lr(self, group: str = "w") -> np.ndarray:
         """η_t/‖w_t‖² per tensor, (T, n_tensors): the step size of the direction w/‖w‖."""
+        checks.choice("group", group, tuple(self.lr))
         return self.lr[group][:, None] / self.weight_norm_sq[group]
 
 
+def _per_record(name: str, value, n: int) -> None:
+    arr = checks.array(name, value, finite=False, nonempty=False)
+    if arr.ndim == 0 or len(arr) != n:
+        raise ValueError(f"{name} must have one row per recorded step ({n}), got shape {arr.shape}")
+
+
 def per_group(value, names, what):
-    """``{group: value}``, accepting one value for all groups or a mapping per group."""
+    """``{group: value}``, accepting one value for all groups or a mapping per group.
+
+    ``names``: the groups (strings); ``what``: the argument's name for messages.
+    """
+    what, names = checks.string("what", what), _group_list(names)
     if isinstance(value, Mapping):
         if set(value) != set(names):
             raise ValueError(f"{what} per group needs exactly the groups {sorted(names)}, "
-                             f"got {sorted(value)}")
+                             f"got {sorted(map(str, value))}")
         return dict(value)
     return {name: value for name in names}
 
 
-def _check_number(value, what, positive):
-    ok = isinstance(value, (int, float, np.number)) and math.isfinite(value)
-    if not ok or (value <= 0 if positive else value < 0):
-        raise ValueError(f"{what} must be a finite number {'> 0' if positive else '>= 0'}, got {value!r}")
+def _group_list(names) -> list:
+    if isinstance(names, (str, bytes)) or not isinstance(names, (Sequence, set, frozenset, dict)):
+        raise TypeError(f"names must be a list of group names, got {type(names).__name__}")
+    return [checks.string("names", n) for n in names]
 
 
-def check_config(config: TrainConfig, names, n_examples: int) -> None:
-    """Raise ValueError with a clear message for any invalid field of ``config``."""
-    if not isinstance(config.steps, int) or config.steps < 1:
-        raise ValueError(f"steps must be a positive integer, got {config.steps!r}")
-    if config.batch_size is not None and not (isinstance(config.batch_size, int)
-                                              and 1 <= config.batch_size <= n_examples):
-        raise ValueError(f"batch_size must be None (full batch) or in [1, {n_examples}], "
-                         f"got {config.batch_size!r}")
-    for name, lr in per_group(config.lr, names, "lr").items():
-        _check_number(lr, f"learning rate of group {name!r}", positive=True)
-    for name, wd in per_group(config.weight_decay, names, "weight_decay").items():
-        _check_number(wd, f"weight decay of group {name!r}", positive=False)
-    if not 0 <= config.momentum < 1:
-        raise ValueError(f"momentum must be in [0, 1), got {config.momentum!r}")
-    if config.loss not in LOSSES:
-        raise ValueError(f"loss must be one of {LOSSES}, got {config.loss!r}")
-    if not isinstance(config.log_every, int) or config.log_every < 1:
-        raise ValueError(f"log_every must be a positive integer, got {config.log_every!r}")
-    for name, s in per_group(config.schedule, names, "schedule").items():
-        if s is not None and not callable(s) and len(s) < config.steps:
-            raise ValueError(f"schedule of group {name!r} has {len(s)} entries, need {config.steps}")
+def check_config(config: TrainConfig, names, n_examples: int, name: str = "config") -> TrainConfig:
+    """``config`` if it fits a model with groups ``names`` and data of ``n_examples`` rows.
+
+    Its fields were checked when it was made; here: per-group values name exactly the
+    model's groups, and a mini-batch is no larger than the data.
+    """
+    config, names = _config(name, config), _group_list(names)
+    n = checks.integer("n_examples", n_examples)
+    for field_ in ("lr", "weight_decay", "schedule"):
+        per_group(getattr(config, field_), names, f"{name}.{field_}")
+    if config.batch_size is not None and config.batch_size > n:
+        raise ValueError(f"{name}.batch_size must be None (full batch) or at most the {n} "
+                         f"examples, got {config.batch_size}")
+    return config
 
 
-def schedule_factors(schedule, steps: int) -> np.ndarray:
-    """(steps,) factors on η for t = 0..steps−1 from a callable, a sequence or None."""
+def _config(name: str, config) -> TrainConfig:
+    if not isinstance(config, TrainConfig):
+        raise TypeError(f"{name} must be a lib.train.TrainConfig, got {type(config).__name__}")
+    return config
+
+
+def schedule_factors(schedule, steps: int, name: str = "schedule") -> np.ndarray:
+    """(steps,) factors on η for t = 0..steps−1 from a callable, a sequence or None.
+
+    Every factor must be finite and > 0 (a callable is asked about every step here,
+    before training starts).
+    """
+    steps = checks.integer("steps", steps)
     if schedule is None:
         return np.ones(steps)
     if callable(schedule):
-        return np.array([float(schedule(t)) for t in range(steps)])
-    return np.asarray(schedule, dtype=float)[:steps]
+        return np.array([checks.positive(f"{name}({t})", schedule(t)) for t in range(steps)])
+    return _factors(name, schedule, steps)[:steps]
 
 
 def loss_and_accuracy(out: torch.Tensor, y: torch.Tensor, kind: str):
-    """Loss and accuracy as 0-d tensors (accuracy NaN for regression); vmap-friendly."""
+    """Loss and accuracy as 0-d tensors (accuracy NaN for regression); vmap-friendly.
+
+    ``out``: (B, C) floating outputs; ``y``: (B,) integer labels in 0..C−1, or floating
+    targets with as many entries as ``out``; ``kind``: one of :data:`LOSSES`. Under vmap
+    the labels' range cannot be looked at (:func:`fit` checks it where the data enter).
+    """
+    kind = checks.choice("kind", kind, LOSSES)
+    out = checks.tensor("out", out, ndim=(1, 2), finite=False)  # NaN outputs: divergence
+    y = checks.tensor("y", y, floating=None, finite=False)
+    if y.dtype == torch.bool or y.is_complex():
+        raise TypeError(f"y must hold integer labels or real targets, got {y.dtype}")
+    if not torch.is_floating_point(y):
+        if y.ndim != 1 or out.ndim != 2 or y.shape[0] != out.shape[0]:
+            raise ValueError(f"y must be (B,) labels for (B, C) outputs, got y {tuple(y.shape)} "
+                             f"and out {tuple(out.shape)}")
+        if not torch._C._functorch.is_functorch_wrapped_tensor(y):  # values unknown under vmap
+            checks.labels("y", y, out.shape[-1])
+    elif y.numel() != out.numel() or kind == "cross_entropy" and y.shape != out.shape:
+        raise ValueError(f"y (targets) must match out: got y {tuple(y.shape)} and out "
+                         f"{tuple(out.shape)} for loss {kind!r}")
+    return _loss_and_accuracy(out, y, kind)
+
+
+def _loss_and_accuracy(out, y, kind):
     classes = not torch.is_floating_point(y)
     if kind == "cross_entropy":
         loss = F.cross_entropy(out, y)
@@ -131,18 +221,56 @@ def loss_and_accuracy(out: torch.Tensor, y: torch.Tensor, kind: str):
 def sgd_update(p, grad, buf, lr, weight_decay, momentum):
     """PyTorch's SGD step on a stacked tensor (K, ...) with per-model (K,) η, λ, γ.
 
-    Returns the new parameter and momentum buffer.
+    ``p``, ``grad``, ``buf``: finite tensors of one shape (K, ...); ``lr`` > 0,
+    ``weight_decay`` >= 0 and ``momentum`` in [0, 1): (K,) tensors. Returns the new
+    parameter and momentum buffer.
     """
+    p = checks.tensor("p", p)
+    if p.ndim == 0:
+        raise ValueError("p must have a leading model axis (K, ...), got a 0-d tensor")
+    checks.tensor("grad", grad, shape=tuple(p.shape)), checks.tensor("buf", buf, shape=tuple(p.shape))
+    for name, t, check in (("lr", lr, checks.positive), ("weight_decay", weight_decay,
+                           checks.nonnegative), ("momentum", momentum, checks.fraction)):
+        for k, v in enumerate(checks.tensor(name, t, shape=(p.shape[0],)).tolist()):
+            check(f"{name}[{k}]", v)
+    return _sgd_update(p, grad, buf, lr, weight_decay, momentum)
+
+
+def _sgd_update(p, grad, buf, lr, weight_decay, momentum):
     shape = (-1,) + (1,) * (p.ndim - 1)
     buf = momentum.view(shape) * buf + grad + weight_decay.view(shape) * p
     return p - lr.view(shape) * buf, buf
 
 
-def _unpack(data):
-    X, y = (data.X, data.y) if hasattr(data, "X") else data
-    if X.shape[0] != y.shape[0]:
-        raise ValueError(f"X and y must have the same number of rows, got {X.shape[0]} and {y.shape[0]}")
+def unpack(data, name: str = "data"):
+    """``(X, y)`` of a ``lib.data.Dataset`` or an ``(X, y)`` pair, checked.
+
+    X: finite floating (n, ...) with n >= 1; y: (n,) integer labels, or real targets
+    (n, ...) of X's dtype; both on one device.
+    """
+    if hasattr(data, "X") and hasattr(data, "y"):
+        X, y = data.X, data.y
+    elif isinstance(data, (tuple, list)) and len(data) == 2:
+        X, y = data
+    else:
+        raise TypeError(f"{name} must be a lib.data.Dataset or an (X, y) pair, got "
+                        f"{type(data).__name__}")
+    X = checks.tensor(f"{name}.X", X, ndim=(2, 3, 4, 5))
+    y = checks.tensor(f"{name}.y", y, floating=None, ndim=(1, 2))
+    checks.same_length(**{f"{name}.X": X, f"{name}.y": y})
+    if y.dtype == torch.bool or y.is_complex():
+        raise TypeError(f"{name}.y must hold integer labels or real targets, got {y.dtype}")
+    if not torch.is_floating_point(y) and y.ndim != 1:
+        raise ValueError(f"{name}.y must be (n,) labels, got shape {tuple(y.shape)}")
+    if torch.is_floating_point(y) and y.dtype != X.dtype:
+        raise TypeError(f"{name}.y is {y.dtype} but {name}.X is {X.dtype}: targets and inputs "
+                        f"must share a dtype")
+    if X.device != y.device:
+        raise ValueError(f"{name}.X is on {X.device} but {name}.y on {y.device}")
     return X, y
+
+
+_unpack = unpack  # old private name, still imported by lib.explr and lib.bn_experiments
 
 
 def _batch_indices(configs, n: int, device):
@@ -167,13 +295,17 @@ class _Hyper:
         lrs = [per_group(c.lr, names, "lr") for c in configs]
         scheds = [per_group(c.schedule, names, "schedule") for c in configs]
         # eta[g]: (steps, K) learning rate of every model at every step
-        self.eta = {g: as_t([l[g] * schedule_factors(s[g], steps) for l, s in zip(lrs, scheds)]).T
-                    for g in names}
+        self.eta = {g: as_t([l[g] * schedule_factors(s[g], steps, _schedule_name(c, g))
+                             for l, s, c in zip(lrs, scheds, configs)]).T for g in names}
         self.wd = {g: as_t([per_group(c.weight_decay, names, "wd")[g] for c in configs]) for g in names}
         self.momentum = as_t([c.momentum for c in configs])
 
     def lr_at(self, g, t):
         return self.eta[g][min(t, self.eta[g].shape[0] - 1)]
+
+
+def _schedule_name(config, group):
+    return f"schedule[{group!r}]" if isinstance(config.schedule, Mapping) else "schedule"
 
 
 def fit(stack: _stack.Stack, data, configs, bar: bool = True, observe=None,
@@ -189,31 +321,85 @@ def fit(stack: _stack.Stack, data, configs, bar: bool = True, observe=None,
     ``init_momentum(params) -> {name: tensor (K, ...)}`` sets the momentum buffers v_0 of
     those parameters (zero otherwise), e.g. the initial state Theorem 2.9 of Li & Arora
     (2020) prescribes for the exponential learning-rate schedule.
+    Accepts: a :class:`lib.stack.Stack`; data as :func:`unpack` checks them, of the
+    model's dtype and device, labels in range of its outputs; one TrainConfig per model.
     """
-    X, y = _unpack(data)
-    configs, names = list(configs), sorted(stack.groups)
+    if not isinstance(stack, _stack.Stack):
+        raise TypeError(f"stack must be a lib.stack.Stack (from stack.from_models), got "
+                        f"{type(stack).__name__}")
+    X, y = unpack(data)
+    configs = _check_configs(configs, stack, X.shape[0])
+    checks.boolean("bar", bar), _optional_function("observe", observe)
+    _optional_function("init_momentum", init_momentum)
+    _check_fit(stack, X, y, configs[0].loss)
+    return _run(stack, X, y, configs, bar, observe, init_momentum)
+
+
+def _check_configs(configs, stack, n: int) -> list:
+    if isinstance(configs, TrainConfig) or not isinstance(configs, (list, tuple)):
+        raise TypeError(f"configs must be a list of TrainConfig, one per model, got "
+                        f"{type(configs).__name__}")
     if len(configs) != stack.size:
-        raise ValueError(f"need one config per model: {stack.size} models, {len(configs)} configs")
-    for c in configs:
-        check_config(c, names, X.shape[0])
+        raise ValueError(f"configs must hold one config per model: {stack.size} models, "
+                         f"{len(configs)} configs")
+    names = sorted(stack.groups)
+    for i, c in enumerate(configs):
+        check_config(c, names, n, name=f"configs[{i}]")
         if any(getattr(c, f) != getattr(configs[0], f) for f in SHARED):
-            raise ValueError(f"configs trained together must share {SHARED}")
-    first = configs[0]
-    dtype = next(iter(stack.params.values())).dtype
-    hyper = _Hyper(configs, names, dtype, X.device)
+            raise ValueError(f"configs trained together must share {SHARED}; configs[{i}] differs")
+    return list(configs)
+
+
+def _optional_function(name: str, value):
+    return None if value is None else checks.function(name, value)
+
+
+def _check_fit(stack: _stack.Stack, X: torch.Tensor, y: torch.Tensor, loss: str,
+              name: str = "data") -> None:
+    """Raise a ValueError/TypeError naming ``name`` unless the stack's models can train on
+    (X, y): same dtype and device, a forward pass on two examples runs, labels in range."""
+    p = next(iter(stack.params.values()))
+    if X.dtype != p.dtype:
+        raise TypeError(f"{name}.X is {X.dtype} but the model's parameters are {p.dtype}: "
+                        f"convert one (e.g. model.double() or X.float())")
+    if X.device != p.device:
+        raise ValueError(f"{name}.X is on {X.device} but the model on {p.device}")
+    m = min(len(X), 2)
+    params = {n: v[0].detach() for n, v in stack.params.items()}
+    buffers = {n: b[0].clone() for n, b in stack.buffers.items()}  # the probe updates copies
+    try:
+        with torch.no_grad(), torch.random.fork_rng(devices=[]):
+            out = stack(params, buffers, X[:m])
+    except (RuntimeError, ValueError, IndexError, TypeError) as err:
+        raise ValueError(f"{name}.X of shape {tuple(X.shape)} does not fit the model"
+                         f"{_expects(stack.template)}: {err}") from None
+    if not torch.is_floating_point(y) and out.ndim == 2:
+        checks.labels(f"{name}.y", y, out.shape[-1])
+    try:
+        loss_and_accuracy(out, y[:m], loss)
+    except (ValueError, TypeError) as err:
+        raise ValueError(f"{name}.y does not fit the model's outputs: {err}") from None
+
+
+def _expects(template) -> str:
+    first = next((mod for mod in template.modules()
+                  if isinstance(mod, (torch.nn.Linear, torch.nn.modules.conv._ConvNd))), None)
+    if isinstance(first, torch.nn.Linear):
+        return f" (its first linear layer takes {first.in_features} features per example)"
+    return f" (its first convolution takes {first.in_channels} channels)" if first else ""
+
+
+def _run(stack, X, y, configs, bar, observe, init_momentum) -> list:
+    """The training loop of :func:`fit`, on checked arguments."""
+    first, names = configs[0], sorted(stack.groups)
+    hyper = _Hyper(configs, names, next(iter(stack.params.values())).dtype, X.device)
 
     def loss_fn(params, buffers, xb, yb):
-        return loss_and_accuracy(stack(params, buffers, xb), yb, first.loss)
+        return _loss_and_accuracy(stack(params, buffers, xb), yb, first.loss)
 
     grad_fn = batched_grad(loss_fn, stack.size)
     params, buffers = stack.params, stack.buffers
-    bufs = {n: torch.zeros_like(p) for n, p in params.items()}
-    if init_momentum is not None:
-        for n, v in init_momentum(params).items():
-            if n not in bufs or v.shape != bufs[n].shape:
-                raise ValueError(f"init_momentum: {n!r} must be a parameter name with shape "
-                                 f"{tuple(bufs[n].shape) if n in bufs else '(K, ...)'}")
-            bufs[n] = v.to(bufs[n]).clone()
+    bufs = _initial_momentum(params, init_momentum)
     rec = _Recorder(stack.groups, stack.size)
     batches = _batch_indices(configs, X.shape[0], X.device)
     show = bar and first.steps >= PROGRESS_MIN_STEPS
@@ -233,10 +419,24 @@ def fit(stack: _stack.Stack, data, configs, bar: bool = True, observe=None,
             for g in names:
                 lr, wd = hyper.lr_at(g, t), hyper.wd[g]
                 for n in stack.groups[g]:
-                    params[n], bufs[n] = sgd_update(params[n], grads[n], bufs[n], lr, wd, hyper.momentum)
+                    params[n], bufs[n] = _sgd_update(params[n], grads[n], bufs[n], lr, wd, hyper.momentum)
             pbar.update(1)
     stack.params, stack.buffers = params, buffers
     return rec.histories()
+
+
+def _initial_momentum(params, init_momentum) -> dict:
+    """Momentum buffers v_0: zero, or what ``init_momentum(params)`` sets."""
+    bufs = {n: torch.zeros_like(p) for n, p in params.items()}
+    given = {} if init_momentum is None else init_momentum(params)
+    if not isinstance(given, Mapping):
+        raise TypeError(f"init_momentum must return a dict name -> tensor, got {type(given).__name__}")
+    for n, v in given.items():
+        if n not in bufs or not isinstance(v, torch.Tensor) or v.shape != bufs[n].shape:
+            raise ValueError(f"init_momentum: {n!r} must be a parameter name with a tensor of shape "
+                             f"{tuple(bufs[n].shape) if n in bufs else '(K, ...)'}")
+        bufs[n] = v.to(bufs[n]).clone()
+    return bufs
 
 
 def batched_grad(loss_fn, k: int):
@@ -269,10 +469,13 @@ def train(model: torch.nn.Module, data, config: TrainConfig, bar: bool = True,
     """Train ``model`` on ``data`` (a ``lib.data.Dataset`` or an ``(X, y)`` pair) in place.
 
     Returns the :class:`History`. A non-finite loss stops the run and is recorded in
-    ``history.diverged_at``; it is not an error.
+    ``history.diverged_at``; it is not an error. Accepts: an ``nn.Module`` with
+    parameters, a :class:`TrainConfig`, and data as :func:`fit` checks them.
     """
-    X, _ = _unpack(data)
+    _models.module("model", model), _config("config", config)
+    X, _ = unpack(data)
     s = _stack.from_models([model], device=X.device)
+    check_config(config, sorted(s.groups), X.shape[0])  # errors name config, not configs[0]
     (history,) = fit(s, data, [config], bar=bar, observe=observe, init_momentum=init_momentum)
     _stack.write_back(s, [model])
     return history

@@ -108,10 +108,11 @@ def test_cache_misses_when_the_data_change(blobs, tmp_cache):
     assert len(list(tmp_cache.glob("data-test-*.pkl"))) == 2
 
 
-def test_choose_mode():
+def test_choose_mode(monkeypatch):
     assert sweep.choose_mode(SmallCNN(), "cpu") == "loop"
-    assert sweep.choose_mode(SmallCNN(), "cuda") == "batched"
     assert sweep.choose_mode(make_mlp(), "cpu") == "batched"
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)  # devices must exist
+    assert sweep.choose_mode(SmallCNN(), "cuda") == "batched"
 
 
 def test_map_grid_shapes_values_and_cache(tmp_cache):
