@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import torch
 
-from lib import bngd_theory, ols, synthetic
+from lib import bngd_theory, checks, ols, synthetic
 
 # Cell classes of figure 1, in the order of CLASS_LABELS.
 CLASS_LABELS = ("ε̂ near ε_opt, loss below GD", "ε̂ near ε_opt, loss not below GD",
@@ -29,6 +29,13 @@ class Problem:
     h: torch.Tensor   # (d,) eigenvalues of H = diag(h), from 1 to κ, log-spaced
     u: torch.Tensor   # (d,) true weights, uniform on the unit sphere
     w0: torch.Tensor  # (d,) start of w (GD and BNGD alike)
+
+    def __post_init__(self):
+        h = checks.tensor("h", self.h, ndim=1)
+        if not torch.all(h > 0):
+            raise ValueError(f"h must hold eigenvalues > 0, got min {float(h.min()):g}")
+        checks.tensor("u", self.u, shape=h.shape)
+        checks.tensor("w0", self.w0, shape=h.shape)
 
     @property
     def kappa(self) -> float:
@@ -49,14 +56,15 @@ def paper_problem(kappa: float, d: int = 100, seed: int = 0, start: str = "Hu",
     """H = diag(logspace(0, log10 κ, d)), u uniform on the unit sphere, and a start w₀.
 
     Args:
-        kappa: condition number (>= 1).  d: dimension.  seed: draws u (and w₀).
+        kappa: condition number (a number >= 1).  d: dimension (an integer >= 1).
+        seed: draws u (and w₀), an integer in [0, 2**63).  device: None (CPU) or a device.
         start: "Hu" for the paper's w₀ = Hu/‖Hu‖; "random" for w₀ uniform on the unit
             sphere, turned so that w₀ᵀg > 0.
     """
-    if start not in ("Hu", "random"):
-        raise ValueError(f"start must be 'Hu' or 'random', got {start!r}")
-    if not isinstance(seed, (int, np.integer)) or isinstance(seed, bool) or seed < 0:
-        raise ValueError(f"seed must be a non-negative integer, got {seed!r}")
+    kappa = checks.number("kappa", kappa, lo=1)
+    d, seed = checks.integer("d", d), checks.seed("seed", seed)
+    checks.choice("start", start, ("Hu", "random"))
+    device = "cpu" if device is None else checks.device("device", device)
     h = synthetic.log_spectrum(d, kappa)
     gen = torch.Generator().manual_seed(seed)
     u = torch.randn(d, generator=gen, dtype=torch.float64)
@@ -66,7 +74,7 @@ def paper_problem(kappa: float, d: int = 100, seed: int = 0, start: str = "Hu",
     else:
         w0 = torch.randn(d, generator=gen, dtype=torch.float64)
         w0 = w0 / w0.norm() * torch.sign(w0 @ (h * u))
-    return Problem(*(x.to(device or "cpu") for x in (h, u, w0)))
+    return Problem(*(x.to(device) for x in (h, u, w0)))
 
 
 def first_step_margin(p: Problem) -> float:
@@ -74,6 +82,7 @@ def first_step_margin(p: Problem) -> float:
 
     It is 0 exactly for the paper's start w₀ ∝ Hu = g: the first step is orthogonal to g.
     """
+    _instance("p", p, Problem)
     g = p.h * p.u
     s0 = (p.w0 @ g) / (p.w0 @ (p.h * p.w0))
     return float(g @ g - s0 * (g @ (p.h * p.w0)))
@@ -89,6 +98,13 @@ class Figure1Config:
     steps: int = 2000                                   # iterations of GD and BNGD
     close: float = 0.8   # "near ε_opt": close·ε_opt < ε̂ < ε_opt/close
     floor: float = 1e-12  # losses below floor·c are round-off: they count as equal
+
+    def __post_init__(self):
+        for name, values in (("a0", self.a0), ("eps", self.eps), ("eps_a", self.eps_a)):
+            (checks.array if name == "a0" else checks.positive_array)(name, values, ndim=1)
+        checks.integer("steps", self.steps)
+        checks.number("close", self.close, lo=0, hi=1, lo_open=True, hi_open=True)
+        checks.nonnegative("floor", self.floor)
 
     @property
     def size(self) -> int:
@@ -108,6 +124,8 @@ class Figure1Result:
     classes: np.ndarray = field(init=False)  # (a0, eps, eps_a) index into CLASS_LABELS
 
     def __post_init__(self):
+        _instance("problem", self.problem, Problem)
+        _instance("config", self.config, Figure1Config)
         c, cfg = self.problem.c, self.config
         self.classes = classify(self.loss, self.eff_step, self.loss_gd,
                                 self.problem.gd.eps_opt, cfg.floor * c, cfg.close)
@@ -121,11 +139,18 @@ def classify(loss_bn, eff_step, loss_gd, eps_opt, floor, close=0.8) -> np.ndarra
     """Class index per cell: 2·(ε̂ not near ε_opt) + (loss not below GD); 4 if non-finite.
 
     Losses are compared after raising both to ``floor`` (absolute), so two losses at
-    round-off level count as equal rather than as a coin toss.
+    round-off level count as equal rather than as a coin toss. loss_bn, eff_step: arrays of
+    one shape (NaN/inf: a diverged cell); loss_gd a number (not NaN); eps_opt > 0;
+    floor >= 0; close in (0, 1).
     """
-    if not 0 < close < 1:
-        raise ValueError(f"close must be in (0, 1), got {close}")
-    loss_bn, eff_step = np.asarray(loss_bn, float), np.asarray(eff_step, float)
+    loss_bn = checks.array("loss_bn", loss_bn, finite=False)
+    eff_step = checks.array("eff_step", eff_step, finite=False)
+    if loss_bn.shape != eff_step.shape:
+        raise ValueError(f"loss_bn {loss_bn.shape} and eff_step {eff_step.shape} must have the "
+                         f"same shape")
+    loss_gd = checks.number("loss_gd", loss_gd, finite=False)
+    eps_opt, floor = checks.positive("eps_opt", eps_opt), checks.nonnegative("floor", floor)
+    close = checks.number("close", close, lo=0, hi=1, lo_open=True, hi_open=True)
     near = (eff_step > close * eps_opt) & (eff_step < eps_opt / close)
     below = np.maximum(loss_bn, floor) < max(float(loss_gd), floor)
     out = 2 * (~near) + (~below)
@@ -135,6 +160,8 @@ def classify(loss_bn, eff_step, loss_gd, eps_opt, floor, close=0.8) -> np.ndarra
 
 def figure1(problem: Problem, config: Figure1Config = Figure1Config()) -> Figure1Result:
     """The paper's figure-1 grid for one problem: one batched BNGD call over every cell."""
+    _instance("problem", problem, Problem)
+    _instance("config", config, Figure1Config)
     dt = dict(dtype=torch.float64, device=problem.h.device)
     a0 = torch.tensor(config.a0, **dt)[:, None, None]
     eps = torch.tensor(config.eps, **dt)[:, None]
@@ -164,8 +191,13 @@ class EpsSweep:
 
 
 def eps_sweep(problem: Problem, eps, steps: int, a0: float = 1.0, eps_a: float = 1.0) -> EpsSweep:
-    """Run GD and BNGD for every ε in ``eps`` (one batched call each)."""
-    eps = torch.as_tensor(np.asarray(eps, float), dtype=torch.float64, device=problem.h.device)
+    """Run GD and BNGD for every ε in ``eps`` (one batched call each).
+
+    eps: 1-D numbers > 0; steps: an integer >= 0; a0 finite; eps_a > 0.
+    """
+    _instance("problem", problem, Problem)
+    eps = checks.positive_array("eps", eps, ndim=1)
+    eps = torch.as_tensor(eps, dtype=torch.float64, device=problem.h.device)
     bn = ols.bngd(problem.h, problem.u, a0, problem.w0, eps, eps_a, steps)
     gd = ols.gd(problem.h, problem.u, problem.w0, eps, steps)
     c = problem.c
@@ -176,6 +208,7 @@ def eps_sweep(problem: Problem, eps, steps: int, a0: float = 1.0, eps_a: float =
 def best_rates(problem: Problem) -> dict:
     """Per-step contraction of the residual at the best step: GD (κ) and BNGD near its
     minimiser (κ* of H*), ((κ−1)/(κ+1) and (κ*−1)/(κ*+1))."""
+    _instance("problem", problem, Problem)
     kappa = problem.kappa
     kstar = bngd_theory.pseudo_condition(problem.h, problem.u)
     return {"kappa": kappa, "kappa_star": kstar, "gd": (kappa - 1) / (kappa + 1),
@@ -190,7 +223,11 @@ def gd_rates(kappa: float, steps: int = 200, n_eps: int = 121, eps_range=(1e-5, 
     direction's contraction is seen on its own: (J₀(w_K)/J₀(w_{K/2}))^(1/K) per start
     (the loss is quadratic in the error, which contracts K/2 times in between), K the last
     step whose loss is inside [1e-280, 1e280], then the largest over the starts.
+    kappa >= 1; steps >= 2 (a rate needs K >= 2); n_eps >= 1; eps_range: 0 < lo < hi.
     """
+    kappa = checks.number("kappa", kappa, lo=1)
+    steps, n_eps = checks.integer("steps", steps, lo=2), checks.integer("n_eps", n_eps)
+    eps_range = _interval("eps_range", eps_range)
     h = torch.tensor([1.0, float(kappa)], dtype=torch.float64)
     k = ols.gd_constants(h)
     eps = np.union1d(np.geomspace(*eps_range, n_eps), [k.eps_opt, k.eps_max])  # both exactly
@@ -219,8 +256,13 @@ def slider_run(eps: float, eps_a: float, a0: float, kappa: float, steps: int = S
     Losses are in units of c; ``eff_step`` is BNGD's ε̂_k; ``constants`` GD's limits.
     ``batch_eps``: step sizes to compute together with ε in one batched call (and keep in
     a small memory cache), so that a slider grid over ε costs one run per setting of the
-    other sliders; the result for ε is the same either way.
+    other sliders; the result for ε is the same either way (up to round-off).
+    eps, eps_a > 0; a0 finite; kappa >= 1; steps >= 1; batch_eps: numbers > 0 (may be empty).
     """
+    eps, eps_a = checks.positive("eps", eps), checks.positive("eps_a", eps_a)
+    a0, kappa = checks.number("a0", a0), checks.number("kappa", kappa, lo=1)
+    steps = checks.integer("steps", steps)
+    checks.positive_array("batch_eps", batch_eps, ndim=1, nonempty=False)
     grid = tuple(float(e) for e in batch_eps) if float(eps) in batch_eps else (float(eps),)
     runs = _slider_batch(float(kappa), float(eps_a), float(a0), grid, steps)
     j = grid.index(float(eps))
@@ -238,3 +280,18 @@ def _slider_batch(kappa, eps_a, a0, eps, steps):
     loss_gd = (gd.loss / c).numpy()
     return {"bngd": (bn.loss / c).numpy(), "gd": loss_gd[:, :-1], "gd_opt": loss_gd[:, -1],
             "eff_step": bn.eff_step.numpy(), "constants": k}
+
+
+def _instance(name: str, value, cls):
+    """``value`` if it is a ``cls``, else a TypeError naming the argument."""
+    if not isinstance(value, cls):
+        raise TypeError(f"{name} must be a {cls.__name__}, got {type(value).__name__}")
+    return value
+
+
+def _interval(name: str, value) -> tuple:
+    """A pair (lo, hi) of finite numbers with 0 < lo < hi (a range on a log axis)."""
+    pair = checks.positive_array(name, value, ndim=1)
+    if pair.shape != (2,) or not pair[0] < pair[1]:
+        raise ValueError(f"{name} must be a pair (lo, hi) with 0 < lo < hi, got {value!r}")
+    return float(pair[0]), float(pair[1])

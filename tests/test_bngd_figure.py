@@ -12,6 +12,8 @@ from lib import bngd_figure as bf  # noqa: E402
 from lib import bngd_plots as bp  # noqa: E402
 from lib import bngd_theory, ols  # noqa: E402
 
+EPS64 = np.finfo(np.float64).eps   # unit round-off of the float64 runs
+
 
 # --- problems --------------------------------------------------------------------------
 
@@ -159,17 +161,45 @@ def test_bngd_beats_the_best_gd_on_the_appendix_b_problem():
     assert bf.best_rates(p)["kappa_star"] < 0.2 * p.kappa
 
 
+def amplification(p, a0, eps, eps_a, steps, delta=2.0**-30):
+    """How much a BNGD run magnifies a relative perturbation of its start: (largest relative
+    change of ε̂_k, largest change of loss_k/c) per unit δ, w0 → w0·(1 + δ·t), t in [−1, 1].
+    δ is far above round-off and far below the dynamics' scale (the response is linear)."""
+    base = ols.bngd(p.h, p.u, a0, p.w0, eps, eps_a, steps)
+    tilt = 1 + delta * torch.linspace(-1, 1, p.h.shape[0], dtype=torch.float64)
+    bumped = ols.bngd(p.h, p.u, a0, p.w0 * tilt, eps, eps_a, steps)
+    states = ((bumped.eff_step - base.eff_step).abs() / base.eff_step.abs()).max() / delta
+    losses = (bumped.loss - base.loss).abs().max() / p.c / delta
+    return max(1.0, float(states)), max(1.0, float(losses))
+
+
 def test_slider_run_batched_and_single_agree():
+    """ε's column is the same whether ε runs alone or inside a batch, up to round-off.
+
+    The paths sum the d-term inner products in another order (a batched matmul against a
+    single row), so they differ by round-off, never bit for bit: each of the K steps adds
+    relative differences of O(d·eps), which the later steps magnify by at most the run's
+    own amplification A of a perturbation (measured, about 200 for ε̂ and 30 for loss/c
+    here). So the states (ε̂_k) agree to rtol K·A·d·eps. The loss J = ½(c − 2a q + a²) is
+    formed by cancellation, with an absolute round-off of a few eps·c besides, so losses (in
+    units of c) agree to an absolute (4 + K·A·d)·eps, not relatively: the final loss is
+    1e-8 c, where cancellation alone makes relative differences of 1e-8.
+    """
     grid = (0.01, 1.0, 100.0)
     batched = bf.slider_run(1.0, 1.5, 0.1, 30.0, batch_eps=grid)
     single = bf.slider_run(1.0, 1.5, 0.1, 30.0)
     off_grid = bf.slider_run(2.0, 1.5, 0.1, 30.0, batch_eps=grid)
     assert batched["bngd"].shape == (bf.SLIDER_STEPS + 1,) and off_grid["eff_step"].shape == (bf.SLIDER_STEPS,)
-    for key in ("bngd", "gd", "gd_opt", "eff_step"):
-        np.testing.assert_allclose(batched[key], single[key], rtol=1e-12, atol=1e-300)
-    p = bf.paper_problem(30.0, d=bf.SLIDER_D)
-    ref = ols.bngd(p.h, p.u, 0.1, p.w0, 1.0, 1.5, bf.SLIDER_STEPS)
-    np.testing.assert_allclose(single["bngd"], ref.loss.numpy() / p.c, rtol=1e-12, atol=1e-16)
+    p, K, d = bf.paper_problem(30.0, d=bf.SLIDER_D), bf.SLIDER_STEPS, bf.SLIDER_D
+    amp_states, amp_loss = amplification(p, 0.1, 1.0, 1.5, K)
+    states, losses = K * amp_states * d * EPS64, (4 + K * amp_loss * d) * EPS64
+    assert losses < 1e-2 * single["bngd"][-1]       # still a sharp test of the final loss
+    np.testing.assert_allclose(batched["eff_step"], single["eff_step"], rtol=states, atol=0)
+    np.testing.assert_allclose(batched["bngd"], single["bngd"], rtol=0, atol=losses)
+    for key in ("gd", "gd_opt"):   # linear GD: relative round-off K·d·eps (GD at ε = 1 diverges)
+        np.testing.assert_allclose(batched[key], single[key], rtol=K * d * EPS64, atol=0)
+    ref = ols.bngd(p.h, p.u, 0.1, p.w0, 1.0, 1.5, K)
+    np.testing.assert_allclose(single["bngd"], ref.loss.numpy() / p.c, rtol=0, atol=losses)
 
 
 # --- figures ----------------------------------------------------------------------------
