@@ -399,6 +399,7 @@ def train_batch(params_list, X, y, etas, steps, normalized=True, log_every=1,
     width); returns one WNHistory each.
     """
     params_list, etas = _sequence("params_list", params_list), _sequence("etas", etas)
+    etas = [checks.positive("etas", e) for e in etas]
     if len(params_list) != len(etas):
         raise ValueError(f"etas must hold one η per network: {len(params_list)} networks in "
                          f"params_list, {len(etas)} in etas")
@@ -409,7 +410,7 @@ def train_batch(params_list, X, y, etas, steps, normalized=True, log_every=1,
         _check_run(p, X, y, eta, steps, log_every, observe_every, normalized)
     models = _modules(params_list, normalized)
     stack = _stack.from_models(models, device=X.device)
-    configs = [_train.TrainConfig(steps=steps, lr=float(e), loss="sse", log_every=log_every)
+    configs = [_train.TrainConfig(steps=steps, lr=e, loss="sse", log_every=log_every)
                for e in etas]
     observe = _observer(_start(models), X, _as_stacked(normalized), observe_every, steps)
     hs = _train.fit(stack, (X, y), configs, bar=False, observe=observe)

@@ -7,12 +7,22 @@ beyond means and reference lines.
 
 import numpy as np
 from matplotlib import pyplot as plt
+from matplotlib.figure import Figure
 from matplotlib.ticker import MaxNLocator
 
-from lib import plotting
+from lib import checks, plotting, wn
+from lib import wn_experiments as wx
 
 C = plotting.PALETTE
-BLOW_UP = 1e8  # a loss above BLOW_UP × L(0) is drawn as diverged
+BLOW_UP = wn.BLOW_UP  # a loss above BLOW_UP × L(0) is drawn as diverged (as wn.train records)
+
+
+def _instance(name, value, cls, made_by):
+    """``value`` if it is a ``cls`` (a result object), else a TypeError naming ``name``."""
+    if not isinstance(value, cls):
+        raise TypeError(f"{name} must be a {cls.__name__} (from {made_by}), got "
+                        f"{type(value).__name__}")
+    return value
 
 
 def _loglog_guide(ax, x, y0, slope, label):
@@ -23,7 +33,9 @@ def _loglog_guide(ax, x, y0, slope, label):
 
 def norm_growth(h, eta, zoom=20):
     """Loss of one WN run, and ‖v_t‖² next to ‖v_0‖² + η² Σ_{s<t} ‖∇_v L(s)‖² (Pythagoras)
-    over the first ``zoom`` steps, where the norm moves."""
+    over the first ``zoom`` steps, where the norm moves. ``h`` from :func:`lib.wn.train`."""
+    h = _instance("h", h, wn.WNHistory, "lib.wn.train")
+    eta, zoom = checks.positive("eta", eta), checks.integer("zoom", zoom)
     fig, (a, b) = plt.subplots(1, 2, figsize=(10, 4))
     rec = h.history
     a.semilogy(h.step, h.loss, color=C[0])
@@ -41,7 +53,8 @@ def norm_growth(h, eta, zoom=20):
 
 
 def kernel_heatmaps(H, V, G):
-    """The three limit kernels side by side, each with its own colour scale."""
+    """The three limit kernels (n, n) side by side, each with its own colour scale."""
+    H, V, G = (checks.array(k, K, ndim=2) for k, K in zip("HVG", (H, V, G)))
     fig, axes = plt.subplots(1, 3, figsize=(10, 3.3))
     for ax, K, name in zip(axes, (H, V, G), (r"$H^\infty = V^\infty + G^\infty$",
                                              r"$V^\infty$ (directions)", r"$G^\infty$ (lengths)")):
@@ -56,7 +69,17 @@ def kernel_heatmaps(H, V, G):
 
 
 def concentration(widths, conc, lam_V_inf, lam_G_inf):
-    """Distance of V(0), G(0) from their limits against m, and their least eigenvalues."""
+    """Distance of V(0), G(0) from their limits against m, and their least eigenvalues.
+
+    ``conc`` from :func:`lib.wn_checks.concentration` at ``widths``; λ_min finite numbers.
+    """
+    widths = checks.positive_array("widths", widths, ndim=1)
+    conc = checks.mapping_keys("conc", conc, ("err_V", "err_G", "lam_V", "lam_G"))
+    for key, arr in conc.items():
+        if checks.array(f"conc[{key!r}]", arr, ndim=2).shape[0] != len(widths):
+            raise ValueError(f"conc[{key!r}] must have one row per width ({len(widths)}), "
+                             f"got shape {np.shape(arr)}")
+    lam_V_inf, lam_G_inf = checks.number("lam_V_inf", lam_V_inf), checks.number("lam_G_inf", lam_G_inf)
     fig, (a, b) = plt.subplots(1, 2, figsize=(10, 4))
     for key, col, name in (("err_V", C[0], "V"), ("err_G", C[1], "G")):
         mean, sd = conc[key].mean(1), conc[key].std(1)
@@ -81,8 +104,18 @@ def concentration(widths, conc, lam_V_inf, lam_G_inf):
 def regimes(rs, eta, limit_curve, lam_V_inf, lam_G_inf):
     """Left: loss at the grid step nearest ``eta`` for every α. Right: rates against α.
 
-    ``limit_curve`` is (α grid, λ_min(Λ∞_α)); the measured rates are ``rs.rates()``.
+    ``rs`` from :func:`lib.wn_experiments.regime_sweep`; ``limit_curve`` is (α grid,
+    λ_min(Λ∞_α)), two 1-D arrays of one length; the measured rates are ``rs.rates()``.
     """
+    rs = _instance("rs", rs, wx.RegimeSweep, "lib.wn_experiments.regime_sweep")
+    eta = checks.positive("eta", eta)
+    if not isinstance(limit_curve, (tuple, list)) or len(limit_curve) != 2:
+        raise TypeError("limit_curve must be a pair (alpha grid, lambda_min), got "
+                        f"{type(limit_curve).__name__}")
+    grid = checks.positive_array("limit_curve[0]", limit_curve[0], ndim=1)
+    curve = checks.array("limit_curve[1]", limit_curve[1], ndim=1)
+    checks.same_length(**{"limit_curve[0]": grid, "limit_curve[1]": curve})
+    lam_V_inf, lam_G_inf = checks.number("lam_V_inf", lam_V_inf), checks.number("lam_G_inf", lam_G_inf)
     fig, (a, b) = plt.subplots(1, 2, figsize=(10, 4.4))
     k = int(np.argmin(np.abs(np.log(rs.etas / eta))))
     for i, alpha in enumerate(rs.alphas):
@@ -93,7 +126,6 @@ def regimes(rs, eta, limit_curve, lam_V_inf, lam_G_inf):
     a.set(xlabel="step $t$", ylabel=r"$L(t)/L(0)$ (median of seeds)", ylim=(1e-20, 10),
           title=f"same step size η = {rs.etas[k]:.3g}")
     a.legend(fontsize=10, ncol=2)
-    grid, curve = limit_curve
     b.plot(grid, curve, color=C[0], label=r"$\lambda_{\min}(\Lambda^\infty_\alpha)$")
     b.plot(rs.alphas, rs.spectrum[..., 0].mean(1), "o", color=C[0], mfc="none", ms=9,
            label=r"$\lambda_{\min}(\Lambda(0))$, width $m$")
@@ -118,7 +150,8 @@ def regimes(rs, eta, limit_curve, lam_V_inf, lam_G_inf):
 
 def edge(rs):
     """Left: log10 L(T)/L(0) over η × α (and the plain net), each α's edge 2/λ_max(Λ(0))
-    marked. Right: the effective scale α_eff(T)/α against η."""
+    marked. Right: the effective scale α_eff(T)/α against η. ``rs`` from ``regime_sweep``."""
+    rs = _instance("rs", rs, wx.RegimeSweep, "lib.wn_experiments.regime_sweep")
     fig, (a, b) = plt.subplots(2, 1, figsize=(9, 9), gridspec_kw={"height_ratios": [1.15, 1]})
     ratio = lambda L: np.median(L[..., -1] / L[..., 0], -1)  # noqa: E731  (median over seeds)
     final = np.vstack([ratio(rs.loss), ratio(rs.plain_loss)[None]])        # (A + 1, E)
@@ -153,7 +186,15 @@ def edge(rs):
 
 
 def widths(ws, show=(0, 2, -1)):
-    """Loss against the kernel prediction, λ_min(Λ(t)) and the distance moved as m grows."""
+    """Loss against the kernel prediction, λ_min(Λ(t)) and the distance moved as m grows.
+
+    ``ws`` from :func:`lib.wn_experiments.width_sweep`; ``show`` indices of its widths.
+    """
+    ws = _instance("ws", ws, wx.WidthSweep, "lib.wn_experiments.width_sweep")
+    n = len(ws.widths)
+    if isinstance(show, (str, bytes)) or not hasattr(show, "__iter__"):
+        raise TypeError(f"show must be a list of indices of ws.widths, got {type(show).__name__}")
+    show = [checks.integer("show", i, lo=-n, hi=n - 1) for i in show]
     fig = plt.figure(figsize=(10, 8))
     grid = fig.add_gridspec(2, 2)
     a, c, b = fig.add_subplot(grid[0, 0]), fig.add_subplot(grid[0, 1]), fig.add_subplot(grid[1, :])
@@ -184,8 +225,10 @@ def widths(ws, show=(0, 2, -1)):
 
 
 def as_diverged(loss):
-    """Loss curve with everything from the first value above BLOW_UP × L(0) set to inf."""
-    loss = np.asarray(loss, float).copy()
+    """Loss curve with everything from the first value above BLOW_UP × L(0) set to inf.
+
+    ``loss`` a non-empty 1-D array (inf/NaN allowed)."""
+    loss = checks.array("loss", loss, ndim=1, finite=False).copy()
     bad = np.flatnonzero(~np.isfinite(loss) | (loss > BLOW_UP * loss[0]))
     if bad.size:
         loss[bad[0]:] = np.inf
@@ -193,7 +236,12 @@ def as_diverged(loss):
 
 
 def draw_comparison(fig, steps, n):
-    """Slider figure: loss of WN and un-normalised GD, and the spectra of Λ against 2/η."""
+    """Slider figure: loss of WN and un-normalised GD, and the spectra of Λ against 2/η.
+
+    ``fig`` a matplotlib Figure; ``steps`` and ``n`` (training points) integers ≥ 1.
+    """
+    fig = _instance("fig", fig, Figure, "matplotlib")
+    steps, n = checks.integer("steps", steps), checks.integer("n", n)
     a, b = fig.subplots(1, 2)
     a.set(yscale="log", xlim=(0, steps), ylim=(1e-14, 1e4), xlabel="step $t$",
           ylabel=r"loss $L(t)$", title="training")
