@@ -20,8 +20,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from lib import models, sweep
-from lib import train as train_loop
+from lib import checks, models, sweep
 from lib.train import TrainConfig
 
 SCHEMES = ("gd", "bn_shared", "bn_separate")
@@ -55,6 +54,9 @@ class OneLayer(nn.Module):
 
     def __init__(self, n_in: int = 784, n_out: int = 10, bn: bool = True, eps: float = BN_EPS,
                  norm: str = "bn"):
+        n_in, n_out = checks.integer("n_in", n_in), checks.integer("n_out", n_out)
+        bn, eps = checks.boolean("bn", bn), checks.nonnegative("eps", eps)
+        checks.choice("norm", norm, ("bn", "bn_smooth"))
         super().__init__()
         self.bn = bn
         self.layer = models.NormLinear(n_in, n_out, norm=norm, eps=eps) if bn else nn.Linear(n_in, n_out)
@@ -82,9 +84,11 @@ class ConvNet(nn.Module):
 
     def __init__(self, in_channels: int = 1, image_size: int = 28, width: int = 8,
                  hidden: int = 64, n_out: int = 10, bn: bool = True, eps: float = BN_EPS):
+        in_channels, width = checks.integer("in_channels", in_channels), checks.integer("width", width)
+        hidden, n_out = checks.integer("hidden", hidden), checks.integer("n_out", n_out)
+        image_size = checks.integer("image_size", image_size, lo=4)
+        bn, eps = checks.boolean("bn", bn), checks.nonnegative("eps", eps)
         super().__init__()
-        if min(in_channels, width, hidden, n_out) < 1 or image_size < 4:
-            raise ValueError("in_channels, width, hidden, n_out must be >= 1 and image_size >= 4")
         c1, c2, side = width, 2 * width, image_size // 4
         norm2 = (lambda c: nn.BatchNorm2d(c, eps=eps)) if bn else (lambda c: nn.Identity())
         norm1 = (lambda c: nn.BatchNorm1d(c, eps=eps)) if bn else (lambda c: nn.Identity())
@@ -105,7 +109,11 @@ class ConvNet(nn.Module):
 
 
 def make_one_layer(seed: int = 0, bn: bool = True, scale: float = 1.0, **kw) -> OneLayer:
-    """A Glorot-initialised :class:`OneLayer` whose weight matrix is multiplied by ``scale``."""
+    """A Glorot-initialised :class:`OneLayer` whose weight matrix is multiplied by ``scale``.
+
+    seed: an integer in [0, 2**63); scale > 0; kw go to :class:`OneLayer`.
+    """
+    seed, scale = checks.seed("seed", seed), checks.positive("scale", scale)
     model = _glorot(OneLayer(bn=bn, **kw), seed)
     with torch.no_grad():
         model.weight.mul_(scale)
@@ -113,7 +121,8 @@ def make_one_layer(seed: int = 0, bn: bool = True, scale: float = 1.0, **kw) -> 
 
 
 def make_conv_net(seed: int = 0, bn: bool = True, **kw) -> ConvNet:
-    """A Glorot-initialised :class:`ConvNet` (kw go to its constructor)."""
+    """A Glorot-initialised :class:`ConvNet` (seed in [0, 2**63); kw go to its constructor)."""
+    seed = checks.seed("seed", seed)
     return _glorot(ConvNet(bn=bn, **kw), seed)
 
 
@@ -128,6 +137,12 @@ class SweepConfig:
     loss: str = "mse"            # "mse" (with a softmax output: squared loss) or "cross_entropy"
     tail: int = 10               # last mini-batch losses averaged into "loss after one epoch"
 
+    def __post_init__(self):
+        checks.positive_array("lrs", self.lrs, ndim=1)
+        checks.integer("seeds", self.seeds), checks.integer("batch_size", self.batch_size)
+        checks.positive("lr_bn", self.lr_bn), checks.integer("tail", self.tail)
+        checks.choice("loss", self.loss, ("mse", "cross_entropy"))
+
 
 def lr_sweep(make_model, data, scheme: str, config: SweepConfig, cache: str | None = None,
              axes: dict | None = None, **model_kw) -> np.ndarray:
@@ -140,15 +155,18 @@ def lr_sweep(make_model, data, scheme: str, config: SweepConfig, cache: str | No
         axes: extra model arguments to sweep, e.g. ``{"scale": [0.1, 1, 10]}``; their axes
             come first in the result. All models of the sweep train together.
     """
-    if scheme not in SCHEMES:
-        raise ValueError(f"scheme must be one of {SCHEMES}, got {scheme!r}")
-    X, _ = train_loop._unpack(data)
-    steps = X.shape[0] // config.batch_size
-    if steps < config.tail or config.tail < 1:
-        raise ValueError(f"one epoch has {steps} steps of {config.batch_size}: need at least "
-                         f"tail = {config.tail} >= 1 of them")
-    if not config.lrs or min(config.lrs) <= 0:
-        raise ValueError(f"lrs must be a non-empty list of positive rates, got {config.lrs!r}")
+    checks.function("make_model", make_model)
+    checks.choice("scheme", scheme, SCHEMES)
+    if not isinstance(config, SweepConfig):
+        raise TypeError(f"config must be a SweepConfig, got {type(config).__name__}")
+    if cache is not None:
+        checks.string("cache", cache)
+    if axes is not None and not isinstance(axes, dict):
+        raise TypeError(f"axes must be a dict {{name: values}} or None, got {type(axes).__name__}")
+    steps = _examples(data) // config.batch_size
+    if steps < config.tail:
+        raise ValueError(f"tail = {config.tail} is more than the {steps} steps of one epoch "
+                         f"(batch_size {config.batch_size})")
     lr = {"w": 1.0, "g": config.lr_bn} if scheme == "bn_separate" else 1.0  # 1.0: set per point
     base = TrainConfig(steps=steps, batch_size=config.batch_size, loss=config.loss, lr=lr)
     axis = "lr_w" if scheme == "bn_separate" else "lr"
@@ -161,10 +179,23 @@ def lr_sweep(make_model, data, scheme: str, config: SweepConfig, cache: str | No
 def end_of_epoch_loss(loss: np.ndarray, tail: int) -> np.ndarray:
     """Mean of the last ``tail`` recorded mini-batch losses; +inf if any is not finite.
 
-    Args: loss (..., T) per-step losses (NaN after a divergence, as the sweep engine pads).
+    Args: loss (..., T) per-step losses (NaN after a divergence, as the sweep engine pads);
+    tail: an integer in [1, T].
     """
-    loss = np.asarray(loss, float)
+    loss = checks.array("loss", loss, finite=False)
+    if loss.ndim < 1:
+        raise ValueError("loss must have a last (step) axis, got a 0-d value")
+    tail = checks.integer("tail", tail, lo=1, hi=loss.shape[-1])
     last = loss[..., -tail:]
     with np.errstate(invalid="ignore"):
         out = last.mean(-1)
     return np.where(np.all(np.isfinite(last), -1), out, np.inf)
+
+
+def _examples(data) -> int:
+    """Number of training examples in ``data``: a Dataset (with .X) or a pair (X, y)."""
+    pair = isinstance(data, (tuple, list)) and len(data) == 2
+    X = data.X if hasattr(data, "X") else data[0] if pair else None
+    if not isinstance(X, torch.Tensor):
+        raise TypeError(f"data must be a Dataset or a pair (X, y) of tensors, got {type(data).__name__}")
+    return checks.tensor("data", X, ndim=(2, 3, 4)).shape[0]
