@@ -12,8 +12,9 @@ from matplotlib.colors import ListedColormap
 from matplotlib.figure import Figure
 from matplotlib.patches import Patch
 
-from lib import plotting
-from lib.bngd_figure import CLASS_LABELS
+from lib import checks, plotting
+from lib.bngd_figure import CLASS_LABELS, EpsSweep, Figure1Result
+from lib.ols import BNGDResult, GDConstants
 
 P = plotting.PALETTE
 CLASS_COLOURS = (P[2], P[5], P[1], "#DDDDDD", "#000000")   # order of CLASS_LABELS
@@ -36,6 +37,30 @@ def _bounded(loss, top=1e3):
         return np.where(np.isfinite(loss) & (loss < top), loss, np.nan)
 
 
+def _instance(name: str, value, cls):
+    """``value`` if it is a ``cls``, else a TypeError naming the argument."""
+    if not isinstance(value, cls):
+        raise TypeError(f"{name} must be a {cls.__name__}, got {type(value).__name__}")
+    return value
+
+
+def _interval(name: str, value) -> tuple:
+    """A pair (lo, hi) with 0 < lo < hi (a range on a log axis)."""
+    pair = checks.positive_array(name, value, ndim=1)
+    if pair.shape != (2,) or not pair[0] < pair[1]:
+        raise ValueError(f"{name} must be a pair (lo, hi) with 0 < lo < hi, got {value!r}")
+    return float(pair[0]), float(pair[1])
+
+
+def _curves(name: str, value, n: int | None = None) -> np.ndarray:
+    """Loss curves: a non-empty array (NaN/inf allowed: divergence), first axis n if given."""
+    arr = checks.array(name, value, finite=False)
+    if arr.ndim < 1 or (n is not None and arr.shape[0] != n):
+        raise ValueError(f"{name} must have {n if n is not None else 'a'} step(s) on its first "
+                         f"axis, got shape {arr.shape}")
+    return arr
+
+
 def _new(ncols=1, nrows=1, size=(6.4, 4.0), **kw):
     fig = plt.figure(figsize=size, layout="constrained")
     return fig, fig.subplots(nrows, ncols, squeeze=False, **kw)
@@ -46,7 +71,10 @@ def draw_gd_rates(fig, eps_range=(1e-5, 10.0), ylim=(0.3, 3e6)):
 
     A contraction ρ per step means ln 10/(−ln ρ) steps per tenfold smaller error;
     ρ ≥ 1 (shaded) means divergence. Line: from max_i |1 − ελ_i|; dots: measured.
+    fig: a matplotlib Figure; eps_range, ylim: pairs 0 < lo < hi.
     """
+    _instance("fig", fig, Figure)
+    eps_range, ylim = _interval("eps_range", eps_range), _interval("ylim", ylim)
     ax = fig.subplots()
     ax.set(xscale="log", yscale="log", xlim=eps_range, ylim=ylim,
            xlabel=r"step size $\varepsilon$", ylabel="steps per decade of error")
@@ -79,7 +107,15 @@ def draw_gd_rates(fig, eps_range=(1e-5, 10.0), ylim=(0.3, 3e6)):
 
 def dynamics(run, eps, gd, c=None) -> Figure:
     """Loss, ‖w_k‖, a_k and ε̂_k of BNGD runs (a BNGDResult with trajectory), several ε;
-    with ``c`` = uᵀHu the gain panel marks the optimal gain √c."""
+    with ``c`` = uᵀHu the gain panel marks the optimal gain √c. eps: one value per run."""
+    _instance("run", run, BNGDResult)
+    if run.w_path is None or run.loss.ndim != 2:
+        raise ValueError("run must come from ols.bngd(..., trajectory=True) over a 1-D batch of ε")
+    eps = checks.positive_array("eps", eps, ndim=1)
+    if len(eps) != run.loss.shape[1]:
+        raise ValueError(f"eps has {len(eps)} values but run has {run.loss.shape[1]} runs")
+    _instance("gd", gd, GDConstants)
+    c = None if c is None else checks.positive("c", c)
     fig, axes = _new(2, 2, size=(10.5, 7.4), sharex=True)
     (ax1, ax2), (ax3, ax4) = axes
     k = np.arange(run.loss.shape[0])
@@ -105,7 +141,19 @@ def dynamics(run, eps, gd, c=None) -> Figure:
 
 
 def scaling(k, base, scaled, rs, eps) -> Figure:
-    """Loss curves of (a₀, w₀, ε) and of (a₀, r w₀, r²ε): they lie on top of each other."""
+    """Loss curves of (a₀, w₀, ε) and of (a₀, r w₀, r²ε): they lie on top of each other.
+
+    k (T,) steps; base (T, n); scaled: one (T, n) array per r in rs (> 0); eps: n values."""
+    k = checks.array("k", k, ndim=1)
+    base = _curves("base", base, len(k))
+    if not isinstance(scaled, (list, tuple)):
+        raise TypeError(f"scaled must be a list of loss arrays, got {type(scaled).__name__}")
+    scaled = [_curves("scaled", x, len(k)) for x in scaled]
+    rs = checks.positive_array("rs", rs, ndim=1)
+    eps = checks.positive_array("eps", eps, ndim=1)
+    if len(rs) != len(scaled) or base.ndim != 2 or len(eps) != base.shape[1]:
+        raise ValueError(f"rs ({len(rs)}) must match scaled ({len(scaled)}) and eps ({len(eps)}) "
+                         f"the columns of base {base.shape}")
     fig, axes = _new(size=(7.5, 4.2))
     ax = axes[0, 0]
     for j, e in enumerate(eps):
@@ -127,7 +175,10 @@ def _gd_region(ax, eps_max, right):
 
 def eps_sweeps(sweep, sweep_hu, tol, show=(1e-3, 1.0, 1e3, 1e6)) -> Figure:
     """GD and BNGD against ε: final loss, final ε̂, steps to reach ``tol``, and the loss
-    curves at the step sizes ``show``. Shaded: ε > 2/λ_max, where GD diverges."""
+    curves at the step sizes ``show``. Shaded: ε > 2/λ_max, where GD diverges.
+    sweep, sweep_hu: EpsSweeps; tol > 0; show: step sizes > 0."""
+    _instance("sweep", sweep, EpsSweep), _instance("sweep_hu", sweep_hu, EpsSweep)
+    tol, show = checks.positive("tol", tol), checks.positive_array("show", show, ndim=1)
     fig, axes = _new(2, 2, size=(10.5, 8.0))
     (ax1, ax2), (ax3, ax4) = axes
     eps, T = sweep.eps, sweep.loss_bn.shape[0] - 1
@@ -176,7 +227,16 @@ def eps_sweeps(sweep, sweep_hu, tol, show=(1e-3, 1.0, 1e3, 1e6)) -> Figure:
 
 def acceleration(sweep, k, curves, rates) -> Figure:
     """Left: final loss against ε for GD and BNGD (an EpsSweep) with GD's best as a line.
-    Right: loss curves ``{label: loss/c}`` and reference slopes ``{label: rate}`` (∝ rate^(2k))."""
+    Right: loss curves ``{label: loss/c}`` and reference slopes ``{label: rate}`` (∝ rate^(2k)),
+    k (T,) the steps of the curves, rates >= 0."""
+    _instance("sweep", sweep, EpsSweep)
+    k = checks.array("k", k, ndim=1)
+    if not isinstance(curves, dict) or not curves:
+        raise TypeError("curves must be a non-empty dict {label: loss array}")
+    curves = {label: _curves("curves", v, len(k)) for label, v in curves.items()}
+    if not isinstance(rates, dict):
+        raise TypeError(f"rates must be a dict {{label: rate}}, got {type(rates).__name__}")
+    rates = {label: checks.nonnegative("rates", v) for label, v in rates.items()}
     fig, axes = _new(2, size=(10.5, 4.3))
     ax1, ax2 = axes[0]
     eps, T = sweep.eps, sweep.loss_bn.shape[0] - 1
@@ -203,7 +263,15 @@ def acceleration(sweep, k, curves, rates) -> Figure:
 
 
 def figure1(results) -> Figure:
-    """The paper's figure 1: one column per κ, one row per a₀, cells coloured by class."""
+    """The paper's figure 1: one column per κ, one row per a₀, cells coloured by class.
+
+    results: a non-empty list of Figure1Results of one config."""
+    if not isinstance(results, (list, tuple)) or not results:
+        raise TypeError("results must be a non-empty list of Figure1Results")
+    for r in results:
+        _instance("results", r, Figure1Result)
+    if any(r.config != results[0].config for r in results):
+        raise ValueError("results must share one Figure1Config (one grid)")
     cfg = results[0].config
     n_a0, n_k = len(cfg.a0), len(results)
     fig, axes = _new(n_k, n_a0, size=(3.3 * n_k + 1.4, 2.1 * n_a0 + 1.3), sharex=True, sharey=True)
@@ -233,8 +301,19 @@ def lr_sweeps(panels, lrs) -> Figure:
     """Loss after one epoch against the learning rate: ``{title: {label: (lr, seeds)}}``.
 
     Lines are means over seeds, bands the range; a cross at the top marks a learning rate
-    at which some run diverged.
+    at which some run diverged. ``lrs``: {title: learning rates > 0}, one per row of values.
     """
+    if not isinstance(panels, dict) or not panels:
+        raise TypeError("panels must be a non-empty dict {title: {label: (lr, seeds) array}}")
+    if not isinstance(lrs, dict) or set(lrs) != set(panels):
+        raise TypeError("lrs must be a dict with the titles of panels as keys")
+    for title, curves in panels.items():
+        n = len(checks.positive_array("lrs", lrs[title], ndim=1))
+        if not isinstance(curves, dict) or not curves:
+            raise TypeError("panels must map each title to a non-empty dict {label: array}")
+        for v in curves.values():
+            if _curves("panels", v, n).ndim != 2:
+                raise ValueError("panels must hold (lr, seeds) arrays")
     fig, axes = _new(len(panels), size=(5.25 * len(panels), 4.3))
     for ax, (title, curves) in zip(axes[0], panels.items()):
         finite_max = max(np.nanmax(np.where(np.isfinite(v), v, np.nan)) for v in curves.values())
@@ -254,7 +333,14 @@ def lr_sweeps(panels, lrs) -> Figure:
 
 
 def scaled_networks(lrs, losses, rs) -> Figure:
-    """Loss after one epoch against η_w (left) and against η_w/r² (right), one line per r."""
+    """Loss after one epoch against η_w (left) and against η_w/r² (right), one line per r.
+
+    lrs (n,) > 0; losses (len(rs), n, seeds), inf where a run diverged; rs > 0."""
+    lrs, rs = checks.positive_array("lrs", lrs, ndim=1), checks.positive_array("rs", rs, ndim=1)
+    losses = checks.array("losses", losses, finite=False, ndim=3)
+    if losses.shape[:2] != (len(rs), len(lrs)):
+        raise ValueError(f"losses must have shape (len(rs), len(lrs), seeds) = ({len(rs)}, "
+                         f"{len(lrs)}, ·), got {losses.shape}")
     fig, axes = _new(2, size=(10.5, 4.3), sharey=True)
     for i, r in enumerate(rs):
         mean = np.where(np.all(np.isfinite(losses[i]), 1), losses[i].mean(1), np.nan)
@@ -268,7 +354,12 @@ def scaled_networks(lrs, losses, rs) -> Figure:
 
 
 def draw_bngd_slider(fig, steps, ylim=(1e-14, 1e3), eff_ylim=(1e-8, 1e2)):
-    """``draw`` for the four-slider figure: loss curves (left) and ε̂_k (right)."""
+    """``draw`` for the four-slider figure: loss curves (left) and ε̂_k (right).
+
+    fig: a matplotlib Figure; steps >= 1; ylim, eff_ylim: pairs 0 < lo < hi."""
+    _instance("fig", fig, Figure)
+    steps = checks.integer("steps", steps)
+    ylim, eff_ylim = _interval("ylim", ylim), _interval("eff_ylim", eff_ylim)
     ax1, ax2 = fig.subplots(1, 2)
     ax1.set(yscale="log", xlim=(0, steps), ylim=ylim, xlabel="step $k$", ylabel="loss / c")
     ax2.set(yscale="log", xlim=(0, steps), ylim=eff_ylim, xlabel="step $k$",
