@@ -232,15 +232,19 @@ def data_fingerprint(data) -> str:
 
 def _run_chunk(make_model, data, configs, kwargs, batched, observe=None):
     X = data[0]
-    nets = [make_model(**kw) for kw in kwargs]
-    for kw, net in zip(kwargs, nets):
-        models.module(f"make_model({', '.join(f'{k}={v!r}' for k, v in kw.items())})", net)
+    nets = [_built(make_model, kw) for kw in kwargs]
     if batched:
         return train.fit(stack.from_models(nets, device=X.device), data, configs, bar=False,
                          observe=observe)
     return [train.fit(stack.from_models([m], device=X.device), data, [c], bar=False,
                       observe=observe)[0]
             for m, c in zip(nets, configs)]
+
+
+def _built(make_model, kwargs: dict) -> torch.nn.Module:
+    """``make_model(**kwargs)``, which must be a module."""
+    call = f"make_model({', '.join(f'{k}={v!r}' for k, v in kwargs.items())})"
+    return models.module(call, make_model(**kwargs))
 
 
 def _chunks(n: int, size: int):
@@ -277,7 +281,7 @@ def train_grid(make_model, data, config: train.TrainConfig, grid: Grid, mode: st
     kwargs = [model_kwargs(p) for p in points]
     X = data[0]
     if mode == "auto":
-        mode = choose_mode(make_model(**kwargs[0]), X.device)
+        mode = choose_mode(_built(make_model, kwargs[0]), X.device)
     batched = mode == "batched"
     fingerprint = data_fingerprint(data) if cache else None
     histories = []

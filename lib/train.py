@@ -62,6 +62,8 @@ def _each_group(name: str, value, check):
     """``check`` applied to one value, or to each value of a per-group mapping."""
     if not isinstance(value, Mapping):
         return check(name, value)
+    if not value:
+        raise ValueError(f"{name} per group must name the groups, e.g. {{'w': ..., 'g': ...}}; got {{}}")
     for group in value:
         checks.string(f"{name} group names", group)
     return {g: check(f"{name}[{g!r}]", v) for g, v in value.items()}
@@ -228,7 +230,9 @@ def sgd_update(p, grad, buf, lr, weight_decay, momentum):
     p = checks.tensor("p", p)
     if p.ndim == 0:
         raise ValueError("p must have a leading model axis (K, ...), got a 0-d tensor")
-    checks.tensor("grad", grad, shape=tuple(p.shape)), checks.tensor("buf", buf, shape=tuple(p.shape))
+    for name, t in (("grad", grad), ("buf", buf)):
+        if checks.tensor(name, t).shape != p.shape:
+            raise ValueError(f"{name} must have the shape of p {tuple(p.shape)}, got {tuple(t.shape)}")
     for name, t, check in (("lr", lr, checks.positive), ("weight_decay", weight_decay,
                            checks.nonnegative), ("momentum", momentum, checks.fraction)):
         for k, v in enumerate(checks.tensor(name, t, shape=(p.shape[0],)).tolist()):
@@ -446,7 +450,9 @@ def batched_grad(loss_fn, k: int):
     stacked parameters is every model's own gradient: vmap runs the forward pass, and
     one ordinary backward pass (cheaper than torch.func.grad under vmap) does the rest.
     One model skips vmap: a vmapped convolution runs as a slower grouped convolution.
+    ``loss_fn(params, buffers, xb, yb) -> (loss, accuracy)`` of one model; ``k`` >= 1.
     """
+    loss_fn, k = checks.function("loss_fn", loss_fn), checks.integer("k", k)
     forward = vmap(loss_fn, randomness="different") if k > 1 else None
 
     def grads_and_loss(params, buffers, xb, yb):
@@ -482,14 +488,21 @@ def train(model: torch.nn.Module, data, config: TrainConfig, bar: bool = True,
 
 
 class _Recorder:
-    """Collects batched (K-model) records on the device; one transfer at the end."""
+    """Collects batched (K-model) records on the device; one transfer at the end.
+
+    A model diverges at the first step whose loss is not finite, or whose recorded
+    ‖θ‖² or ‖∇L‖² overflow (absurd parameters with a loss that happens to stay finite).
+    """
 
     def __init__(self, groups, k):
         self.groups, self.rows = groups, []
         self.diverged_at = np.full(k, -1)
 
     def check(self, t, loss):
-        bad = ~torch.isfinite(loss.detach()).cpu().numpy()
+        self._mark(t, ~torch.isfinite(loss.detach()))
+
+    def _mark(self, t, bad: torch.Tensor):
+        bad = bad.cpu().numpy()
         self.diverged_at[bad & (self.diverged_at < 0)] = t
 
     def all_diverged(self):
@@ -497,9 +510,11 @@ class _Recorder:
 
     def record(self, t, loss, acc, lrs, params, grads, observed):
         sq = lambda ts, names: torch.stack([ts[n].detach().flatten(1).pow(2).sum(1) for n in names], 1)  # noqa: E731
-        self.rows.append((t, loss.detach(), acc.detach(), lrs,
-                          {g: sq(grads, ns).sum(1) for g, ns in self.groups.items()},
-                          {g: sq(params, ns) for g, ns in self.groups.items()},
+        gsq = {g: sq(grads, ns).sum(1) for g, ns in self.groups.items()}    # (K,)
+        wsq = {g: sq(params, ns) for g, ns in self.groups.items()}          # (K, n_tensors)
+        norms = torch.cat([v.reshape(v.shape[0], -1) for v in (*gsq.values(), *wsq.values())], 1)
+        self._mark(t, ~torch.isfinite(norms).all(1))
+        self.rows.append((t, loss.detach(), acc.detach(), lrs, gsq, wsq,
                           {k: torch.as_tensor(v).detach() for k, v in observed.items()}))
 
     def histories(self):
