@@ -13,31 +13,38 @@ the effective learning rate η_w/‖w‖².
 """
 
 import copy
-import math
+from collections.abc import Mapping
 
 import numpy as np
 import torch
 from torch.func import functional_call
 
-from lib import models, stack, train
+from lib import checks, models, stack, train
 
 
 class PlainMLP(models.MLP):
     """The MLP without normalisation, its hidden layers in group ``w`` and the head in ``g``,
-    so that η_w and η_g act on the same layers as in the normalised network."""
+    so that η_w and η_g act on the same layers as in the normalised network.
+
+    ``sizes``: at least two integer widths >= 1; ``activation``: one of ``models.ACTIVATIONS``.
+    """
+
+    def __init__(self, sizes, activation: str = "softplus"):
+        if isinstance(sizes, (str, bytes)) or not hasattr(sizes, "__iter__"):
+            raise TypeError(f"sizes must be a list of integer widths, got {sizes!r}")
+        sizes = [checks.integer("sizes", s) for s in sizes]
+        if len(sizes) < 2:
+            raise ValueError(f"sizes must list at least two widths, got {sizes}")
+        super().__init__(sizes, norm="none", activation=_name("activation", activation,
+                                                              models.ACTIVATIONS))
 
     def groups(self) -> dict:
         return models.split_groups(self, list(self.hidden.parameters()))
 
 
-def _check_positive(value, what):
-    if not (isinstance(value, (int, float, np.number)) and math.isfinite(value) and value > 0):
-        raise ValueError(f"{what} must be a finite number > 0, got {value!r}")
-
-
-def _check_steps(steps, what="steps"):
-    if not isinstance(steps, (int, np.integer)) or isinstance(steps, bool) or steps < 1:
-        raise ValueError(f"{what} must be a positive integer, got {steps!r}")
+def _name(name: str, value, options) -> str:
+    """One of the names ``options`` (TypeError for a non-string, ValueError for others)."""
+    return checks.choice(name, str(checks.string(name, value)), options)
 
 
 def make_mlp(seed=0, width=100, depth=2, norm="bn_smooth", activation="softplus",
@@ -45,26 +52,74 @@ def make_mlp(seed=0, width=100, depth=2, norm="bn_smooth", activation="softplus"
     """A seeded MLP n_in → width (× depth) → n_out, its group ``w`` scaled by ``init_scale``.
 
     Args:
-        seed: initialisation seed (the global RNG is left as it was).
+        seed: initialisation seed, an integer in [0, 2**63) (the global RNG is left as it was).
+        width, depth, n_in, n_out: integers >= 1.
         norm: "bn_smooth" (exactly scale-invariant BN), "bn" or "none" (:class:`PlainMLP`).
-        init_scale: g₀, the factor on the initial scale-invariant weights.
+        activation: "softplus", "relu" or "tanh".
+        init_scale: g₀ > 0, the factor on the initial scale-invariant weights.
     """
-    _check_steps(width, "width"), _check_steps(depth, "depth")
-    _check_positive(init_scale, "init_scale")
+    seed = checks.seed("seed", seed)
+    width, depth = checks.integer("width", width), checks.integer("depth", depth)
+    n_in, n_out = checks.integer("n_in", n_in), checks.integer("n_out", n_out)
+    norm = _name("norm", norm, models.NORMS)
+    activation = _name("activation", activation, models.ACTIVATIONS)
+    init_scale = checks.positive("init_scale", init_scale)
     sizes = (n_in,) + (width,) * depth + (n_out,)
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
-        kind = PlainMLP if norm == "none" else models.MLP
-        model = kind(sizes, norm=norm, activation=activation)
+        model = (PlainMLP(sizes, activation=activation) if norm == "none"
+                 else models.MLP(sizes, norm=norm, activation=activation))
     with torch.no_grad():
         for p in model.groups()["w"]:
             p.mul_(init_scale)
     return model
 
 
-def _xy(data):
-    X, y = (data.X, data.y) if hasattr(data, "X") else data
+def check_data(data, forward=None) -> tuple[torch.Tensor, torch.Tensor]:
+    """``(X, y)`` of a classification data set, a ``lib.data.Dataset`` or an ``(X, y)`` pair.
+
+    Refused by name unless X is a finite, non-empty floating (N, ...) tensor and y holds N
+    integer labels >= 0 on the same device. With ``forward`` (x ↦ the network's outputs on
+    a few examples, its state left alone), data the network cannot read or labels beyond
+    its outputs are refused too.
+    """
+    if hasattr(data, "X") and hasattr(data, "y"):
+        (X, y), names = (data.X, data.y), ("data.X", "data.y")
+    elif isinstance(data, (tuple, list)) and len(data) == 2:
+        (X, y), names = data, ("data[0] (X)", "data[1] (y)")
+    else:
+        raise TypeError(f"data must be a lib.data.Dataset or an (X, y) pair of tensors, "
+                        f"got {type(data).__name__}")
+    X = checks.tensor(names[0], X, ndim=(2, 3, 4))
+    y = checks.tensor(names[1], y, ndim=1, floating=False)
+    checks.labels(names[1], y, n_classes=max(int(y.max()) + 1, 1), n=X.shape[0])
+    if X.device != y.device:
+        raise ValueError(f"data's X and y must be on one device, got {X.device} and {y.device}")
+    if forward is not None:
+        _fits(checks.function("forward", forward), X, y)
     return X, y
+
+
+def _fits(forward, X, y) -> None:
+    try:
+        with torch.no_grad():
+            out = forward(X[:2])
+    except RuntimeError as err:  # wrong width, dtype or device: torch's words, our name
+        raise ValueError(f"data of shape {tuple(X.shape)} and dtype {X.dtype} does not fit "
+                         f"the model: {err}") from None
+    if int(y.max()) >= out.shape[-1]:
+        raise ValueError(f"data's labels go up to {int(y.max())} but the model has "
+                         f"{out.shape[-1]} outputs")
+
+
+def _model(model) -> torch.nn.Module:
+    """A module with finite parameters and a non-empty scale-invariant group ``w``."""
+    if not isinstance(model, torch.nn.Module):
+        raise TypeError(f"model must be a torch.nn.Module, got {type(model).__name__}")
+    if not all(bool(torch.isfinite(p).all()) for p in model.parameters()):
+        raise ValueError("model has non-finite parameters (NaN or inf)")
+    _group_names(model)
+    return model
 
 
 def _loss_and_grads(model, params, X, y, loss):
@@ -81,8 +136,16 @@ def _loss_and_grads(model, params, X, y, loss):
 def _group_names(model):
     names = stack.group_names(model)
     if not names.get("w"):
-        raise ValueError("the model has no scale-invariant weights (empty group 'w')")
+        raise ValueError("model has no scale-invariant weights (empty group 'w')")
     return names["w"], names.get("g", [])
+
+
+def _checked(model, data, loss):
+    """The contract of the functions that take a model and its data: (X, y), all checked."""
+    _model(model), _name("loss", loss, train.LOSSES)
+    buffers = {n: b.clone() for n, b in model.named_buffers()}
+    params = dict(model.named_parameters())
+    return check_data(data, lambda x: functional_call(model, (params, buffers), (x,)))
 
 
 def _sq(tensors) -> torch.Tensor:
@@ -96,10 +159,8 @@ def scale_invariance(model, data, scales, loss="cross_entropy") -> dict:
     ‖c ∇F(cw) − ∇F(w)‖/‖∇F(w)‖ and ``cosine`` ⟨cw, ∇F(cw)⟩/(‖cw‖ ‖∇F(cw)‖).
     For an exactly scale-invariant loss all three vanish.
     """
-    scales = np.asarray(scales, dtype=float)
-    if scales.ndim != 1 or scales.size == 0 or not np.all(scales > 0):
-        raise ValueError(f"scales must be a non-empty 1-D list of numbers > 0, got {scales}")
-    X, y = _xy(data)
+    scales = checks.positive_array("scales", scales, ndim=1)
+    X, y = _checked(model, data, loss)
     w, _ = _group_names(model)
     base = dict(model.named_parameters())
     f0, g0 = _loss_and_grads(model, base, X, y, loss)
@@ -132,7 +193,7 @@ def _sphere_step(model, params, G, eta_w, eta_g, X, y, loss):
     norm = _sq(stepped.values()).sqrt()
     new = {n: p / norm for n, p in stepped.items()}
     new.update({n: params[n] - eta_g * grads[n] for n in g})
-    return value, new, G + eta_w**2 / G * _sq([grads[n] for n in w])
+    return value, new, G + eta_w / G * eta_w * _sq([grads[n] for n in w])
 
 
 def _max_gap(a: dict, b: dict) -> float:
@@ -146,14 +207,18 @@ def sphere_vs_gd(model, data, eta_w, eta_g, steps, loss="cross_entropy") -> dict
     ``G``, ``path_gap`` (largest difference between the sphere iterate (V_t; g_t) and
     GD's (w_t/‖w_t‖; g_t)) and, over t = 1..T, ``step_gap`` (the same after ONE sphere
     step from GD's own w_{t−1}: the per-step equivalence, free of accumulated round-off).
-    ``model`` is left unchanged.
+    If GD's loss becomes non-finite at step t, ``diverged_at`` is t and the arrays are NaN
+    from there on (else ``diverged_at`` is −1). ``model`` is left unchanged.
+    ``eta_w``, ``eta_g`` > 0; ``steps`` an integer >= 1; ``loss`` one of ``train.LOSSES``.
     """
-    _check_positive(eta_w, "eta_w"), _check_positive(eta_g, "eta_g"), _check_steps(steps)
-    X, y = _xy(data)
+    eta_w, eta_g = checks.positive("eta_w", eta_w), checks.positive("eta_g", eta_g)
+    steps = checks.integer("steps", steps)
+    X, y = _checked(model, data, loss)
     net = copy.deepcopy(model)
-    config = train.TrainConfig(steps=1, lr={"w": float(eta_w), "g": float(eta_g)}, loss=loss)
+    config = train.TrainConfig(steps=1, lr={"w": eta_w, "g": eta_g}, loss=loss)
     params, G = _on_sphere(net, dict(net.named_parameters()))
     out = {k: [] for k in ("loss_gd", "loss_sphere", "norm_sq", "G", "path_gap", "step_gap")}
+    diverged_at = -1
     for t in range(steps + 1):
         gd_point, gd_G = _on_sphere(net, dict(net.named_parameters()))
         out["norm_sq"].append(gd_G.item()), out["G"].append(G.item())
@@ -165,10 +230,30 @@ def sphere_vs_gd(model, data, eta_w, eta_g, steps, loss="cross_entropy") -> dict
             break
         value, params, G = _sphere_step(net, params, G, eta_w, eta_g, X, y, loss)
         _, one, _ = _sphere_step(net, gd_point, gd_G, eta_w, eta_g, X, y, loss)
-        hist = train.train(net, data, config, bar=False)
-        out["loss_sphere"].append(value.item()), out["loss_gd"].append(hist.loss[0])
+        hist = train.train(net, (X, y), config, bar=False)
+        out["loss_sphere"].append(value.item())
+        if hist.diverged:  # a result, not an error: the rest of the record stays NaN
+            diverged_at = t
+            break
+        out["loss_gd"].append(hist.loss[0])
         out["step_gap"].append(_max_gap(_on_sphere(net, dict(net.named_parameters()))[0], one))
-    return {k: np.asarray(v, dtype=float) for k, v in out.items()}
+    padded = {k: _pad(v, steps + (k != "step_gap")) for k, v in out.items()}
+    return {**padded, "diverged_at": diverged_at}
+
+
+def _pad(values: list, length: int) -> np.ndarray:
+    return np.r_[np.asarray(values, dtype=float), np.full(length - len(values), np.nan)]
+
+
+_RECORD = ("weight_norm_sq_w", "grad_norm_sq_w", "grad_norm_sq_g")
+
+
+def _measured(name: str, values) -> np.ndarray:
+    """Recorded squared norms: an array of numbers >= 0 (NaN, after a divergence, allowed)."""
+    values = checks.array(name, values, finite=False, nonempty=False)
+    if np.any(values < 0):
+        raise ValueError(f"{name} must hold squared norms >= 0, got min {np.nanmin(values):g}")
+    return values
 
 
 def intrinsic_grad_sq(record) -> np.ndarray:
@@ -176,76 +261,136 @@ def intrinsic_grad_sq(record) -> np.ndarray:
 
     ``record``: a :class:`lib.train.History` or the ``metrics`` of a sweep (arrays with
     ``weight_norm_sq_w`` (..., T, n_tensors), ``grad_norm_sq_w`` and ``grad_norm_sq_g`` (..., T)).
+    NaN (a step after a divergence) stays NaN.
     """
-    if isinstance(record, train.History):
-        record = {f"{k}_{g}": getattr(record, k)[g] for k in ("weight_norm_sq", "grad_norm_sq")
-                  for g in ("w", "g")}
-    wsq, gw, gg = (np.asarray(record[k], dtype=float)
-                   for k in ("weight_norm_sq_w", "grad_norm_sq_w", "grad_norm_sq_g"))
-    if wsq.shape[:-1] != gw.shape or gw.shape != gg.shape:
-        raise ValueError(f"shapes do not match: weight norms {wsq.shape} (need (..., T, n)), "
-                         f"gradients {gw.shape} and {gg.shape}")
+    if isinstance(record, train.History):  # a missing group contributes nothing
+        n = len(record.step)
+        record = {"weight_norm_sq_w": record.weight_norm_sq.get("w", np.zeros((n, 0))),
+                  "grad_norm_sq_w": record.grad_norm_sq.get("w", np.zeros(n)),
+                  "grad_norm_sq_g": record.grad_norm_sq.get("g", np.zeros(n))}
+    if not isinstance(record, Mapping):
+        raise TypeError(f"record must be a lib.train.History or a sweep's metrics (a dict), "
+                        f"got {type(record).__name__}")
+    missing = [k for k in _RECORD if k not in record]
+    if missing:
+        raise ValueError(f"record lacks {missing}: it needs {list(_RECORD)}")
+    wsq, gw, gg = (_measured(f"record[{k!r}]", record[k]) for k in _RECORD)
+    if wsq.ndim < 2 or wsq.shape[:-1] != gw.shape or gw.shape != gg.shape:
+        raise ValueError(f"record's shapes do not match: weight norms {wsq.shape} (need "
+                         f"(..., T, n)), gradients {gw.shape} and {gg.shape}")
     return wsq.sum(-1) * gw + gg
 
 
+def _axis(axis, name: str, values: np.ndarray) -> int:
+    """``axis`` of ``values`` (an integer in [−ndim, ndim)), which must not be empty along it."""
+    if values.ndim == 0:
+        raise ValueError(f"{name} must have at least one dimension, got a single number")
+    axis = checks.integer("axis", axis, lo=-values.ndim, hi=values.ndim - 1)
+    if values.shape[axis] == 0:
+        raise ValueError(f"{name} must have at least one value along axis {axis}, got shape "
+                         f"{values.shape}")
+    return axis
+
+
 def running_min(values, axis=-1) -> np.ndarray:
-    """min_{t<T} values_t for every T along ``axis`` (a NaN stays NaN from there on)."""
-    values = np.asarray(values, dtype=float)
-    if values.ndim == 0 or values.shape[axis] == 0:
-        raise ValueError(f"need at least one value along axis {axis}, got shape {values.shape}")
+    """min_{t<T} values_t for every T along ``axis`` (a NaN stays NaN from there on).
+
+    ``values``: an array of numbers, not empty along ``axis`` (an integer).
+    """
+    values = checks.array("values", values, finite=False, nonempty=False)
+    axis = _axis(axis, "values", values)
     return np.minimum.accumulate(values, axis=axis)
+
+
+def _broadcast(**arrays) -> None:
+    try:
+        np.broadcast_shapes(*(a.shape for a in arrays.values()))
+    except ValueError:
+        shapes = ", ".join(f"{k} {a.shape}" for k, a in arrays.items())
+        raise ValueError(f"{' and '.join(arrays)} must broadcast together, got {shapes}") from None
+
+
+def _nonneg_array(name: str, values) -> np.ndarray:
+    values = checks.array(name, values)
+    if np.any(values < 0):
+        raise ValueError(f"{name} must hold numbers >= 0, got min {values.min():g}")
+    return values
 
 
 def next_norm_sq(norm_sq, grad_sq, lr, weight_decay=0.0) -> np.ndarray:
     """‖w_{t+1}‖² predicted from step t: (1 − ηλ)²‖w_t‖² + η²‖∇_w L‖² (Lemma 2.4 with decay).
 
-    Exact for a scale-invariant w, since ⟨w, ∇_w L⟩ = 0; arguments broadcast.
+    Exact for a scale-invariant w, since ⟨w, ∇_w L⟩ = 0. Arguments broadcast: recorded
+    ``norm_sq``, ``grad_sq`` >= 0 (NaN after a divergence stays NaN), ``lr`` > 0 and
+    ``weight_decay`` >= 0 finite.
     """
-    if np.any(np.asarray(weight_decay) < 0) or np.any(np.asarray(lr) <= 0):
-        raise ValueError("need lr > 0 and weight_decay >= 0")
-    shrink = (1 - np.asarray(lr) * np.asarray(weight_decay)) ** 2
-    return shrink * np.asarray(norm_sq) + np.asarray(lr) ** 2 * np.asarray(grad_sq)
+    norm_sq, grad_sq = _measured("norm_sq", norm_sq), _measured("grad_sq", grad_sq)
+    lr = checks.positive_array("lr", lr)
+    weight_decay = _nonneg_array("weight_decay", weight_decay)
+    _broadcast(norm_sq=norm_sq, grad_sq=grad_sq, lr=lr, weight_decay=weight_decay)
+    with np.errstate(over="ignore"):  # an overflow is an honest inf
+        return (1 - lr * weight_decay) ** 2 * norm_sq + lr**2 * grad_sq
 
 
 def constant_gradient_norm_sq(G0, eta, grad_v_sq, steps) -> np.ndarray:
-    """G_t, t = 0..steps, from G_{t+1} = G_t + η²‖∇_v L‖²/G_t with ‖∇_v L‖² held fixed."""
-    for value, what in ((G0, "G0"), (eta, "eta"), (grad_v_sq, "grad_v_sq")):
-        _check_positive(value, what)
-    _check_steps(steps)
-    G = [float(G0)]
-    for _ in range(steps):
-        G.append(G[-1] + eta**2 * grad_v_sq / G[-1])
+    """G_t, t = 0..steps, from G_{t+1} = G_t + η²‖∇_v L‖²/G_t with ‖∇_v L‖² held fixed.
+
+    ``G0``, ``eta``, ``grad_v_sq``: finite numbers > 0; ``steps``: an integer >= 1.
+    """
+    G0, eta = checks.positive("G0", G0), np.float64(checks.positive("eta", eta))
+    grad_v_sq, steps = checks.positive("grad_v_sq", grad_v_sq), checks.integer("steps", steps)
+    G = [np.float64(G0)]
+    with np.errstate(over="ignore"):  # an overflow is an honest inf
+        for _ in range(steps):
+            G.append(G[-1] + eta / G[-1] * eta * grad_v_sq)  # no inf/inf once G is inf
     return np.array(G)
 
 
 def equilibrium_effective_lr(lr, weight_decay, grad_v_sq) -> np.ndarray:
     """η/‖w‖² at the fixed point of :func:`next_norm_sq` when ‖∇_v L‖² stays at ``grad_v_sq``:
-    √(ηλ(2 − ηλ)/‖∇_v L‖²), about √(2ηλ)/‖∇_v L‖ (only the product ηλ enters)."""
-    lr, wd, gv = (np.asarray(a, dtype=float) for a in (lr, weight_decay, grad_v_sq))
-    if np.any(lr <= 0) or np.any(wd <= 0) or np.any(lr * wd >= 1) or np.any(gv <= 0):
-        raise ValueError("need lr > 0, weight_decay > 0, lr·weight_decay < 1, grad_v_sq > 0")
+    √(ηλ(2 − ηλ)/‖∇_v L‖²), about √(2ηλ)/‖∇_v L‖ (only the product ηλ enters).
+
+    Arrays that broadcast, finite: ``lr`` > 0, ``weight_decay`` > 0 with lr·weight_decay < 1,
+    ``grad_v_sq`` > 0.
+    """
+    lr, wd = checks.positive_array("lr", lr), checks.positive_array("weight_decay", weight_decay)
+    gv = checks.positive_array("grad_v_sq", grad_v_sq)
+    _broadcast(lr=lr, weight_decay=wd, grad_v_sq=gv)
+    if np.any(lr * wd >= 1):
+        raise ValueError(f"lr·weight_decay must be < 1 (else w shrinks through 0), got max "
+                         f"{np.max(lr * wd):g}")
     return np.sqrt(lr * wd * (2 - lr * wd) / gv)
 
 
 def blew_up(loss, factor=10.0, axis=-1) -> np.ndarray:
-    """True where a run's loss became non-finite or rose above ``factor`` × its first value."""
-    loss = np.asarray(loss, dtype=float)
-    _check_positive(factor, "factor")
+    """True where a run's loss became non-finite or rose above ``factor`` × its first value.
+
+    ``loss``: recorded losses (NaN/inf are what it detects), not empty along ``axis``;
+    ``factor``: a finite number > 0.
+    """
+    loss = checks.array("loss", loss, finite=False, nonempty=False)
+    factor, axis = checks.positive("factor", factor), _axis(axis, "loss", loss)
     start = np.take(loss, [0], axis=axis)
-    bad = ~np.isfinite(loss) | (loss > factor * start)
+    with np.errstate(invalid="ignore", over="ignore"):
+        bad = ~np.isfinite(loss) | (loss > factor * start)
     return bad.any(axis=axis)
 
 
 def sgd_schedules(alpha: float, steps: int) -> dict:
-    """Theorem 4.2's factors: (t+1)^(−α) for group w and (t+1)^(−1/2) for group g."""
+    """Theorem 4.2's factors: (t+1)^(−α) for group w and (t+1)^(−1/2) for group g.
+
+    ``alpha`` in [0, 1/2] (the theorem's range; see its Remark 4.1), ``steps`` >= 1.
+    """
+    alpha, steps = checks.number("alpha", alpha), checks.integer("steps", steps)
     if not 0 <= alpha <= 0.5:
-        raise ValueError(f"alpha must be in [0, 1/2], got {alpha!r}")
-    _check_steps(steps)
+        raise ValueError(f"alpha must be in [0, 1/2] (Theorem 4.2; by its Remark 4.1 a rate "
+                         f"decaying faster than t^(-1/2) cannot be tuned back), got {alpha!r}")
     t = np.arange(steps, dtype=float)
     return {"w": (t + 1) ** -alpha, "g": (t + 1) ** -0.5}
 
 
 def eval_steps(steps: int, n_evals: int) -> np.ndarray:
-    """About ``n_evals`` log-spaced steps in [0, steps], always including 0 and ``steps``."""
-    _check_steps(steps), _check_steps(n_evals, "n_evals")
+    """About ``n_evals`` log-spaced steps in [0, steps], always including 0 and ``steps``
+    (both integers >= 1)."""
+    steps, n_evals = checks.integer("steps", steps), checks.integer("n_evals", n_evals)
     return np.unique(np.r_[0, np.round(np.geomspace(1, steps, n_evals)).astype(int)])

@@ -7,12 +7,51 @@ sliders. Built on :mod:`lib.autorate`; every run goes through :mod:`lib.train` o
 :mod:`lib.sweep`.
 """
 
+from collections.abc import Mapping
+
 import numpy as np
 import torch
 
-from lib import cache, stack, sweep, train
-from lib.autorate import (_check_positive, _check_steps, _xy, eval_steps, make_mlp,
-                          sgd_schedules)
+from lib import cache, checks, stack, sweep, train
+from lib.autorate import check_data, eval_steps, make_mlp, sgd_schedules
+
+
+def _values(name: str, values, nonneg: bool = False) -> np.ndarray:
+    """One number or a 1-D list of them, finite and > 0 (>= 0 with ``nonneg``), as an array."""
+    arr = np.atleast_1d(checks.array(name, values) if nonneg else
+                        checks.positive_array(name, values))
+    if arr.ndim != 1:
+        raise ValueError(f"{name} must be a number or a 1-D list of numbers, got shape {arr.shape}")
+    if nonneg and np.any(arr < 0):
+        raise ValueError(f"{name} must hold numbers >= 0, got min {arr.min():g}")
+    return arr
+
+
+def _seeds(seeds) -> list:
+    if isinstance(seeds, (str, bytes)) or not hasattr(seeds, "__iter__"):
+        raise TypeError(f"seeds must be a list of integer seeds, got {seeds!r}")
+    seeds = [checks.seed("seeds", s) for s in seeds]
+    if not seeds:
+        raise ValueError("seeds must list at least one seed")
+    return seeds
+
+
+def _batch_size(batch_size, n: int):
+    """None (full batch) or an integer in [1, n]."""
+    return None if batch_size is None else checks.integer("batch_size", batch_size, 1, n)
+
+
+def _name_or_none(name: str, value):
+    return None if value is None else checks.string(name, value)
+
+
+def _checked(data, width, depth=2, norm="bn_smooth"):
+    """(X, y, the make_mlp arguments that fit the data), refusing data its networks can't read."""
+    X, y = check_data(data)
+    shape = dict(width=width, depth=depth, n_in=X[0].numel(), n_out=int(y.max()) + 1)
+    probe = make_mlp(norm=norm, **shape).to(X.device)
+    check_data(data, probe)
+    return X, y, shape
 
 
 def rate_sweep(data, lr_w, lr_g, steps, width, norm="bn_smooth", seeds=(0,), depth=2,
@@ -20,13 +59,19 @@ def rate_sweep(data, lr_w, lr_g, steps, width, norm="bn_smooth", seeds=(0,), dep
     """Train :func:`make_mlp` networks for every (lr_w, lr_g, weight_decay_w, seed).
 
     A thin layer over :func:`lib.sweep.train_grid` (batched over the grid, cached under
-    ``cache``); metrics have the axes (lr_w, lr_g, weight_decay_w, seed, T, ...).
+    ``cache``); metrics have the axes (lr_w, lr_g, weight_decay_w, seed, T, ...), NaN
+    after a divergence, whose step is in ``diverged_at``. Learning rates > 0 and weight
+    decays >= 0 (numbers or 1-D lists), seeds a list of integers, ``batch_size`` None or
+    at most the number of examples, ``cache`` None or a name.
     """
-    X, y = _xy(data)
-    grid = sweep.Grid(lr_w=np.atleast_1d(lr_w), lr_g=np.atleast_1d(lr_g),
-                      weight_decay_w=np.atleast_1d(weight_decay_w), seed=list(seeds),
-                      width=[width], depth=[depth], norm=[norm], n_in=[X[0].numel()],
-                      n_out=[int(y.max()) + 1])
+    lr_w, lr_g = _values("lr_w", lr_w), _values("lr_g", lr_g)
+    weight_decay_w = _values("weight_decay_w", weight_decay_w, nonneg=True)
+    seeds, steps = _seeds(seeds), checks.integer("steps", steps)
+    X, y, shape = _checked(data, width, depth, norm)
+    batch_size, cache = _batch_size(batch_size, X.shape[0]), _name_or_none("cache", cache)
+    grid = sweep.Grid(lr_w=lr_w, lr_g=lr_g, weight_decay_w=weight_decay_w, seed=seeds,
+                      width=[shape["width"]], depth=[shape["depth"]], norm=[norm],
+                      n_in=[shape["n_in"]], n_out=[shape["n_out"]])
     config = train.TrainConfig(steps=steps, batch_size=batch_size,
                                lr={"w": 1.0, "g": 1.0}, weight_decay={"w": 0.0, "g": 0.0})
     res = sweep.train_grid(make_mlp, data, config, grid, mode="batched", cache=cache)
@@ -38,11 +83,11 @@ def rate_sweep(data, lr_w, lr_g, steps, width, norm="bn_smooth", seeds=(0,), dep
 
 def random_batches(n: int, batch_size: int, n_batches: int, seed: int = 0) -> torch.Tensor:
     """(n_batches, batch_size) indices: independent mini-batches, each a uniformly random
-    set of ``batch_size`` distinct examples out of ``n`` (as every batch of SGD is)."""
-    _check_steps(n, "n"), _check_steps(n_batches, "n_batches")
-    _check_steps(batch_size, "batch_size")
-    if batch_size > n:
-        raise ValueError(f"batch_size must be at most the {n} examples, got {batch_size}")
+    set of ``batch_size`` distinct examples out of ``n`` (as every batch of SGD is).
+
+    ``n``, ``n_batches`` integers >= 1, ``batch_size`` in [1, n], ``seed`` in [0, 2**63)."""
+    n, n_batches = checks.integer("n", n), checks.integer("n_batches", n_batches)
+    batch_size, seed = checks.integer("batch_size", batch_size, 1, n), checks.seed("seed", seed)
     gen = torch.Generator().manual_seed(seed)
     return torch.stack([torch.randperm(n, generator=gen)[:batch_size] for _ in range(n_batches)])
 
@@ -72,6 +117,31 @@ def _unit_gradients(stk: stack.Stack, X, y, batches, loss):
     return torch.cat([t.flatten(2) for t in parts], -1), losses.unflatten(0, (k, c))
 
 
+def _stack_data(stk, data, loss):
+    """(X, y) of ``data``, checked against the stack ``stk`` (scale-invariant, able to read X)."""
+    if not isinstance(stk, stack.Stack):
+        raise TypeError(f"stk must be a lib.stack.Stack, got {type(stk).__name__}")
+    if not stk.groups.get("w"):
+        raise ValueError("stk has no scale-invariant weights (empty group 'w')")
+    checks.choice("loss", loss, train.LOSSES)
+    first = ({n: p[0] for n, p in stk.params.items()},
+             {n: b[0].clone() for n, b in stk.buffers.items()})
+    return check_data(data, lambda x: stk(*first, x))
+
+
+def _batches(batches, n: int) -> torch.Tensor:
+    if isinstance(batches, np.ndarray) and batches.dtype.kind in "iu":
+        batches = torch.from_numpy(batches)
+    batches = checks.tensor("batches", batches, ndim=2, floating=False)
+    if batches.shape[0] < 2:
+        raise ValueError(f"batches must be (M, B) indices with M >= 2, got shape "
+                         f"{tuple(batches.shape)}")
+    if int(batches.min()) < 0 or int(batches.max()) >= n:
+        raise ValueError(f"batches must index the {n} examples (0..{n - 1}), got "
+                         f"{int(batches.min())}..{int(batches.max())}")
+    return batches
+
+
 def expected_gradients(stk: stack.Stack, data, batches, loss="cross_entropy") -> dict:
     """The objective SGD minimises, L = E_B F_B over mini-batches B, and its gradient, for
     every model of a stack, estimated from the mini-batches ``batches`` (M, B).
@@ -87,12 +157,10 @@ def expected_gradients(stk: stack.Stack, data, batches, loss="cross_entropy") ->
     estimate (M‖ḡ‖² − mean_i ‖g_i‖²)/(M − 1) of ‖∇L(V; g)‖² (the mean of ⟨g_i, g_j⟩ over
     pairs i ≠ j: it can dip below 0 when the gradient is tiny), and ``norm_sq`` ‖w‖² of
     the whole group. The models' running statistics are left alone.
+    ``batches``: an integer tensor (or array) of indices into the data, M >= 2 rows.
     """
-    X, y = _xy(data)
-    batches = torch.as_tensor(batches, device=X.device)
-    if batches.ndim != 2 or batches.shape[0] < 2:
-        raise ValueError("batches must be (M, B) indices with M >= 2, "
-                         f"got shape {tuple(batches.shape)}")
+    X, y = _stack_data(stk, data, loss)
+    batches = _batches(batches, X.shape[0]).to(X.device)
     k, m = stk.size, batches.shape[0]
     n_params = sum(p[0].numel() for p in stk.params.values())
     chunk = max(1, min(m, CHUNK_ELEMENTS // (k * n_params)))
@@ -117,18 +185,20 @@ def sgd_convergence(data, lr_w, alpha, lr_g, steps, batch_size, seeds, width, de
     :func:`expected_gradients` with ``n_batches`` fresh random mini-batches (each stretch
     between pauses reshuffles the data afresh). Returns ``step`` (E,), and ``loss``,
     ``grad_sq`` and ``norm_sq`` (at those steps) of shape (len(lr_w), len(alpha),
-    len(seeds), E). Cached under ``cache_name`` if given.
+    len(seeds), E), NaN once a run has diverged, and ``diverged_at`` (len(lr_w),
+    len(alpha), len(seeds)), the step of a run's first non-finite loss or −1. Cached
+    under ``cache_name`` if given. ``lr_w`` > 0 and ``alpha`` in [0, 1/2] are numbers or
+    1-D lists, ``batch_size`` at most the number of examples, ``n_batches`` >= 2.
     """
-    X, y = _xy(data)
-    _check_steps(batch_size, "batch_size")
-    if not isinstance(n_batches, (int, np.integer)) or n_batches < 2:
-        raise ValueError(f"n_batches must be an integer >= 2, got {n_batches!r}")
-    if batch_size > X.shape[0]:
-        raise ValueError(f"batch_size must be at most the {X.shape[0]} examples, "
-                         f"got {batch_size}")
-    at = eval_steps(steps, n_evals)
-    points = [(float(a), float(b), int(s)) for a in np.atleast_1d(lr_w)
-              for b in np.atleast_1d(alpha) for s in seeds]
+    lr_w, alphas = _values("lr_w", lr_w), _values("alpha", alpha, nonneg=True)
+    for a in alphas:
+        sgd_schedules(a, 1)  # refuses alpha outside Theorem 4.2's [0, 1/2], by name
+    lr_g, seeds = checks.positive("lr_g", lr_g), _seeds(seeds)
+    X, y, shape = _checked(data, width, depth)
+    batch_size = checks.integer("batch_size", batch_size, 1, X.shape[0])
+    n_batches = checks.integer("n_batches", n_batches, lo=2)
+    at, cache_name = eval_steps(steps, n_evals), _name_or_none("cache_name", cache_name)
+    points = [(float(a), float(b), s) for a in lr_w for b in alphas for s in seeds]
     key = {"points": points, "lr_g": lr_g, "at": at, "batch_size": batch_size,
            "width": width, "depth": depth, "n_batches": n_batches,
            "data": sweep.data_fingerprint(data)}
@@ -139,36 +209,37 @@ def sgd_convergence(data, lr_w, alpha, lr_g, steps, batch_size, seeds, width, de
 
     def run(_key):
         scheds = [sgd_schedules(b, steps) for _, b, _ in points]
-        nets = [make_mlp(seed=s, width=width, depth=depth, n_in=X[0].numel(),
-                         n_out=int(y.max()) + 1) for _, _, s in points]
-        stk = stack.from_models(nets, device=X.device)
-        results = [measure(stk, 0)]
+        stk = stack.from_models([make_mlp(seed=s, **shape) for _, _, s in points],
+                                device=X.device)
+        results, diverged_at = [measure(stk, 0)], np.full(len(points), -1)
         for start, stop in zip(at[:-1], at[1:]):
             length = int(stop - start)
             configs = [train.TrainConfig(
-                steps=length, batch_size=batch_size, lr={"w": a, "g": float(lr_g)},
-                schedule={g: sc[g][start:stop] for g in sc}, seed=s * 100_003 + int(start),
-                log_every=length) for (a, _, s), sc in zip(points, scheds)]
-            train.fit(stk, data, configs, bar=False)
+                steps=length, batch_size=batch_size, lr={"w": a, "g": lr_g},
+                schedule={g: sc[g][start:stop] for g in sc},
+                seed=(s * 100_003 + int(start)) % 2**63, log_every=length)
+                for (a, _, s), sc in zip(points, scheds)]
+            for k, h in enumerate(train.fit(stk, data, configs, bar=False)):
+                if h.diverged and diverged_at[k] < 0:  # a result: recorded, not raised
+                    diverged_at[k] = start + h.diverged_at
             results.append(measure(stk, stop))
-        return {k: np.stack([r[k] for r in results], -1) for k in results[0]}
+        return {"diverged_at": diverged_at,
+                **{k: np.stack([r[k] for r in results], -1) for k in results[0]}}
 
     out = cache.memoize(cache_name, key, run) if cache_name else run(None)
-    shape = (np.size(lr_w), np.size(alpha), len(seeds), len(at))
-    return {"step": at, **{k: v.reshape(shape) for k, v in out.items()}}
-
-
-def _shape(data, width):
-    X, y = _xy(data)
-    return X.device, dict(width=width, n_in=X[0].numel(), n_out=int(y.max()) + 1)
+    grid = (len(lr_w), len(alphas), len(seeds))
+    return {"step": at, "diverged_at": out["diverged_at"].reshape(grid),
+            **{k: v.reshape(grid + (len(at),)) for k, v in out.items() if k != "diverged_at"}}
 
 
 def _curves(hists, steps):
-    """(K, steps+1) arrays from K histories, NaN after a divergence."""
+    """(K, steps+1) arrays from K histories, NaN after a divergence, and ``diverged_at`` (K,)."""
     pad = lambda a: np.r_[a, np.full(steps + 1 - len(a), np.nan)]  # noqa: E731
     norm_sq = np.stack([pad(h.weight_norm_sq["w"].sum(1)) for h in hists])
     return {"loss": np.stack([pad(h.loss) for h in hists]), "norm_sq": norm_sq,
-            "eff_lr": np.stack([pad(h.lr["w"]) for h in hists]) / norm_sq}
+            "eff_lr": np.stack([pad(h.lr["w"]) for h in hists]) / norm_sq,
+            "diverged_at": np.array([-1 if h.diverged_at is None else h.diverged_at
+                                     for h in hists])}
 
 
 def rate_curves(data, eta_w, eta_g, steps, width) -> dict:
@@ -176,16 +247,19 @@ def rate_curves(data, eta_w, eta_g, steps, width) -> dict:
     and on the same network without normalisation, each set trained as one stack.
 
     Returns ``step`` (T+1,), ``loss_bn``, ``loss_plain``, and ``norm_sq`` (‖w_t‖²) and
-    ``eff_lr`` (η_w/‖w_t‖²) of the normalised network, each (len(eta_w), T+1).
+    ``eff_lr`` (η_w/‖w_t‖²) of the normalised network, each (len(eta_w), T+1) and NaN
+    after a divergence, and ``diverged_at_bn``, ``diverged_at_plain`` (len(eta_w),): the
+    step of the first non-finite loss, or −1. ``eta_w`` > 0 a number or a 1-D list.
     """
-    etas = np.atleast_1d(np.asarray(eta_w, dtype=float))
-    device, shape = _shape(data, width)
-    configs = [train.TrainConfig(steps=steps, lr={"w": e, "g": float(eta_g)}) for e in etas]
+    etas, eta_g = _values("eta_w", eta_w), checks.positive("eta_g", eta_g)
+    steps = checks.integer("steps", steps)
+    X, _, shape = _checked(data, width)
+    configs = [train.TrainConfig(steps=steps, lr={"w": e, "g": eta_g}) for e in etas]
     out = {"step": np.arange(steps + 1)}
     for norm, tag in (("bn_smooth", "bn"), ("none", "plain")):
-        nets = stack.from_models([make_mlp(norm=norm, **shape) for _ in etas], device=device)
+        nets = stack.from_models([make_mlp(norm=norm, **shape) for _ in etas], device=X.device)
         curves = _curves(train.fit(nets, data, configs, bar=False), steps)
-        out[f"loss_{tag}"] = curves["loss"]
+        out[f"loss_{tag}"], out[f"diverged_at_{tag}"] = curves["loss"], curves["diverged_at"]
         if tag == "bn":
             out.update(norm_sq=curves["norm_sq"], eff_lr=curves["eff_lr"])
     return out
@@ -193,11 +267,20 @@ def rate_curves(data, eta_w, eta_g, steps, width) -> dict:
 
 def member(family: dict, values, value) -> dict:
     """The part of ``family`` for ``value``: its arrays are indexed first by ``values``
-    (``step`` is shared)."""
+    (``step`` is shared); ``value`` must be one of ``values``."""
+    if not isinstance(family, Mapping):
+        raise TypeError(f"family must be a dict of arrays, got {type(family).__name__}")
+    if isinstance(values, (str, bytes)) or not hasattr(values, "__iter__"):
+        raise TypeError(f"values must be a list of the family's values, got {values!r}")
     values = list(values)
-    if value not in values:
-        raise ValueError(f"{value!r} is not one of the family's values {values}")
-    i = values.index(value)
+    wrong = [k for k, v in family.items() if k != "step" and len(v) != len(values)]
+    if wrong:
+        raise ValueError(f"family's arrays {wrong} are not indexed by the {len(values)} values")
+    try:
+        i = values.index(value)
+    except ValueError:  # also an array, whose comparison is ambiguous
+        raise ValueError(f"value must be one of the family's values {values}, "
+                         f"got {value!r}") from None
     return {k: v if k == "step" else v[i] for k, v in family.items()}
 
 
@@ -206,21 +289,25 @@ def scale_pair(data, g0, lam, eta_w, eta_g, steps, width, batch_size) -> dict:
     (initial scale g₀, η_w, λ) and (initial scale 1, η_w/g₀², λg₀²), on the same batches.
 
     All runs are trained as one stack. Returns ``step`` (T+1,), and ``loss``, ``norm_sq``
-    (‖w_t‖²) and ``eff_lr`` (η_w,t/‖w_t‖²), each (len(g0), 2, T+1).
+    (‖w_t‖²) and ``eff_lr`` (η_w,t/‖w_t‖²), each (len(g0), 2, T+1) and NaN after a
+    divergence, and ``diverged_at`` (len(g0), 2), the step of the first non-finite loss or
+    −1. ``g0`` > 0 a number or a 1-D list; 0 <= ``lam`` < 1/``eta_w``; ``batch_size`` None
+    (full batch) or at most the number of examples.
     """
-    g0 = np.atleast_1d(np.asarray(g0, dtype=float))
-    if g0.ndim != 1 or not np.all(g0 > 0):
-        raise ValueError(f"g0 must be one or more numbers > 0, got {g0}")
-    _check_positive(eta_w, "eta_w")
-    if not (isinstance(lam, (int, float, np.number)) and 0 <= lam < 1 / eta_w):
-        raise ValueError(f"lam must be in [0, 1/eta_w), got {lam!r}")
-    device, shape = _shape(data, width)
+    g0, eta_w = _values("g0", g0), checks.positive("eta_w", eta_w)
+    lam, eta_g = checks.nonnegative("lam", lam), checks.positive("eta_g", eta_g)
+    if lam * eta_w >= 1:
+        raise ValueError(f"lam must be < 1/eta_w = {1 / eta_w:g} (else the decay factor "
+                         f"1 − eta_w·lam is not positive), got {lam!r}")
+    steps = checks.integer("steps", steps)
+    X, _, shape = _checked(data, width)
+    batch_size = _batch_size(batch_size, X.shape[0])
     nets = [make_mlp(init_scale=r, **shape) for r in g0] + [make_mlp(**shape) for _ in g0]
     pairs = [(eta_w, lam)] * len(g0) + [(eta_w / r**2, lam * r**2) for r in g0]
     configs = [train.TrainConfig(steps=steps, batch_size=batch_size,
-                                 lr={"w": float(lr), "g": float(eta_g)},
+                                 lr={"w": float(lr), "g": eta_g},
                                  weight_decay={"w": float(wd), "g": 0.0}) for lr, wd in pairs]
-    hists = train.fit(stack.from_models(nets, device=device), data, configs, bar=False)
+    hists = train.fit(stack.from_models(nets, device=X.device), data, configs, bar=False)
     curves = _curves(hists, steps)
-    out = {k: v.reshape(2, len(g0), steps + 1).swapaxes(0, 1) for k, v in curves.items()}
+    out = {k: v.reshape(2, len(g0), *v.shape[1:]).swapaxes(0, 1) for k, v in curves.items()}
     return {"step": np.arange(steps + 1), **out}

@@ -46,7 +46,9 @@ def test_smoothed_bn_network_is_scale_invariant(f64):
 def test_standard_bn_breaks_invariance_measurably(f64):
     r = autorate.scale_invariance(net("bn"), tiny(), [1e-3, 1.0, 1e3])
     assert r["loss_gap"][0] > 1e-3 and r["grad_gap"][0] > 1e-2  # ε dominates small weights
-    assert r["loss_gap"][1] == 0
+    # c = 1: the same point evaluated twice; only the order of summation may differ, by a
+    # few ulps of each sum over 64 examples (the bound of the smoothed test above)
+    assert r["loss_gap"][1] < 1e-13
     assert 0 < r["loss_gap"][2] < 1e-3                           # nearly, not exactly, invariant
 
 
@@ -193,13 +195,19 @@ def test_rate_curves_bn_survives_where_plain_blows_up():
 
 
 def test_rate_curves_stack_equals_separate_runs(f64):
+    """The stack (vmap) and a lone run sum in different orders. Over these 15 steps a
+    relative perturbation of the start grows at most ~10-fold, except for the plain
+    network at η_w = 50, where it grows ~1e4-fold (measured: 1e-12 became 8e-9). Round-off
+    of up to ~1e-15 per step (a few ulps of each sum) then allows 15·1e4·1e-15 ≈ 2e-10
+    there and ~2e-13 elsewhere; a wrong step would differ at O(1)."""
     X, y = tiny()
     both = ax.rate_curves((X, y), eta_w=[0.5, 50.0], eta_g=0.1, steps=15, width=10)
     for k, eta in enumerate([0.5, 50.0]):
         for norm, key in (("bn_smooth", "loss_bn"), ("none", "loss_plain")):
             h = train.train(autorate.make_mlp(width=10, norm=norm, n_in=8, n_out=3), (X, y),
                             TrainConfig(steps=15, lr={"w": eta, "g": 0.1}), bar=False)
-            np.testing.assert_allclose(both[key][k], h.loss, rtol=1e-10)
+            chaotic = norm == "none" and eta == 50.0
+            np.testing.assert_allclose(both[key][k], h.loss, rtol=1e-8 if chaotic else 1e-10)
 
 
 # --- 5. SGD ---------------------------------------------------------------------------
@@ -249,6 +257,8 @@ def test_expected_gradients_in_chunks_equal_one_pass(f64, monkeypatch):
     batches = ax.random_batches(len(y), 8, 7, seed=1)
     whole = ax.expected_gradients(stk, (X, y), batches)
     monkeypatch.setattr(ax, "CHUNK_ELEMENTS", 1)          # one batch at a time
+    # the sums over 7 batches are regrouped: ~7 ulps, times ‖g_i‖²/‖ḡ‖² ≈ 5 (measured) for
+    # the cancellation in grad_sq: ~4e-15, far below 1e-12
     for key, value in ax.expected_gradients(stk, (X, y), batches).items():
         np.testing.assert_allclose(value, whole[key], rtol=1e-12)
 
@@ -353,7 +363,9 @@ def test_initial_scale_r_equals_rate_divided_by_r_squared(f64, g0, lam):
     np.testing.assert_allclose(loss[0], loss[1], rtol=1e-10)
     np.testing.assert_allclose(norm_sq[0], g0**2 * norm_sq[1], rtol=1e-10)
     np.testing.assert_allclose(eff[0], eff[1], rtol=1e-10)
-    np.testing.assert_allclose(r["loss"][1, 0], r["loss"][1, 1], rtol=1e-12)  # g₀ = 1: the same run
+    # g₀ = 1: the same run twice within one stack. Over 40 steps a perturbation grows
+    # < 10-fold (measured), so round-off of ~1e-15 per step stays below 40·10·1e-15 = 4e-13
+    np.testing.assert_allclose(r["loss"][1, 0], r["loss"][1, 1], rtol=1e-12)
     assert np.abs(r["loss"][0, 0] - r["loss"][1, 0]).max() > 1e-3              # g₀ changes the run
 
 
