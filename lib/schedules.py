@@ -26,11 +26,14 @@ from lib import checks
 LOG_MAX = math.log(np.finfo(np.float64).max)  # ≈ 709.78: e^LOG_MAX is float64's largest
 
 
-def _hyper(eta=None, weight_decay=None, momentum=None):
+_SKIP = object()  # an argument the function does not take (None is a bad value, not this)
+
+
+def _hyper(eta=_SKIP, weight_decay=_SKIP, momentum=_SKIP):
     """η > 0, λ ≥ 0 and γ in [0, 1), each checked by name when given."""
-    return (None if eta is None else checks.positive("eta", eta),
-            None if weight_decay is None else checks.nonnegative("weight_decay", weight_decay),
-            None if momentum is None else checks.fraction("momentum", momentum))
+    return (None if eta is _SKIP else checks.positive("eta", eta),
+            None if weight_decay is _SKIP else checks.nonnegative("weight_decay", weight_decay),
+            None if momentum is _SKIP else checks.fraction("momentum", momentum))
 
 
 def _lrs(lrs) -> np.ndarray:
@@ -46,7 +49,7 @@ def _refuse_overflow(log_rates, names: str, advice: str) -> None:
     over = np.flatnonzero(np.asarray(log_rates) > LOG_MAX)
     if over.size:
         raise ValueError(f"{names}: the rate exceeds float64 at step {over[0]} "
-                         f"(e^{float(np.max(log_rates)):.4g} > e^{LOG_MAX:.2f}); {advice}")
+                         f"(log of the rate {float(np.max(log_rates)):.6f} > {LOG_MAX:.6f}); {advice}")
 
 
 def _finite(rates: np.ndarray, names: str, advice: str) -> np.ndarray:
@@ -94,11 +97,14 @@ def exp_lr(eta: float, weight_decay: float, momentum: float, steps: int) -> np.n
     steps = checks.integer("steps", steps)
     alpha = exp_lr_alpha(eta, weight_decay, momentum)
     eta = float(eta)
-    log_growth = -(2.0 * np.arange(steps) + 1) * math.log(alpha)  # of α^{−2t−1}, then × η
+    log_rate = math.log(eta) - (2.0 * np.arange(steps) + 1) * math.log(alpha)
     names, advice = "weight_decay and steps", f"α = {alpha:.6g}; use fewer steps or a smaller λη"
-    _refuse_overflow(np.maximum(log_growth, math.log(eta) + log_growth), names, advice)
+    _refuse_overflow(log_rate, names, advice)
     with np.errstate(over="ignore"):
-        return _finite(eta * alpha ** (-2.0 * np.arange(steps) - 1), names, advice)
+        lrs = eta * alpha ** (-2.0 * np.arange(steps) - 1)
+    edge = ~np.isfinite(lrs)  # α^{−2t−1} alone overflowed, η α^{−2t−1} (η < 1) does not
+    lrs[edge] = np.exp(log_rate[edge])
+    return _finite(lrs, names, advice)
 
 
 def growth_per_epoch(eta: float, weight_decay: float, momentum: float,
@@ -199,13 +205,13 @@ def texp(lrs, weight_decay: float, momentum: float) -> np.ndarray:
     ``lrs``: a 1-D array of finite rates > 0. Raises ValueError (naming weight_decay and
     lrs) if the result would exceed float64.
     """
-    _, weight_decay, momentum = _hyper(None, weight_decay, momentum)
+    _, weight_decay, momentum = _hyper(_SKIP, weight_decay, momentum)
     return _tapered(_lrs(lrs), weight_decay, momentum, entry_factor=True)
 
 
 def texp_minus(lrs, weight_decay: float, momentum: float) -> np.ndarray:
     """TEXP−− (Li & Arora, section 4.1): TEXP without the drop η_I/η_{I−1} at phase entry."""
-    _, weight_decay, momentum = _hyper(None, weight_decay, momentum)
+    _, weight_decay, momentum = _hyper(_SKIP, weight_decay, momentum)
     return _tapered(_lrs(lrs), weight_decay, momentum, entry_factor=False)
 
 
@@ -230,7 +236,7 @@ def texp_plus(lrs, weight_decay: float, momentum: float, alpha0: float = 1.0):
     With ``alpha0 = 1`` both processes start with zero momentum. ``alpha0`` in (0, 1];
     raises ValueError (naming weight_decay and lrs) if a_t <= 0 or η̃ would exceed float64.
     """
-    _, weight_decay, momentum = _hyper(None, weight_decay, momentum)
+    _, weight_decay, momentum = _hyper(_SKIP, weight_decay, momentum)
     lrs = _lrs(lrs)
     alpha0 = checks.number("alpha0", alpha0, lo=0, hi=1, lo_open=True)
     a = np.empty(lrs.size + 1)
