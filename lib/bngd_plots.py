@@ -312,8 +312,10 @@ def lr_sweeps(panels, lrs) -> Figure:
         if not isinstance(curves, dict) or not curves:
             raise TypeError("panels must map each title to a non-empty dict {label: array}")
         for v in curves.values():
-            if _curves("panels", v, n).ndim != 2:
-                raise ValueError("panels must hold (lr, seeds) arrays")
+            v = _curves("panels", v)
+            if v.ndim != 2 or v.shape[0] != n:
+                raise ValueError(f"panels must hold (lr, seeds) arrays with one row per value of "
+                                 f"lrs ({n}), got shape {v.shape}")
     fig, axes = _new(len(panels), size=(5.25 * len(panels), 4.3))
     for ax, (title, curves) in zip(axes[0], panels.items()):
         finite_max = max(np.nanmax(np.where(np.isfinite(v), v, np.nan)) for v in curves.values())
