@@ -7,6 +7,18 @@ from lib.models import MLP, SmallCNN
 from lib.train import TrainConfig
 
 
+EPS = np.finfo(np.float64).eps
+N = 96  # examples in blobs: the longest sum a step computes
+
+
+def roundoff(steps):
+    """Relative gap allowed between two code paths (vmap/bmm vs one model, other thread
+    counts) after ``steps`` steps: each step sums at most N terms in another order (≤ N·ε
+    relative, ×10 for cancellation in gradient sums), and where the compared runs do not
+    amplify round-off (small effective steps) these gaps add up over the steps."""
+    return 10 * steps * N * EPS
+
+
 def make_mlp(seed=0, width=12):
     torch.manual_seed(seed)
     return MLP((8, width, 3), norm="bn").double()
@@ -31,8 +43,14 @@ def test_batched_and_looped_sweeps_agree(blobs):
     a = sweep.train_grid(make_mlp, blobs, cfg, grid, mode="batched")
     b = sweep.train_grid(make_mlp, blobs, cfg, grid, mode="loop")
     assert a.metrics["loss"].shape == (3, 2, 26)
-    for name in a.metrics:
-        np.testing.assert_allclose(a.metrics[name], b.metrics[name], rtol=1e-9, atol=1e-12, err_msg=name)
+    np.testing.assert_array_equal(a.diverged_at, b.diverged_at)
+    tol = roundoff(26)
+    for name in a.metrics:  # η ≤ 0.3: whole runs; η = 3 amplifies round-off (≈1.5× a step
+        # with momentum 0.9), so that run is compared before it can: t = 0 and 1
+        np.testing.assert_allclose(a.metrics[name][:2], b.metrics[name][:2], rtol=tol, atol=tol,
+                                   err_msg=name)
+        np.testing.assert_allclose(a.metrics[name][2, :, :2], b.metrics[name][2, :, :2], rtol=tol,
+                                   atol=tol, err_msg=name)
 
 
 def test_per_model_learning_rates_match_separate_runs(blobs):
@@ -41,7 +59,9 @@ def test_per_model_learning_rates_match_separate_runs(blobs):
     for i, lr_w in enumerate([0.1, 10.0]):
         for j, lr_g in enumerate([0.01, 0.5]):
             alone = train.train(make_mlp(), blobs, TrainConfig(steps=15, lr={"w": lr_w, "g": lr_g}))
-            np.testing.assert_allclose(res.metrics["loss"][i, j], alone.loss, rtol=1e-10)
+            # full batch, and η_w acts on scale-invariant weights whose effective step
+            # shrinks as ‖w‖ grows: no amplification over these 15 steps
+            np.testing.assert_allclose(res.metrics["loss"][i, j], alone.loss, rtol=roundoff(16))
             np.testing.assert_allclose(res.sel(lr_w=lr_w, lr_g=lr_g)["lr_g"], lr_g)
     assert not np.allclose(res.metrics["loss"][0, 0], res.metrics["loss"][1, 1])
 
@@ -55,7 +75,8 @@ def test_batchnorm_keeps_statistics_per_model(blobs):
         alone = make_mlp(seed=seed)
         train.train(alone, blobs, cfg)
         for name, buf in alone.named_buffers():
-            torch.testing.assert_close(s.buffers[name][k], buf, rtol=1e-10, atol=1e-12)
+            tol = roundoff(6)  # 5 short steps: the batch statistics differ by round-off only
+            torch.testing.assert_close(s.buffers[name][k], buf, rtol=tol, atol=tol)
     means = s.buffers["hidden.0.running_mean"]
     assert not torch.allclose(means[0], means[1])
 
@@ -156,6 +177,7 @@ def test_observed_quantities_become_metrics_in_both_modes(blobs):
     a = sweep.train_grid(make_mlp, blobs, cfg, grid, mode="batched", observe=observe)
     b = sweep.train_grid(make_mlp, blobs, cfg, grid, mode="loop", observe=observe)
     assert a.metrics["w0_norm"].shape == (2, 2, 3)
-    np.testing.assert_allclose(a.metrics["w0_norm"], b.metrics["w0_norm"], rtol=1e-10)
+    np.testing.assert_allclose(a.metrics["w0_norm"], b.metrics["w0_norm"], rtol=roundoff(7))
+    # one run, two roundings of one sum of squares: a few ε
     np.testing.assert_allclose(a.metrics["w0_norm"] ** 2, a.metrics["weight_norm_sq_w"][..., 0],
-                               rtol=1e-10)
+                               rtol=1e-13)
