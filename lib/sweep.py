@@ -18,7 +18,6 @@ import dataclasses
 import hashlib
 import inspect
 import itertools
-import math
 
 import numpy as np
 import torch

@@ -94,7 +94,7 @@ class History:
     lr: dict                         # group -> (T,) learning rate η_t
     grad_norm_sq: dict               # group -> (T,) ‖∇_group L(θ_t)‖² (without weight decay)
     weight_norm_sq: dict             # group -> (T, n_tensors) ‖θ_t‖² of each tensor
-    diverged_at: int | None = None   # first step with a non-finite loss, if any
+    diverged_at: int | None = None   # first step with a non-finite loss (or ‖θ‖², ‖∇L‖²), if any
     extra: dict = field(default_factory=dict)
 
     def __post_init__(self):
@@ -274,7 +274,6 @@ def unpack(data, name: str = "data"):
     return X, y
 
 
-_unpack = unpack  # old private name, still imported by lib.explr and lib.bn_experiments
 
 
 def _batch_indices(configs, n: int, device):
