@@ -234,11 +234,14 @@ def paired_runs(data, lrs_a, weight_decay_a, lrs_b, weight_decay_b=0.0, momentum
     with a non-finite loss: the histories stop there).
     """
     X, y = _pair("data", data)
-    lrs_a, lrs_b = checks.positive_array("lrs_a", lrs_a, ndim=1), checks.positive_array("lrs_b", lrs_b, ndim=1)
+    lrs_a = checks.positive_array("lrs_a", lrs_a, ndim=1)
+    lrs_b = checks.positive_array("lrs_b", lrs_b, ndim=1)
     checks.same_length(lrs_a=lrs_a, lrs_b=lrs_b)
-    wds = checks.nonnegative("weight_decay_a", weight_decay_a), checks.nonnegative("weight_decay_b", weight_decay_b)
+    wds = (checks.nonnegative("weight_decay_a", weight_decay_a),
+           checks.nonnegative("weight_decay_b", weight_decay_b))
     momentum, seed = checks.fraction("momentum", momentum), checks.seed("seed", seed)
-    init_b, make_model = _maybe(checks.function, "init_b", init_b), _maybe(checks.function, "make_model", make_model)
+    init_b = _maybe(checks.function, "init_b", init_b)
+    make_model = _maybe(checks.function, "make_model", make_model)
     batch_size, dtype = _batch_size(batch_size, len(y)), checks.float_dtype("dtype", dtype)
     make_model = make_model or (lambda seed: ScaleInvariantMLP((196, 32, 32, 10), seed))
     data = (X.to(dtype), y)
