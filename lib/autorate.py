@@ -193,7 +193,8 @@ def _sphere_step(model, params, G, eta_w, eta_g, X, y, loss):
     norm = _sq(stepped.values()).sqrt()
     new = {n: p / norm for n, p in stepped.items()}
     new.update({n: params[n] - eta_g * grads[n] for n in g})
-    return value, new, G + eta_w / G * eta_w * _sq([grads[n] for n in w])
+    # eta_w * eta_w, not eta_w**2: a huge rate overflows to inf instead of raising
+    return value, new, G + eta_w * eta_w / G * _sq([grads[n] for n in w])
 
 
 def _max_gap(a: dict, b: dict) -> float:
