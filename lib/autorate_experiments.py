@@ -273,7 +273,7 @@ def member(family: dict, values, value) -> dict:
     if isinstance(values, (str, bytes)) or not hasattr(values, "__iter__"):
         raise TypeError(f"values must be a list of the family's values, got {values!r}")
     values = list(values)
-    wrong = [k for k, v in family.items() if k != "step" and len(v) != len(values)]
+    wrong = [k for k, v in family.items() if k != "step" and np.shape(v)[:1] != (len(values),)]
     if wrong:
         raise ValueError(f"family's arrays {wrong} are not indexed by the {len(values)} values")
     try:
