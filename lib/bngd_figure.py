@@ -82,7 +82,7 @@ def first_step_margin(p: Problem) -> float:
 
     It is 0 exactly for the paper's start w₀ ∝ Hu = g: the first step is orthogonal to g.
     """
-    _instance("p", p, Problem)
+    checks.instance("p", p, Problem)
     g = p.h * p.u
     s0 = (p.w0 @ g) / (p.w0 @ (p.h * p.w0))
     return float(g @ g - s0 * (g @ (p.h * p.w0)))
@@ -124,8 +124,8 @@ class Figure1Result:
     classes: np.ndarray = field(init=False)  # (a0, eps, eps_a) index into CLASS_LABELS
 
     def __post_init__(self):
-        _instance("problem", self.problem, Problem)
-        _instance("config", self.config, Figure1Config)
+        checks.instance("problem", self.problem, Problem)
+        checks.instance("config", self.config, Figure1Config)
         c, cfg = self.problem.c, self.config
         self.classes = classify(self.loss, self.eff_step, self.loss_gd,
                                 self.problem.gd.eps_opt, cfg.floor * c, cfg.close)
@@ -160,8 +160,8 @@ def classify(loss_bn, eff_step, loss_gd, eps_opt, floor, close=0.8) -> np.ndarra
 
 def figure1(problem: Problem, config: Figure1Config = Figure1Config()) -> Figure1Result:
     """The paper's figure-1 grid for one problem: one batched BNGD call over every cell."""
-    _instance("problem", problem, Problem)
-    _instance("config", config, Figure1Config)
+    checks.instance("problem", problem, Problem)
+    checks.instance("config", config, Figure1Config)
     dt = dict(dtype=torch.float64, device=problem.h.device)
     a0 = torch.tensor(config.a0, **dt)[:, None, None]
     eps = torch.tensor(config.eps, **dt)[:, None]
@@ -195,7 +195,7 @@ def eps_sweep(problem: Problem, eps, steps: int, a0: float = 1.0, eps_a: float =
 
     eps: 1-D numbers > 0; steps: an integer >= 0; a0 finite; eps_a > 0.
     """
-    _instance("problem", problem, Problem)
+    checks.instance("problem", problem, Problem)
     eps = checks.positive_array("eps", eps, ndim=1)
     eps = torch.as_tensor(eps, dtype=torch.float64, device=problem.h.device)
     bn = ols.bngd(problem.h, problem.u, a0, problem.w0, eps, eps_a, steps)
@@ -208,7 +208,7 @@ def eps_sweep(problem: Problem, eps, steps: int, a0: float = 1.0, eps_a: float =
 def best_rates(problem: Problem) -> dict:
     """Per-step contraction of the residual at the best step: GD (κ) and BNGD near its
     minimiser (κ* of H*), ((κ−1)/(κ+1) and (κ*−1)/(κ*+1))."""
-    _instance("problem", problem, Problem)
+    checks.instance("problem", problem, Problem)
     kappa = problem.kappa
     kstar = bngd_theory.pseudo_condition(problem.h, problem.u)
     return {"kappa": kappa, "kappa_star": kstar, "gd": (kappa - 1) / (kappa + 1),
@@ -227,7 +227,7 @@ def gd_rates(kappa: float, steps: int = 200, n_eps: int = 121, eps_range=(1e-5, 
     """
     kappa = checks.number("kappa", kappa, lo=1)
     steps, n_eps = checks.integer("steps", steps, lo=2), checks.integer("n_eps", n_eps)
-    eps_range = _interval("eps_range", eps_range)
+    eps_range = checks.interval("eps_range", eps_range)
     h = torch.tensor([1.0, float(kappa)], dtype=torch.float64)
     k = ols.gd_constants(h)
     eps = np.union1d(np.geomspace(*eps_range, n_eps), [k.eps_opt, k.eps_max])  # both exactly
@@ -280,18 +280,3 @@ def _slider_batch(kappa, eps_a, a0, eps, steps):
     loss_gd = (gd.loss / c).numpy()
     return {"bngd": (bn.loss / c).numpy(), "gd": loss_gd[:, :-1], "gd_opt": loss_gd[:, -1],
             "eff_step": bn.eff_step.numpy(), "constants": k}
-
-
-def _instance(name: str, value, cls):
-    """``value`` if it is a ``cls``, else a TypeError naming the argument."""
-    if not isinstance(value, cls):
-        raise TypeError(f"{name} must be a {cls.__name__}, got {type(value).__name__}")
-    return value
-
-
-def _interval(name: str, value) -> tuple:
-    """A pair (lo, hi) of finite numbers with 0 < lo < hi (a range on a log axis)."""
-    pair = checks.positive_array(name, value, ndim=1)
-    if pair.shape != (2,) or not pair[0] < pair[1]:
-        raise ValueError(f"{name} must be a pair (lo, hi) with 0 < lo < hi, got {value!r}")
-    return float(pair[0]), float(pair[1])

@@ -37,21 +37,6 @@ def _bounded(loss, top=1e3):
         return np.where(np.isfinite(loss) & (loss < top), loss, np.nan)
 
 
-def _instance(name: str, value, cls):
-    """``value`` if it is a ``cls``, else a TypeError naming the argument."""
-    if not isinstance(value, cls):
-        raise TypeError(f"{name} must be a {cls.__name__}, got {type(value).__name__}")
-    return value
-
-
-def _interval(name: str, value) -> tuple:
-    """A pair (lo, hi) with 0 < lo < hi (a range on a log axis)."""
-    pair = checks.positive_array(name, value, ndim=1)
-    if pair.shape != (2,) or not pair[0] < pair[1]:
-        raise ValueError(f"{name} must be a pair (lo, hi) with 0 < lo < hi, got {value!r}")
-    return float(pair[0]), float(pair[1])
-
-
 def _curves(name: str, value, n: int | None = None) -> np.ndarray:
     """Loss curves: a non-empty array (NaN/inf allowed: divergence), first axis n if given."""
     arr = checks.array(name, value, finite=False)
@@ -73,8 +58,8 @@ def draw_gd_rates(fig, eps_range=(1e-5, 10.0), ylim=(0.3, 3e6)):
     ρ ≥ 1 (shaded) means divergence. Line: from max_i |1 − ελ_i|; dots: measured.
     fig: a matplotlib Figure; eps_range, ylim: pairs 0 < lo < hi.
     """
-    _instance("fig", fig, Figure)
-    eps_range, ylim = _interval("eps_range", eps_range), _interval("ylim", ylim)
+    checks.instance("fig", fig, Figure)
+    eps_range, ylim = checks.interval("eps_range", eps_range), checks.interval("ylim", ylim)
     ax = fig.subplots()
     ax.set(xscale="log", yscale="log", xlim=eps_range, ylim=ylim,
            xlabel=r"step size $\varepsilon$", ylabel="steps per decade of error")
@@ -108,13 +93,13 @@ def draw_gd_rates(fig, eps_range=(1e-5, 10.0), ylim=(0.3, 3e6)):
 def dynamics(run, eps, gd, c=None) -> Figure:
     """Loss, ‖w_k‖, a_k and ε̂_k of BNGD runs (a BNGDResult with trajectory), several ε;
     with ``c`` = uᵀHu the gain panel marks the optimal gain √c. eps: one value per run."""
-    _instance("run", run, BNGDResult)
+    checks.instance("run", run, BNGDResult)
     if run.w_path is None or run.loss.ndim != 2:
         raise ValueError("run must come from ols.bngd(..., trajectory=True) over a 1-D batch of ε")
     eps = checks.positive_array("eps", eps, ndim=1)
     if len(eps) != run.loss.shape[1]:
         raise ValueError(f"eps has {len(eps)} values but run has {run.loss.shape[1]} runs")
-    _instance("gd", gd, GDConstants)
+    checks.instance("gd", gd, GDConstants)
     c = None if c is None else checks.positive("c", c)
     fig, axes = _new(2, 2, size=(10.5, 7.4), sharex=True)
     (ax1, ax2), (ax3, ax4) = axes
@@ -177,7 +162,7 @@ def eps_sweeps(sweep, sweep_hu, tol, show=(1e-3, 1.0, 1e3, 1e6)) -> Figure:
     """GD and BNGD against ε: final loss, final ε̂, steps to reach ``tol``, and the loss
     curves at the step sizes ``show``. Shaded: ε > 2/λ_max, where GD diverges.
     sweep, sweep_hu: EpsSweeps; tol > 0; show: step sizes > 0."""
-    _instance("sweep", sweep, EpsSweep), _instance("sweep_hu", sweep_hu, EpsSweep)
+    checks.instance("sweep", sweep, EpsSweep), checks.instance("sweep_hu", sweep_hu, EpsSweep)
     tol, show = checks.positive("tol", tol), checks.positive_array("show", show, ndim=1)
     fig, axes = _new(2, 2, size=(10.5, 8.0))
     (ax1, ax2), (ax3, ax4) = axes
@@ -229,7 +214,7 @@ def acceleration(sweep, k, curves, rates) -> Figure:
     """Left: final loss against ε for GD and BNGD (an EpsSweep) with GD's best as a line.
     Right: loss curves ``{label: loss/c}`` and reference slopes ``{label: rate}`` (∝ rate^(2k)),
     k (T,) the steps of the curves, rates >= 0."""
-    _instance("sweep", sweep, EpsSweep)
+    checks.instance("sweep", sweep, EpsSweep)
     k = checks.array("k", k, ndim=1)
     if not isinstance(curves, dict) or not curves:
         raise TypeError("curves must be a non-empty dict {label: loss array}")
@@ -269,7 +254,7 @@ def figure1(results) -> Figure:
     if not isinstance(results, (list, tuple)) or not results:
         raise TypeError("results must be a non-empty list of Figure1Results")
     for r in results:
-        _instance("results", r, Figure1Result)
+        checks.instance("results", r, Figure1Result)
     if any(r.config != results[0].config for r in results):
         raise ValueError("results must share one Figure1Config (one grid)")
     cfg = results[0].config
@@ -359,9 +344,9 @@ def draw_bngd_slider(fig, steps, ylim=(1e-14, 1e3), eff_ylim=(1e-8, 1e2)):
     """``draw`` for the four-slider figure: loss curves (left) and ε̂_k (right).
 
     fig: a matplotlib Figure; steps >= 1; ylim, eff_ylim: pairs 0 < lo < hi."""
-    _instance("fig", fig, Figure)
+    checks.instance("fig", fig, Figure)
     steps = checks.integer("steps", steps)
-    ylim, eff_ylim = _interval("ylim", ylim), _interval("eff_ylim", eff_ylim)
+    ylim, eff_ylim = checks.interval("ylim", ylim), checks.interval("eff_ylim", eff_ylim)
     ax1, ax2 = fig.subplots(1, 2)
     ax1.set(yscale="log", xlim=(0, steps), ylim=ylim, xlabel="step $k$", ylabel="loss / c")
     ax2.set(yscale="log", xlim=(0, steps), ylim=eff_ylim, xlabel="step $k$",

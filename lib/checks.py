@@ -139,6 +139,24 @@ def choice(name: str, value, options: Iterable):
     return value
 
 
+def instance(name: str, value, cls: type, made_by: str | None = None):
+    """``value`` if it is a ``cls`` (a result record, a config, a figure), else a TypeError
+    naming the argument (and, if given, what makes such objects)."""
+    if not isinstance(value, cls):
+        where = f" (from {made_by})" if made_by else ""
+        raise TypeError(f"{name} must be a {cls.__module__}.{cls.__qualname__}{where}, got "
+                        f"{_kind(value)}")
+    return value
+
+
+def interval(name: str, value) -> tuple[float, float]:
+    """A pair (lo, hi) of finite numbers with 0 < lo < hi (a range on a log axis)."""
+    pair = positive_array(name, value, ndim=1)
+    if pair.shape != (2,) or not pair[0] < pair[1]:
+        raise ValueError(f"{name} must be a pair (lo, hi) with 0 < lo < hi, got {_show(value)}")
+    return float(pair[0]), float(pair[1])
+
+
 def string(name: str, value) -> str:
     if not isinstance(value, str):
         raise TypeError(f"{name} must be a string, got {_kind(value)} {_show(value)}")

@@ -117,7 +117,7 @@ class SweepResult:
     diverged_at: np.ndarray  # (*grid.shape,) first non-finite step, -1 if none
 
     def __post_init__(self):
-        shape = _grid("grid", self.grid).shape
+        shape = checks.instance("grid", self.grid, Grid).shape
         checks.array("step", self.step, ndim=1, nonempty=False)
         if not isinstance(self.metrics, dict):
             raise TypeError(f"metrics must be a dict of arrays, got {type(self.metrics).__name__}")
@@ -135,12 +135,6 @@ class SweepResult:
         out = {k: v[idx] for k, v in self.metrics.items()}
         out["diverged_at"] = self.diverged_at[idx]
         return out
-
-
-def _grid(name: str, grid) -> Grid:
-    if not isinstance(grid, Grid):
-        raise TypeError(f"{name} must be a lib.sweep.Grid, got {type(grid).__name__}")
-    return grid
 
 
 def _point(name: str, point) -> dict:
@@ -303,7 +297,7 @@ def collect(grid: Grid, histories: list) -> SweepResult:
 
     ``histories``: one :class:`lib.train.History` per grid point.
     """
-    _grid("grid", grid)
+    checks.instance("grid", grid, Grid)
     if not isinstance(histories, (list, tuple)) or \
             not all(isinstance(h, train.History) for h in histories):
         raise TypeError("histories must be a list of lib.train.History")
@@ -361,7 +355,7 @@ def map_grid(fn, grid: Grid, cache: str | None = None, chunk: int = 16,
 
 def _check_sweep(grid, mode, chunk, cache, bar) -> None:
     """The arguments :func:`train_grid` and :func:`map_grid` share."""
-    _grid("grid", grid), checks.choice("mode", mode, MODES)
+    checks.instance("grid", grid, Grid), checks.choice("mode", mode, MODES)
     checks.integer("chunk", chunk), checks.boolean("bar", bar)
     if cache is not None and not checks.string("cache", cache):
         raise ValueError("cache must be None or a non-empty name, got ''")

@@ -152,19 +152,13 @@ def check_config(config: TrainConfig, names, n_examples: int, name: str = "confi
     Its fields were checked when it was made; here: per-group values name exactly the
     model's groups, and a mini-batch is no larger than the data.
     """
-    config, names = _config(name, config), _group_list(names)
+    config, names = checks.instance(name, config, TrainConfig), _group_list(names)
     n = checks.integer("n_examples", n_examples)
     for field_ in ("lr", "weight_decay", "schedule"):
         per_group(getattr(config, field_), names, f"{name}.{field_}")
     if config.batch_size is not None and config.batch_size > n:
         raise ValueError(f"{name}.batch_size must be None (full batch) or at most the {n} "
                          f"examples, got {config.batch_size}")
-    return config
-
-
-def _config(name: str, config) -> TrainConfig:
-    if not isinstance(config, TrainConfig):
-        raise TypeError(f"{name} must be a lib.train.TrainConfig, got {type(config).__name__}")
     return config
 
 
@@ -477,7 +471,7 @@ def train(model: torch.nn.Module, data, config: TrainConfig, bar: bool = True,
     ``history.diverged_at``; it is not an error. Accepts: an ``nn.Module`` with
     parameters, a :class:`TrainConfig`, and data as :func:`fit` checks them.
     """
-    _models.module("model", model), _config("config", config)
+    _models.module("model", model), checks.instance("config", config, TrainConfig)
     X, _ = unpack(data)
     s = _stack.from_models([model], device=X.device)
     check_config(config, sorted(s.groups), X.shape[0])  # errors name config, not configs[0]

@@ -17,14 +17,6 @@ C = plotting.PALETTE
 BLOW_UP = wn.BLOW_UP  # a loss above BLOW_UP × L(0) is drawn as diverged (as wn.train records)
 
 
-def _instance(name, value, cls, made_by):
-    """``value`` if it is a ``cls`` (a result object), else a TypeError naming ``name``."""
-    if not isinstance(value, cls):
-        raise TypeError(f"{name} must be a {cls.__name__} (from {made_by}), got "
-                        f"{type(value).__name__}")
-    return value
-
-
 def _loglog_guide(ax, x, y0, slope, label):
     """A dashed line y = y0 (x/x[0])^slope through the first point."""
     x = np.asarray(x, float)
@@ -34,7 +26,7 @@ def _loglog_guide(ax, x, y0, slope, label):
 def norm_growth(h, eta, zoom=20):
     """Loss of one WN run, and ‖v_t‖² next to ‖v_0‖² + η² Σ_{s<t} ‖∇_v L(s)‖² (Pythagoras)
     over the first ``zoom`` steps, where the norm moves. ``h`` from :func:`lib.wn.train`."""
-    h = _instance("h", h, wn.WNHistory, "lib.wn.train")
+    h = checks.instance("h", h, wn.WNHistory, "lib.wn.train")
     eta, zoom = checks.positive("eta", eta), checks.integer("zoom", zoom)
     fig, (a, b) = plt.subplots(1, 2, figsize=(10, 4))
     rec = h.history
@@ -107,7 +99,7 @@ def regimes(rs, eta, limit_curve, lam_V_inf, lam_G_inf):
     ``rs`` from :func:`lib.wn_experiments.regime_sweep`; ``limit_curve`` is (α grid,
     λ_min(Λ∞_α)), two 1-D arrays of one length; the measured rates are ``rs.rates()``.
     """
-    rs = _instance("rs", rs, wx.RegimeSweep, "lib.wn_experiments.regime_sweep")
+    rs = checks.instance("rs", rs, wx.RegimeSweep, "lib.wn_experiments.regime_sweep")
     eta = checks.positive("eta", eta)
     if not isinstance(limit_curve, (tuple, list)) or len(limit_curve) != 2:
         raise TypeError("limit_curve must be a pair (alpha grid, lambda_min), got "
@@ -151,7 +143,7 @@ def regimes(rs, eta, limit_curve, lam_V_inf, lam_G_inf):
 def edge(rs):
     """Left: log10 L(T)/L(0) over η × α (and the plain net), each α's edge 2/λ_max(Λ(0))
     marked. Right: the effective scale α_eff(T)/α against η. ``rs`` from ``regime_sweep``."""
-    rs = _instance("rs", rs, wx.RegimeSweep, "lib.wn_experiments.regime_sweep")
+    rs = checks.instance("rs", rs, wx.RegimeSweep, "lib.wn_experiments.regime_sweep")
     fig, (a, b) = plt.subplots(2, 1, figsize=(9, 9), gridspec_kw={"height_ratios": [1.15, 1]})
     ratio = lambda L: np.median(L[..., -1] / L[..., 0], -1)  # noqa: E731  (median over seeds)
     final = np.vstack([ratio(rs.loss), ratio(rs.plain_loss)[None]])        # (A + 1, E)
@@ -190,7 +182,7 @@ def widths(ws, show=(0, 2, -1)):
 
     ``ws`` from :func:`lib.wn_experiments.width_sweep`; ``show`` indices of its widths.
     """
-    ws = _instance("ws", ws, wx.WidthSweep, "lib.wn_experiments.width_sweep")
+    ws = checks.instance("ws", ws, wx.WidthSweep, "lib.wn_experiments.width_sweep")
     n = len(ws.widths)
     if isinstance(show, (str, bytes)) or not hasattr(show, "__iter__"):
         raise TypeError(f"show must be a list of indices of ws.widths, got {type(show).__name__}")
@@ -240,7 +232,7 @@ def draw_comparison(fig, steps, n):
 
     ``fig`` a matplotlib Figure; ``steps`` and ``n`` (training points) integers ≥ 1.
     """
-    fig = _instance("fig", fig, Figure, "matplotlib")
+    fig = checks.instance("fig", fig, Figure, "matplotlib")
     steps, n = checks.integer("steps", steps), checks.integer("n", n)
     a, b = fig.subplots(1, 2)
     a.set(yscale="log", xlim=(0, steps), ylim=(1e-14, 1e4), xlabel="step $t$",
