@@ -241,8 +241,8 @@ def gd_rates(kappa: float, steps: int = 200, n_eps: int = 121, eps_range=(1e-5, 
     rate[last < 2] = np.nan
     rate[np.all(loss[1:] == 0, axis=0)] = 0.0         # exact in one step (ε = 1/λ_i)
     measured = rate.max(0)                               # NaN if either run is NaN
-    theory = np.abs(1 - eps[:, None] * h.numpy()).max(1)
-    return {"eps": eps, "measured": measured, "theory": theory, "constants": k}
+    predicted = np.abs(1 - eps[:, None] * h.numpy()).max(1)
+    return {"eps": eps, "measured": measured, "theory": predicted, "constants": k}
 
 
 SLIDER_D = 10       # dimension of the slider figure's problem
