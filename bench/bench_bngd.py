@@ -2,8 +2,8 @@
 
 One figure-1 grid: 5 a₀ × 43 ε × 41 ε_a = 8815 configurations × 2000 steps, d = 100,
 float64. Three ways to compute it, timed in the same run:
-  1. lib.ols.bngd: one batched call (torch, cache-sized blocks)  -> target <= 5 s;
-  2. a Python loop over configurations, each one an ols.bngd call of its own. Timing all
+  1. lib.bngd.dynamics.bngd: one batched call (torch, cache-sized blocks)  -> target <= 5 s;
+  2. a Python loop over configurations, each one an dynamics.bngd call of its own. Timing all
      8815 would take minutes, so a spread-out sample of configurations is timed and the
      total extrapolated (sample size printed)                    -> target >= 20x slower;
   3. a straightforward float64 NumPy vectorisation of all 8815 at once (full run)
@@ -20,7 +20,7 @@ import time
 import numpy as np
 import torch
 
-from lib import bngd_figure, ols
+from lib.bngd import dynamics, experiments
 
 TARGETS = {"batched seconds": 5.0, "loop / batched": 20.0, "numpy / batched": 2.0}
 
@@ -65,19 +65,19 @@ def main():
     ap.add_argument("--sample", type=int, default=40, help="configurations timed in the loop")
     args = ap.parse_args()
     print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, numpy {np.__version__}")
-    prob = bngd_figure.paper_problem(args.kappa)
-    cfg = bngd_figure.Figure1Config()
+    prob = experiments.paper_problem(args.kappa)
+    cfg = experiments.Figure1Config()
     A0, E, EA = (x.reshape(-1) for x in np.meshgrid(cfg.a0, cfg.eps, cfg.eps_a, indexing="ij"))
     n = A0.size
     print(f"grid: {n} configurations x {cfg.steps} steps, d = {prob.h.numel()}, kappa = {args.kappa:g}")
 
-    t_batched, res = timed(lambda: bngd_figure.figure1(prob, cfg), args.repeats)
-    print(f"  lib.ols.bngd, one batched call  {t_batched:8.2f} s   (best of {args.repeats})")
+    t_batched, res = timed(lambda: experiments.figure1(prob, cfg), args.repeats)
+    print(f"  lib.bngd.dynamics.bngd, one batched call  {t_batched:8.2f} s   (best of {args.repeats})")
 
     pick = np.linspace(0, n - 1, args.sample).round().astype(int)
     def loop():
         for i in pick:
-            ols.bngd(prob.h, prob.u, float(A0[i]), prob.w0, float(E[i]), float(EA[i]), cfg.steps)
+            dynamics.bngd(prob.h, prob.u, float(A0[i]), prob.w0, float(E[i]), float(EA[i]), cfg.steps)
     t_sample, _ = timed(loop, 1)
     t_loop = t_sample * n / len(pick)
     print(f"  loop over configurations        {t_loop:8.2f} s   (extrapolated: {len(pick)} "
@@ -87,7 +87,7 @@ def main():
     t_numpy, (loss_np, eff_np) = timed(lambda: numpy_bngd(h, u, A0, w0, E, EA, cfg.steps), 1)
     print(f"  NumPy float64 vectorisation     {t_numpy:8.2f} s   (full run)")
 
-    classes_np = bngd_figure.classify(loss_np.reshape(res.loss.shape), eff_np.reshape(res.loss.shape),
+    classes_np = experiments.classify(loss_np.reshape(res.loss.shape), eff_np.reshape(res.loss.shape),
                                       res.loss_gd, prob.gd.eps_opt, cfg.floor * prob.c, cfg.close)
     differ = int((classes_np != res.classes).sum())
     print(f"  cells coloured differently by NumPy and lib: {differ} of {n}")

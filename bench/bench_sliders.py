@@ -1,4 +1,6 @@
-"""Slider timings and site payloads: python bench/bench_sliders.py [--moves 50] [--no-browser].
+"""Slider timings and site payloads: python -m bench.bench_sliders [--moves 50] [--no-browser].
+
+Run from the repository's folder (``-m`` puts it on the import path for ``tools.sitekit``).
 
 (a) live kernel: set() -> PNG bytes ready, for the intro demo (target p95 <= 100 ms);
 (b) built site: slider input -> fragments swapped + layout, in headless Chromium
@@ -7,26 +9,17 @@
 """
 
 import argparse
-import importlib.util
 import os
 import random
-import sys
 import tempfile
 import time
 from pathlib import Path
 
 import numpy as np
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
+from tools import sitekit
+
 os.environ.setdefault("NORMBOOK_SCALE", "cpu")
-
-
-def _load(name):
-    spec = importlib.util.spec_from_file_location(f"_bench_{name}", ROOT / "tests" / f"{name}.py")
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    return mod
 
 
 def pct(times_ms):
@@ -34,7 +27,7 @@ def pct(times_ms):
 
 
 def live(moves: int) -> None:
-    fig, _ = _load("test_widgets").demo()
+    fig, _ = sitekit.demo()
     fig.widget  # noqa: B018  (build the ipywidgets box: set() then renders PNG bytes)
     rng, times = random.Random(0), []
     for _ in range(moves):
@@ -48,8 +41,8 @@ def live(moves: int) -> None:
 
 FOUR = '''
 def compute4(eta, kappa, mid, start):
-    return ols.gd(H=torch.tensor([1.0, mid, kappa]), u=torch.ones(3),
-                  w0=torch.full((3,), start), eps=eta, steps=60)
+    return dynamics.gd(H=torch.tensor([1.0, mid, kappa]), u=torch.ones(3),
+                       w0=torch.full((3,), start), eps=eta, steps=60)
 
 '''
 
@@ -57,7 +50,7 @@ def compute4(eta, kappa, mid, start):
 def payloads() -> None:
     os.environ["NORMBOOK_BUILD"] = "1"
     try:
-        tw = _load("test_widgets")
+        tw = sitekit
         t0 = time.perf_counter()
         fig, ns = tw.demo()
         n = len(tw.site_data(fig.html())["f"])
@@ -100,7 +93,7 @@ def painted_times(driver, moves: int, seed: int = 1) -> list[float]:
 
 
 def site(moves: int) -> None:
-    tb = _load("test_browser")
+    tb = sitekit
     with tempfile.TemporaryDirectory() as tmp:
         t0 = time.perf_counter()
         page = tb.build_book(Path(tmp))

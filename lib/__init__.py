@@ -1,17 +1,20 @@
 """Shared code for the book *Normalisation and learning rates*.
 
-One module per concept; import what you need, e.g. ``from lib import train, data``.
-Submodules are imported lazily so that ``import lib`` stays cheap.
+A module at the top of ``lib`` is a concept every chapter shares (``train``, ``sweep``,
+``widgets``, ...); a package is one chapter, and every chapter package uses the same inner
+names: ``theory`` (the paper's formulas and identities), ``experiments`` (the runs behind
+the figures), ``figures`` (drawing), plus what the chapter needs of its own (``dynamics``,
+``networks``, ``schedules``). Import what you need, e.g. ``from lib import train, data`` or
+``from lib.bngd import dynamics``. Submodules are imported lazily so that ``import lib``
+stays cheap.
 """
 
 import importlib
 
-__all__ = [
-    "autorate", "autorate_experiments", "bn_experiments", "bngd_figure", "bngd_plots",
-    "bngd_theory", "cache", "chapter", "checks", "data", "device", "explr", "models", "ols",
-    "plotting", "progress", "scale", "schedules", "site_figure", "stack", "sweep",
-    "synthetic", "train", "widgets", "wn", "wn_checks", "wn_experiments", "wn_figures",
-]
+SHARED = ["cache", "chapter", "checks", "data", "device", "models", "plotting", "progress",
+          "scale", "site_figure", "stack", "sweep", "synthetic", "train", "widgets"]
+CHAPTERS = ["autorate", "bngd", "explr", "wn"]
+__all__ = SHARED + CHAPTERS
 
 
 def __getattr__(name):

@@ -3,8 +3,8 @@
 A chapter declares what to compute, how to draw it and the sliders::
 
     def compute(eta, kappa):          # pure; receives the slider values by name
-        return ols.gd(H=torch.tensor([1.0, kappa]), u=torch.ones(2),
-                      w0=torch.zeros(2), eps=eta, steps=60)
+        return dynamics.gd(H=torch.tensor([1.0, kappa]), u=torch.ones(2),
+                           w0=torch.zeros(2), eps=eta, steps=60)
 
     def draw(fig):                    # makes the axes and artists ONCE
         ax = fig.subplots()

@@ -14,7 +14,6 @@ callable of every ``lib`` module.
 """
 
 import dataclasses
-import math
 from collections.abc import Callable
 
 import numpy as np

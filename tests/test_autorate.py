@@ -1,4 +1,4 @@
-"""lib.autorate and lib.autorate_experiments: the claims of the auto rate-tuning chapter, checked on small networks.
+"""lib.autorate.theory and lib.autorate.experiments: the claims of the auto rate-tuning chapter, checked on small networks.
 
 Identities are checked in float64 against independent computations (autograd on copies
 of the model, the training loop itself) or against the defining equations.
@@ -10,8 +10,8 @@ import numpy as np
 import pytest
 import torch
 
-from lib import autorate, stack, train
-from lib import autorate_experiments as ax
+from lib import stack, train
+from lib.autorate import experiments, theory
 from lib.synthetic import gaussian_classification
 from lib.train import TrainConfig
 
@@ -23,7 +23,7 @@ def tiny(n=64, d=8, classes=3, seed=0):
 
 
 def net(norm="bn_smooth", width=12, seed=0, **kw):
-    return autorate.make_mlp(seed=seed, width=width, norm=norm, n_in=8, n_out=3, **kw)
+    return theory.make_mlp(seed=seed, width=width, norm=norm, n_in=8, n_out=3, **kw)
 
 
 def direct_loss_and_grads(model, X, y):
@@ -37,14 +37,14 @@ def direct_loss_and_grads(model, X, y):
 # --- 1. scale invariance -------------------------------------------------------------
 
 def test_smoothed_bn_network_is_scale_invariant(f64):
-    r = autorate.scale_invariance(net(), tiny(), np.logspace(-4, 4, 9))
+    r = theory.scale_invariance(net(), tiny(), np.logspace(-4, 4, 9))
     assert r["loss_gap"].max() < 1e-13
     assert r["grad_gap"].max() < 1e-12       # c ∇F(cw) = ∇F(w)
     assert np.abs(r["cosine"]).max() < 1e-12  # ⟨w, ∇F(w)⟩ = 0
 
 
 def test_standard_bn_breaks_invariance_measurably(f64):
-    r = autorate.scale_invariance(net("bn"), tiny(), [1e-3, 1.0, 1e3])
+    r = theory.scale_invariance(net("bn"), tiny(), [1e-3, 1.0, 1e3])
     assert r["loss_gap"][0] > 1e-3 and r["grad_gap"][0] > 1e-2  # ε dominates small weights
     # c = 1: the same point evaluated twice; only the order of summation may differ, by a
     # few ulps of each sum over 64 examples (the bound of the smoothed test above)
@@ -56,7 +56,7 @@ def test_scale_invariance_matches_scaling_a_copy_of_the_model(f64):
     """The gaps equal those computed by scaling the weights of a model copy in place."""
     X, y = tiny()
     model, c = net("bn"), 0.02
-    r = autorate.scale_invariance(model, (X, y), [c])
+    r = theory.scale_invariance(model, (X, y), [c])
     f0, g0 = direct_loss_and_grads(model, X, y)
     scaled = copy.deepcopy(model)
     with torch.no_grad():
@@ -79,29 +79,29 @@ def test_norm_identity_holds_for_gd_and_sgd_with_weight_decay(f64, batch_size, l
                          weight_decay={"w": lam, "g": 0.0})
     h = train.train(net(), tiny(), config, bar=False)
     norm_sq = h.weight_norm_sq["w"].sum(1)
-    predicted = autorate.next_norm_sq(norm_sq[:-1], h.grad_norm_sq["w"][:-1], eta, lam)
+    predicted = theory.next_norm_sq(norm_sq[:-1], h.grad_norm_sq["w"][:-1], eta, lam)
     np.testing.assert_allclose(predicted, norm_sq[1:], rtol=1e-10)
 
 
 def test_norm_identity_fails_without_normalisation(f64):
     h = train.train(net("none"), tiny(), TrainConfig(steps=10, lr={"w": 1.0, "g": 0.1}), bar=False)
     norm_sq = h.weight_norm_sq["w"].sum(1)
-    predicted = autorate.next_norm_sq(norm_sq[:-1], h.grad_norm_sq["w"][:-1], 1.0)
+    predicted = theory.next_norm_sq(norm_sq[:-1], h.grad_norm_sq["w"][:-1], 1.0)
     assert np.abs(predicted / norm_sq[1:] - 1).max() > 1e-4
 
 
 def test_equilibrium_effective_lr_is_a_fixed_point_of_the_norm_recursion():
     eta, lam, gv = 0.7, 3e-3, 12.0
-    G = eta / autorate.equilibrium_effective_lr(eta, lam, gv)
-    np.testing.assert_allclose(autorate.next_norm_sq(G, gv / G, eta, lam), G, rtol=1e-12)
+    G = eta / theory.equilibrium_effective_lr(eta, lam, gv)
+    np.testing.assert_allclose(theory.next_norm_sq(G, gv / G, eta, lam), G, rtol=1e-12)
     # only the product ηλ matters (for a fixed ‖∇_v‖²)
-    np.testing.assert_allclose(autorate.equilibrium_effective_lr(2 * eta, lam / 2, gv),
-                               autorate.equilibrium_effective_lr(eta, lam, gv), rtol=1e-12)
+    np.testing.assert_allclose(theory.equilibrium_effective_lr(2 * eta, lam / 2, gv),
+                               theory.equilibrium_effective_lr(eta, lam, gv), rtol=1e-12)
 
 
 def test_constant_gradient_recursion_obeys_the_exercise_bounds():
     G0, eta, gv, T = 5.0, 30.0, 2.0, 500
-    G = autorate.constant_gradient_norm_sq(G0, eta, gv, T)
+    G = theory.constant_gradient_norm_sq(G0, eta, gv, T)
     t = np.arange(T + 1)
     lower = G0**2 + 2 * eta**2 * gv * t
     assert np.all(G**2 >= lower * (1 - 1e-12))
@@ -114,7 +114,7 @@ def test_constant_gradient_recursion_obeys_the_exercise_bounds():
 def test_sphere_iteration_reproduces_gradient_descent(f64):
     model = net(width=10)
     before = copy.deepcopy(model.state_dict())
-    r = autorate.sphere_vs_gd(model, tiny(), eta_w=10.0, eta_g=0.1, steps=20)
+    r = theory.sphere_vs_gd(model, tiny(), eta_w=10.0, eta_g=0.1, steps=20)
     assert r["step_gap"].max() < 1e-13
     assert r["path_gap"].max() < 1e-10
     np.testing.assert_allclose(r["G"], r["norm_sq"], rtol=1e-10)
@@ -127,7 +127,7 @@ def test_sphere_iteration_reproduces_gradient_descent(f64):
 def test_sphere_iteration_matches_one_uninterrupted_training_run(f64):
     """Loss and G_t of the sphere iteration against a single 15-step run of lib.train."""
     model, X = net(width=10), tiny()
-    r = autorate.sphere_vs_gd(model, X, 5.0, 0.05, 15)
+    r = theory.sphere_vs_gd(model, X, 5.0, 0.05, 15)
     h = train.train(model, X, TrainConfig(steps=15, lr={"w": 5.0, "g": 0.05}), bar=False)
     np.testing.assert_allclose(r["loss_sphere"], h.loss, rtol=1e-10)
     np.testing.assert_allclose(r["G"], h.weight_norm_sq["w"].sum(1), rtol=1e-10)
@@ -146,7 +146,7 @@ def test_intrinsic_gradient_is_the_gradient_at_the_normalised_point(f64):
             p.div_(norm)
     _, grads = direct_loss_and_grads(unit, X, y)
     expected = sum((g ** 2).sum().item() for g in grads.values())
-    np.testing.assert_allclose(autorate.intrinsic_grad_sq(h)[0], expected, rtol=1e-10)
+    np.testing.assert_allclose(theory.intrinsic_grad_sq(h)[0], expected, rtol=1e-10)
 
 
 def test_gd_with_eta_w_1e3_converges_and_the_plain_network_does_not(f64):
@@ -154,43 +154,43 @@ def test_gd_with_eta_w_1e3_converges_and_the_plain_network_does_not(f64):
     config = TrainConfig(steps=400, lr={"w": 1e3, "g": 0.2})
     h = train.train(net(width=8), (X, y), config, bar=False)
     assert not h.diverged
-    best = autorate.running_min(autorate.intrinsic_grad_sq(h))
+    best = theory.running_min(theory.intrinsic_grad_sq(h))
     T = np.arange(1, len(best) + 1)
     assert best[-1] < 1e-2 * best[0]
     # the 1/T bound: T · min_{t<T} ‖∇L‖² stops growing (late maximum below the early one)
     assert (T * best)[len(T) // 2:].max() <= (T * best)[: len(T) // 2].max()
     plain = train.train(net("none", width=8), (X, y), config, bar=False)
-    assert autorate.blew_up(plain.loss)
+    assert theory.blew_up(plain.loss)
 
 
 def test_running_min_and_blew_up_against_loops():
     rng = np.random.default_rng(0)
     a = rng.random((3, 50))
     expected = np.array([[a[i, : t + 1].min() for t in range(50)] for i in range(3)])
-    np.testing.assert_array_equal(autorate.running_min(a), expected)
+    np.testing.assert_array_equal(theory.running_min(a), expected)
     a[1, 10] = np.nan
-    with_nan = autorate.running_min(a)[1]
+    with_nan = theory.running_min(a)[1]
     assert np.isnan(with_nan[10:]).all() and not np.isnan(with_nan[:10]).any()
     loss = np.array([[1.0, 2.0, 9.0], [1.0, 11.0, 0.5], [1.0, np.inf, 1.0]])
-    np.testing.assert_array_equal(autorate.blew_up(loss), [False, True, True])
+    np.testing.assert_array_equal(theory.blew_up(loss), [False, True, True])
 
 
 def test_rate_sweep_runs_are_the_training_loop_runs(f64, tmp_path, monkeypatch):
     monkeypatch.setenv("NORMBOOK_CACHE", str(tmp_path))
     X, y = tiny()
-    res = ax.rate_sweep((X, y), [0.1, 100.0], 0.05, 12, 10, seeds=[0, 1], cache="t")
+    res = experiments.rate_sweep((X, y), [0.1, 100.0], 0.05, 12, 10, seeds=[0, 1], cache="t")
     assert res.metrics["loss"].shape == (2, 1, 1, 2, 13)
-    alone = train.train(autorate.make_mlp(seed=1, width=10, n_in=8, n_out=3), (X, y),
+    alone = train.train(theory.make_mlp(seed=1, width=10, n_in=8, n_out=3), (X, y),
                         TrainConfig(steps=12, lr={"w": 100.0, "g": 0.05}), bar=False)
     np.testing.assert_allclose(res.sel(lr_w=100.0, seed=1)["loss"][0, 0], alone.loss, rtol=1e-10)
-    again = ax.rate_sweep((X, y), [0.1, 100.0], 0.05, 12, 10, seeds=[0, 1], cache="t")
+    again = experiments.rate_sweep((X, y), [0.1, 100.0], 0.05, 12, 10, seeds=[0, 1], cache="t")
     np.testing.assert_array_equal(again.metrics["loss"], res.metrics["loss"])
 
 
 def test_rate_curves_bn_survives_where_plain_blows_up():
-    r = ax.rate_curves(tiny(), eta_w=[1e-2, 1e4], eta_g=0.1, steps=30, width=10)
-    assert not autorate.blew_up(r["loss_bn"]).any()
-    np.testing.assert_array_equal(autorate.blew_up(r["loss_plain"]), [False, True])
+    r = experiments.rate_curves(tiny(), eta_w=[1e-2, 1e4], eta_g=0.1, steps=30, width=10)
+    assert not theory.blew_up(r["loss_bn"]).any()
+    np.testing.assert_array_equal(theory.blew_up(r["loss_plain"]), [False, True])
     np.testing.assert_allclose(r["eff_lr"], np.array([[1e-2], [1e4]]) / r["norm_sq"], rtol=1e-6)
 
 
@@ -201,10 +201,10 @@ def test_rate_curves_stack_equals_separate_runs(f64):
     of up to ~1e-15 per step (a few ulps of each sum) then allows 15·1e4·1e-15 ≈ 2e-10
     there and ~2e-13 elsewhere; a wrong step would differ at O(1)."""
     X, y = tiny()
-    both = ax.rate_curves((X, y), eta_w=[0.5, 50.0], eta_g=0.1, steps=15, width=10)
+    both = experiments.rate_curves((X, y), eta_w=[0.5, 50.0], eta_g=0.1, steps=15, width=10)
     for k, eta in enumerate([0.5, 50.0]):
         for norm, key in (("bn_smooth", "loss_bn"), ("none", "loss_plain")):
-            h = train.train(autorate.make_mlp(width=10, norm=norm, n_in=8, n_out=3), (X, y),
+            h = train.train(theory.make_mlp(width=10, norm=norm, n_in=8, n_out=3), (X, y),
                             TrainConfig(steps=15, lr={"w": eta, "g": 0.1}), bar=False)
             chaotic = norm == "none" and eta == 50.0
             np.testing.assert_allclose(both[key][k], h.loss, rtol=1e-8 if chaotic else 1e-10)
@@ -238,8 +238,8 @@ def test_expected_gradients_match_autograd_batch_by_batch(f64):
     models = [net(seed=s, init_scale=s + 0.5) for s in range(2)]
     stk = stack.from_models(models)
     before = {n: b.clone() for n, b in stk.buffers.items()}
-    batches = ax.random_batches(len(y), 10, 4, seed=3)
-    r = ax.expected_gradients(stk, (X, y), batches)
+    batches = experiments.random_batches(len(y), 10, 4, seed=3)
+    r = experiments.expected_gradients(stk, (X, y), batches)
     for k, model in enumerate(models):
         per = [unit_scaled_grads(model, X[b], y[b]) for b in batches]
         G = torch.stack([g for _, g in per])
@@ -254,19 +254,19 @@ def test_expected_gradients_match_autograd_batch_by_batch(f64):
 def test_expected_gradients_in_chunks_equal_one_pass(f64, monkeypatch):
     X, y = tiny()
     stk = stack.from_models([net(seed=s) for s in range(3)])
-    batches = ax.random_batches(len(y), 8, 7, seed=1)
-    whole = ax.expected_gradients(stk, (X, y), batches)
-    monkeypatch.setattr(ax, "CHUNK_ELEMENTS", 1)          # one batch at a time
+    batches = experiments.random_batches(len(y), 8, 7, seed=1)
+    whole = experiments.expected_gradients(stk, (X, y), batches)
+    monkeypatch.setattr(experiments, "CHUNK_ELEMENTS", 1)          # one batch at a time
     # the sums over 7 batches are regrouped: ~7 ulps, times ‖g_i‖²/‖ḡ‖² ≈ 5 (measured) for
     # the cancellation in grad_sq: ~4e-15, far below 1e-12
-    for key, value in ax.expected_gradients(stk, (X, y), batches).items():
+    for key, value in experiments.expected_gradients(stk, (X, y), batches).items():
         np.testing.assert_allclose(value, whole[key], rtol=1e-12)
 
 
 def test_unit_norms_cover_every_output_unit_of_matrices_and_filters():
     for shape in [(2, 3, 4), (2, 3, 4, 5, 5)]:                      # (K, out, in[, kh, kw])
         w = torch.randn(shape)
-        n = ax._unit_norms(w)
+        n = experiments._unit_norms(w)
         assert n.shape == (2, 1, 3) + (1,) * (len(shape) - 2)
         torch.testing.assert_close(n[1, 0, 2].flatten()[0], w[1, 2].norm())
 
@@ -279,22 +279,22 @@ def test_expected_gradient_estimate_is_unbiased(f64):
     subsets = torch.tensor(list(__import__("itertools").combinations(range(6), 3)))
     mean = torch.stack([unit_scaled_grads(model, X[b], y[b])[1] for b in subsets]).mean(0)
     exact = mean.pow(2).sum().item()
-    r = ax.expected_gradients(stack.from_models([model]), (X, y),
-                              ax.random_batches(6, 3, 4000, seed=0))
+    r = experiments.expected_gradients(stack.from_models([model]), (X, y),
+                              experiments.random_batches(6, 3, 4000, seed=0))
     assert abs(r["grad_sq"][0] / exact - 1) < 0.03
-    plain = ax.expected_gradients(stack.from_models([model]), (X, y), subsets)  # not i.i.d.
+    plain = experiments.expected_gradients(stack.from_models([model]), (X, y), subsets)  # not i.i.d.
     assert plain["grad_sq"][0] < exact  # pairs without replacement: the diagonal is missing
 
 
 def test_random_batches_are_sets_of_distinct_examples():
-    b = ax.random_batches(10, 4, 50, seed=0)
+    b = experiments.random_batches(10, 4, 50, seed=0)
     assert b.shape == (50, 4) and b.min() >= 0 and b.max() < 10
     assert all(len(set(row.tolist())) == 4 for row in b)
     assert len({tuple(sorted(row.tolist())) for row in b}) > 30
 
 
 def test_sgd_schedules_of_theorem_4_2():
-    s = autorate.sgd_schedules(0.25, 5)
+    s = theory.sgd_schedules(0.25, 5)
     np.testing.assert_allclose(s["w"], [1, 2 ** -0.25, 3 ** -0.25, 4 ** -0.25, 5 ** -0.25])
     np.testing.assert_allclose(s["g"], 1 / np.sqrt(np.arange(1, 6)))
 
@@ -302,10 +302,10 @@ def test_sgd_schedules_of_theorem_4_2():
 def test_segmented_training_continues_the_schedule(f64):
     """With full batches the segmented SGD runner equals one uninterrupted training run."""
     X, y = tiny()
-    r = ax.sgd_convergence((X, y), [10.0], [0.5], lr_g=0.2, steps=40, batch_size=len(y),
-                           seeds=[0], width=10, n_evals=6, n_batches=2)
-    sc = autorate.sgd_schedules(0.5, 40)
-    model = autorate.make_mlp(seed=0, width=10, n_in=8, n_out=3)
+    r = experiments.sgd_convergence((X, y), [10.0], [0.5], lr_g=0.2, steps=40, batch_size=len(y),
+                                    seeds=[0], width=10, n_evals=6, n_batches=2)
+    sc = theory.sgd_schedules(0.5, 40)
+    model = theory.make_mlp(seed=0, width=10, n_in=8, n_out=3)
     h = train.train(copy.deepcopy(model), (X, y),
                     TrainConfig(steps=40, lr={"w": 10.0, "g": 0.2}, schedule=sc), bar=False)
     np.testing.assert_allclose(r["loss"][0, 0, 0], h.loss[r["step"]], rtol=1e-10)
@@ -322,10 +322,10 @@ def test_sgd_reaches_the_inverse_square_root_rate_for_every_eta_w():
     effective rates of η_w four orders of magnitude apart meet."""
     d = gaussian_classification(2000, 10, n_classes=10, seed=0, label_noise=0.3, device="cpu")
     etas = np.array([0.1, 10.0, 1000.0])
-    r = ax.sgd_convergence(d, etas, [0.0, 0.5], lr_g=0.5, steps=2000, batch_size=50,
-                           seeds=[0, 1], width=16, depth=1, n_evals=12, n_batches=200)
+    r = experiments.sgd_convergence(d, etas, [0.0, 0.5], lr_g=0.5, steps=2000, batch_size=50,
+                                    seeds=[0, 1], width=16, depth=1, n_evals=12, n_batches=200)
     T = r["step"] + 1
-    best = autorate.running_min(r["grad_sq"].mean(2))
+    best = theory.running_min(r["grad_sq"].mean(2))
     i = np.searchsorted(T, 100)
     assert np.all(best[..., -1] < best[..., i] / 2.5)                    # √16 = 4 predicted
     assert np.all((best * np.sqrt(T))[..., i:].max(-1) < 2 * (best * np.sqrt(T))[..., i])
@@ -342,10 +342,10 @@ def test_without_label_noise_sgd_fits_the_images_and_the_gradient_collapses():
     α = ½ is still fitting, its T^(1/2)·min still growing."""
     from lib import data
     fm = data.fashion_mnist(n=200, device="cpu", download=False)
-    r = ax.sgd_convergence(fm, [10.0, 1e3], [0.0, 0.5], lr_g=0.5, steps=2000, batch_size=50,
-                           seeds=[0], width=20, depth=2, n_evals=15, n_batches=100)
+    r = experiments.sgd_convergence(fm, [10.0, 1e3], [0.0, 0.5], lr_g=0.5, steps=2000, batch_size=50,
+                                    seeds=[0], width=20, depth=2, n_evals=15, n_batches=100)
     T = r["step"] + 1
-    scaled = autorate.running_min(r["grad_sq"].mean(2)) * np.sqrt(T)  # (η_w, α, T)
+    scaled = theory.running_min(r["grad_sq"].mean(2)) * np.sqrt(T)  # (η_w, α, T)
     loss = r["loss"].mean(2)
     assert loss[0, 0, -1] < 0.05 and scaled[0, 0, -1] < 0.1 * scaled[0, 0].max()
     later = scaled[1, 1, np.searchsorted(T, 10):]                     # after the first steps
@@ -356,8 +356,8 @@ def test_without_label_noise_sgd_fits_the_images_and_the_gradient_collapses():
 
 @pytest.mark.parametrize("g0, lam", [(0.3, 0.0), (4.0, 0.02)])
 def test_initial_scale_r_equals_rate_divided_by_r_squared(f64, g0, lam):
-    r = ax.scale_pair(tiny(), [g0, 1.0], lam, eta_w=2.0, eta_g=0.1, steps=40, width=10,
-                            batch_size=16)
+    r = experiments.scale_pair(tiny(), [g0, 1.0], lam, eta_w=2.0, eta_g=0.1, steps=40, width=10,
+                                     batch_size=16)
     assert r["loss"].shape == (2, 2, 41)
     loss, norm_sq, eff = (r[k][0] for k in ("loss", "norm_sq", "eff_lr"))
     np.testing.assert_allclose(loss[0], loss[1], rtol=1e-10)
@@ -397,30 +397,30 @@ def test_make_mlp_scales_group_w_and_leaves_the_global_rng_alone():
 @pytest.mark.parametrize("call, match", [
     (lambda: net(width=0), "width"),
     (lambda: net(init_scale=0.0), "init_scale"),
-    (lambda: autorate.scale_invariance(net(), tiny(), []), "scales"),
-    (lambda: autorate.scale_invariance(net(), tiny(), [1.0, -2.0]), "scales"),
-    (lambda: autorate.scale_invariance(torch.nn.Linear(8, 3), tiny(), [1.0]), "group 'w'"),
-    (lambda: autorate.sphere_vs_gd(net(), tiny(), 0.0, 0.1, 5), "eta_w"),
-    (lambda: autorate.sphere_vs_gd(net(), tiny(), 1.0, 0.1, 0), "steps"),
-    (lambda: autorate.sphere_vs_gd(net(), tiny(), 1.0, float("nan"), 5), "eta_g"),
-    (lambda: autorate.intrinsic_grad_sq({"weight_norm_sq_w": np.ones((5, 2)),
-                                          "grad_norm_sq_w": np.ones(4),
-                                          "grad_norm_sq_g": np.ones(4)}), "shapes"),
-    (lambda: autorate.running_min(np.ones((2, 0))), "at least one"),
-    (lambda: autorate.next_norm_sq(1.0, 1.0, 0.1, -1e-3), "weight_decay"),
-    (lambda: autorate.equilibrium_effective_lr(1.0, 0.0, 1.0), "weight_decay"),
-    (lambda: autorate.constant_gradient_norm_sq(1.0, 0.0, 1.0, 5), "eta"),
-    (lambda: autorate.blew_up([1.0, 2.0], factor=0), "factor"),
-    (lambda: autorate.sgd_schedules(0.7, 10), "alpha"),
-    (lambda: autorate.eval_steps(10, 0), "n_evals"),
-    (lambda: ax.sgd_convergence(tiny(), [1.0], [0.0], 0.1, 10, 1000, [0], 10), "batch_size"),
-    (lambda: ax.sgd_convergence(tiny(), [1.0], [0.0], 0.1, 10, 8, [0], 10, n_batches=1),
+    (lambda: theory.scale_invariance(net(), tiny(), []), "scales"),
+    (lambda: theory.scale_invariance(net(), tiny(), [1.0, -2.0]), "scales"),
+    (lambda: theory.scale_invariance(torch.nn.Linear(8, 3), tiny(), [1.0]), "group 'w'"),
+    (lambda: theory.sphere_vs_gd(net(), tiny(), 0.0, 0.1, 5), "eta_w"),
+    (lambda: theory.sphere_vs_gd(net(), tiny(), 1.0, 0.1, 0), "steps"),
+    (lambda: theory.sphere_vs_gd(net(), tiny(), 1.0, float("nan"), 5), "eta_g"),
+    (lambda: theory.intrinsic_grad_sq({"weight_norm_sq_w": np.ones((5, 2)),
+                                        "grad_norm_sq_w": np.ones(4),
+                                        "grad_norm_sq_g": np.ones(4)}), "shapes"),
+    (lambda: theory.running_min(np.ones((2, 0))), "at least one"),
+    (lambda: theory.next_norm_sq(1.0, 1.0, 0.1, -1e-3), "weight_decay"),
+    (lambda: theory.equilibrium_effective_lr(1.0, 0.0, 1.0), "weight_decay"),
+    (lambda: theory.constant_gradient_norm_sq(1.0, 0.0, 1.0, 5), "eta"),
+    (lambda: theory.blew_up([1.0, 2.0], factor=0), "factor"),
+    (lambda: theory.sgd_schedules(0.7, 10), "alpha"),
+    (lambda: theory.eval_steps(10, 0), "n_evals"),
+    (lambda: experiments.sgd_convergence(tiny(), [1.0], [0.0], 0.1, 10, 1000, [0], 10), "batch_size"),
+    (lambda: experiments.sgd_convergence(tiny(), [1.0], [0.0], 0.1, 10, 8, [0], 10, n_batches=1),
      "n_batches"),
-    (lambda: ax.random_batches(5, 6, 3), "batch_size"),
-    (lambda: ax.expected_gradients(stack.from_models([net()]), tiny(), torch.zeros(1, 4).long()),
+    (lambda: experiments.random_batches(5, 6, 3), "batch_size"),
+    (lambda: experiments.expected_gradients(stack.from_models([net()]), tiny(), torch.zeros(1, 4).long()),
      "M >= 2"),
-    (lambda: ax.scale_pair(tiny(), 1.0, -0.1, 1.0, 0.1, 5, 10, 8), "lam"),
-    (lambda: ax.scale_pair(tiny(), [1.0, 0.0], 0.0, 1.0, 0.1, 5, 10, 8), "g0"),
+    (lambda: experiments.scale_pair(tiny(), 1.0, -0.1, 1.0, 0.1, 5, 10, 8), "lam"),
+    (lambda: experiments.scale_pair(tiny(), [1.0, 0.0], 0.0, 1.0, 0.1, 5, 10, 8), "g0"),
 ])
 def test_bad_arguments_raise_value_error(call, match):
     with pytest.raises(ValueError, match=match):

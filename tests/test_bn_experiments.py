@@ -1,4 +1,4 @@
-"""lib.bn_experiments: the networks of section 4.2 of Cai, Li & Shen, and the lr sweeps."""
+"""lib.bngd.networks: the networks of section 4.2 of Cai, Li & Shen, and the lr sweeps."""
 
 import math
 
@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import torch
 
-from lib import bn_experiments as bx
+from lib.bngd import networks
 from lib import synthetic
 from lib.train import TrainConfig, train
 
@@ -20,7 +20,7 @@ def blobs():
 def test_one_layer_outputs_probabilities_and_splits_groups():
     torch.manual_seed(0)
     for bn in (True, False):
-        m = bx.make_one_layer(n_in=20, n_out=4, bn=bn, seed=3)
+        m = networks.make_one_layer(n_in=20, n_out=4, bn=bn, seed=3)
         p = m(torch.randn(16, 20))
         assert p.shape == (16, 4) and torch.allclose(p.sum(1), torch.ones(16)) and torch.all(p > 0)
         groups = m.groups()
@@ -30,15 +30,15 @@ def test_one_layer_outputs_probabilities_and_splits_groups():
 
 
 def test_glorot_initialisation_is_seeded_and_has_the_glorot_spread():
-    a, b = bx.make_one_layer(seed=5), bx.make_one_layer(seed=5)
+    a, b = networks.make_one_layer(seed=5), networks.make_one_layer(seed=5)
     assert torch.equal(a.weight, b.weight)
-    assert not torch.equal(a.weight, bx.make_one_layer(seed=6).weight)
+    assert not torch.equal(a.weight, networks.make_one_layer(seed=6).weight)
     bound = math.sqrt(6 / (784 + 10))
     w = a.weight
     assert w.abs().max() <= bound and w.var().item() == pytest.approx(bound ** 2 / 3, rel=0.05)
-    conv = bx.make_conv_net(seed=0).layers[0].weight          # fan_in 9, fan_out 8·9
+    conv = networks.make_conv_net(seed=0).layers[0].weight          # fan_in 9, fan_out 8·9
     assert conv.abs().max() <= math.sqrt(6 / (9 + 72))
-    assert torch.equal(bx.make_one_layer(seed=5, scale=3.0).weight, 3 * a.weight)
+    assert torch.equal(networks.make_one_layer(seed=5, scale=3.0).weight, 3 * a.weight)
 
 
 def test_bn_makes_the_output_independent_of_the_weight_scale(f64):
@@ -47,13 +47,13 @@ def test_bn_makes_the_output_independent_of_the_weight_scale(f64):
     x = torch.randn(64, 20)
     for norm, r1, r2, same in (("bn_smooth", 1.0, 1e-3, True), ("bn_smooth", 1.0, 1e3, True),
                                ("bn", 1e3, 1e4, True), ("bn", 1.0, 1e-3, False)):
-        m = bx.OneLayer(n_in=20, n_out=4, norm=norm).double()
+        m = networks.OneLayer(n_in=20, n_out=4, norm=norm).double()
         with torch.no_grad():
             m.weight.mul_(r1)
             ref = m(x)
             m.weight.mul_(r2 / r1)
         assert torch.allclose(m(x), ref, rtol=0, atol=1e-7) == same, (norm, r1, r2)
-    net = bx.make_conv_net(in_channels=3, image_size=8, width=2, hidden=5, n_out=3, eps=1e-14).double()
+    net = networks.make_conv_net(in_channels=3, image_size=8, width=2, hidden=5, n_out=3, eps=1e-14).double()
     imgs = torch.rand(10, 3, 8, 8)
     ref = net(imgs)
     with torch.no_grad():
@@ -73,7 +73,7 @@ def test_scaling_law_in_a_network(blobs, f64):
     X = X.double()
     runs = []
     for r in (1.0, 2.0**-4, 2.0**4):
-        m = bx.make_one_layer(n_in=20, n_out=4, seed=0, scale=r, norm="bn_smooth").double()
+        m = networks.make_one_layer(n_in=20, n_out=4, seed=0, scale=r, norm="bn_smooth").double()
         h = train(m, (X, y), TrainConfig(steps=30, batch_size=50, loss="mse",
                                          lr={"w": 0.5 * r ** 2, "g": 0.1}), bar=False)
         runs.append(h.loss)
@@ -85,7 +85,7 @@ def test_scaling_law_in_a_network(blobs, f64):
 def test_conv_net_shapes_and_groups():
     for c, side in ((1, 28), (3, 32)):
         for bn in (True, False):
-            net = bx.make_conv_net(in_channels=c, image_size=side, width=3, hidden=7, bn=bn)
+            net = networks.make_conv_net(in_channels=c, image_size=side, width=3, hidden=7, bn=bn)
             assert net(torch.rand(4, c, side, side)).shape == (4, 10)
             w = net.groups()["w"]
             assert len(w) == (4 if bn else 0)
@@ -96,9 +96,9 @@ def test_conv_net_shapes_and_groups():
 
 def test_end_of_epoch_loss():
     loss = np.array([[3.0, 2.0, 1.0, 0.5], [3.0, 2.0, np.nan, np.nan], [3.0, np.inf, 1.0, 1.0]])
-    out = bx.end_of_epoch_loss(loss, 2)
+    out = networks.end_of_epoch_loss(loss, 2)
     assert out[0] == pytest.approx(0.75) and out[1] == np.inf and out[2] == pytest.approx(1.0)
-    assert bx.end_of_epoch_loss(loss, 3)[2] == np.inf
+    assert networks.end_of_epoch_loss(loss, 3)[2] == np.inf
 
 
 def test_lr_sweep_matches_direct_training_runs(blobs):
@@ -108,18 +108,18 @@ def test_lr_sweep_matches_direct_training_runs(blobs):
     run: float32 round-off of K = 6 steps of sums over B = 50 examples, K·B·eps relative."""
     X, y = blobs
     tol = 6 * 50 * float(np.finfo(np.float32).eps)
-    cfg = bx.SweepConfig(lrs=(0.05, 5.0), seeds=2, batch_size=50, lr_bn=0.2, tail=3)
+    cfg = networks.SweepConfig(lrs=(0.05, 5.0), seeds=2, batch_size=50, lr_bn=0.2, tail=3)
     kw = dict(n_in=20, n_out=4)
-    for scheme in bx.SCHEMES:
-        out = bx.lr_sweep(bx.make_one_layer, (X, y), scheme, cfg, **kw)
+    for scheme in networks.SCHEMES:
+        out = networks.lr_sweep(networks.make_one_layer, (X, y), scheme, cfg, **kw)
         assert out.shape == (2, 2)
         lr = {"w": 5.0, "g": 0.2} if scheme == "bn_separate" else 5.0
-        m = bx.make_one_layer(seed=1, bn=scheme != "gd", **kw)
+        m = networks.make_one_layer(seed=1, bn=scheme != "gd", **kw)
         h = train(m, (X, y), TrainConfig(steps=6, batch_size=50, loss="mse", lr=lr, seed=1), bar=False)
         assert out[1, 1] == pytest.approx(h.loss[-3:].mean(), rel=tol)
-    scaled = bx.lr_sweep(bx.make_one_layer, (X, y), "bn_separate", cfg, axes={"scale": [1.0, 3.0]}, **kw)
+    scaled = networks.lr_sweep(networks.make_one_layer, (X, y), "bn_separate", cfg, axes={"scale": [1.0, 3.0]}, **kw)
     assert scaled.shape == (2, 2, 2)
-    np.testing.assert_allclose(scaled[0], bx.lr_sweep(bx.make_one_layer, (X, y), "bn_separate", cfg, **kw),
+    np.testing.assert_allclose(scaled[0], networks.lr_sweep(networks.make_one_layer, (X, y), "bn_separate", cfg, **kw),
                                rtol=tol)
 
 
@@ -131,15 +131,15 @@ def test_lr_sweep_matches_direct_training_runs(blobs):
 def test_lr_sweep_bad_arguments(blobs, change, err, match):
     scheme = change.pop("scheme", "gd")
     with pytest.raises(err, match=match):   # the config refuses its own bad fields
-        cfg = bx.SweepConfig(**{**dict(lrs=(0.1,), seeds=1, batch_size=50, tail=3), **change})
-        bx.lr_sweep(bx.make_one_layer, blobs, scheme, cfg, n_in=20, n_out=4)
+        cfg = networks.SweepConfig(**{**dict(lrs=(0.1,), seeds=1, batch_size=50, tail=3), **change})
+        networks.lr_sweep(networks.make_one_layer, blobs, scheme, cfg, n_in=20, n_out=4)
 
 
 def test_conv_net_bad_arguments():
     with pytest.raises(ValueError, match="^image_size"):
-        bx.ConvNet(image_size=2)
+        networks.ConvNet(image_size=2)
     with pytest.raises(ValueError, match="^width"):
-        bx.ConvNet(width=0)
+        networks.ConvNet(width=0)
 
 
 # --- the chapter's Fashion-MNIST claims, at the chapter's CPU-scale settings -------------
@@ -151,13 +151,13 @@ def fmnist_sweeps():
     from lib import data
     train_set = data.fashion_mnist("train", n=5000, device="cpu", download=False)
     lrs = tuple(np.logspace(-2, 3, 6))
-    runs = {"one": (bx.make_one_layer, bx.SweepConfig(lrs=lrs, seeds=3, loss="mse"), {}),
-            "cnn": (bx.make_conv_net, bx.SweepConfig(lrs=lrs, seeds=2, loss="cross_entropy"),
+    runs = {"one": (networks.make_one_layer, networks.SweepConfig(lrs=lrs, seeds=3, loss="mse"), {}),
+            "cnn": (networks.make_conv_net, networks.SweepConfig(lrs=lrs, seeds=2, loss="cross_entropy"),
                     dict(width=4, hidden=32))}
     out = {}
     for net, (make, cfg, kw) in runs.items():
-        for scheme in bx.SCHEMES:
-            loss = bx.lr_sweep(make, train_set, scheme, cfg, **kw)
+        for scheme in networks.SCHEMES:
+            loss = networks.lr_sweep(make, train_set, scheme, cfg, **kw)
             out[net, scheme] = np.where(np.isfinite(loss).all(1), loss.mean(1), np.inf)
     return out
 

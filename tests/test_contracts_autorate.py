@@ -1,4 +1,4 @@
-"""lib.autorate and lib.autorate_experiments refuse bad input by name, before any training,
+"""lib.autorate.theory and lib.autorate.experiments refuse bad input by name, before any training,
 and record a diverged run as a result (never an exception)."""
 
 import math
@@ -9,8 +9,8 @@ import torch
 from hypothesis import strategies as st
 
 from contracts import INF, NAN, Case, parametrize
-from lib import autorate, models, stack, sweep, train
-from lib import autorate_experiments as ax
+from lib import models, stack, sweep, train
+from lib.autorate import experiments, theory
 from lib.data import Dataset
 
 N, D, C = 8, 4, 3  # examples, features, classes of the tiny data set
@@ -22,7 +22,7 @@ def tiny():
 
 
 def net(**kw):
-    return autorate.make_mlp(**{"width": 3, "depth": 1, "n_in": D, "n_out": C, **kw})
+    return theory.make_mlp(**{"width": 3, "depth": 1, "n_in": D, "n_out": C, **kw})
 
 
 def poisoned(value):
@@ -108,54 +108,54 @@ def family():
 
 
 CASES = [
-    Case(autorate.PlainMLP, lambda: dict(sizes=[D, 3, C], activation="softplus"),
+    Case(theory.PlainMLP, lambda: dict(sizes=[D, 3, C], activation="softplus"),
          {"sizes": st.sampled_from([None, 3, "43", [D], [], [D, 0, C], [D, 2.5, C],
                                     [D, True, C], [D, -1]]),
           "activation": BAD_ACTIVATION}),
-    Case(autorate.make_mlp, lambda: dict(seed=0, width=3, depth=1, n_in=D, n_out=C,
-                                         init_scale=1.0, norm="bn_smooth", activation="softplus"),
-         {"seed": "seed", "width": "size", "depth": "size", "n_in": "size", "n_out": "size",
-          "init_scale": "positive", "norm": BAD_NORM, "activation": BAD_ACTIVATION}),
-    Case(autorate.check_data, lambda: dict(data=tiny(), forward=net()),
+    Case(theory.make_mlp, lambda: dict(seed=0, width=3, depth=1, n_in=D, n_out=C,
+                                       init_scale=1.0, norm="bn_smooth", activation="softplus"),
+       {"seed": "seed", "width": "size", "depth": "size", "n_in": "size", "n_out": "size",
+        "init_scale": "positive", "norm": BAD_NORM, "activation": BAD_ACTIVATION}),
+    Case(theory.check_data, lambda: dict(data=tiny(), forward=net()),
          {"data": BAD_MODEL_DATA, "forward": st.sampled_from([3, "f", [1]])}),
-    Case(autorate.scale_invariance,
+    Case(theory.scale_invariance,
          lambda: dict(model=net(), data=tiny(), scales=[0.5, 2.0], loss="cross_entropy"),
          {"model": BAD_MODEL, "data": BAD_MODEL_DATA, "scales": "positive_array", "loss": BAD_LOSS}),
-    Case(autorate.sphere_vs_gd, lambda: dict(model=net(), data=tiny(), eta_w=1.0, eta_g=0.1,
-                                             steps=1, loss="cross_entropy"),
-         {"model": BAD_MODEL, "data": BAD_MODEL_DATA, "eta_w": "positive", "eta_g": "positive",
-          "steps": "size", "loss": BAD_LOSS}),
-    Case(autorate.intrinsic_grad_sq, lambda: dict(record=record()), {"record": BAD_RECORD}),
-    Case(autorate.running_min, lambda: dict(values=np.ones((2, 3)), axis=-1),
+    Case(theory.sphere_vs_gd, lambda: dict(model=net(), data=tiny(), eta_w=1.0, eta_g=0.1,
+                                           steps=1, loss="cross_entropy"),
+       {"model": BAD_MODEL, "data": BAD_MODEL_DATA, "eta_w": "positive", "eta_g": "positive",
+        "steps": "size", "loss": BAD_LOSS}),
+    Case(theory.intrinsic_grad_sq, lambda: dict(record=record()), {"record": BAD_RECORD}),
+    Case(theory.running_min, lambda: dict(values=np.ones((2, 3)), axis=-1),
          {"values": st.sampled_from([None, "x", 3.0, np.ones((2, 0)), [1j], [[1.0], [1.0, 2.0]],
                                      [True, False]]),
           "axis": BAD_AXIS}),
-    Case(autorate.next_norm_sq, lambda: dict(norm_sq=np.ones(3), grad_sq=np.ones(3), lr=0.5,
-                                             weight_decay=0.01),
-         {"norm_sq": BAD_SQUARES, "grad_sq": BAD_SQUARES, "lr": BAD_RATES,
-          "weight_decay": BAD_DECAYS}),
-    Case(autorate.constant_gradient_norm_sq, lambda: dict(G0=1.0, eta=1.0, grad_v_sq=1.0, steps=2),
+    Case(theory.next_norm_sq, lambda: dict(norm_sq=np.ones(3), grad_sq=np.ones(3), lr=0.5,
+                                           weight_decay=0.01),
+       {"norm_sq": BAD_SQUARES, "grad_sq": BAD_SQUARES, "lr": BAD_RATES,
+        "weight_decay": BAD_DECAYS}),
+    Case(theory.constant_gradient_norm_sq, lambda: dict(G0=1.0, eta=1.0, grad_v_sq=1.0, steps=2),
          {"G0": "positive", "eta": "positive", "grad_v_sq": "positive", "steps": "size"}),
-    Case(autorate.equilibrium_effective_lr, lambda: dict(lr=1.0, weight_decay=0.01, grad_v_sq=2.0),
+    Case(theory.equilibrium_effective_lr, lambda: dict(lr=1.0, weight_decay=0.01, grad_v_sq=2.0),
          {"lr": BAD_RATES, "weight_decay": BAD_RATES, "grad_v_sq": BAD_RATES}),
-    Case(autorate.blew_up, lambda: dict(loss=np.array([[1.0, 2.0], [1.0, INF]]), factor=10.0,
-                                        axis=-1),
-         {"loss": st.sampled_from([None, "x", 1.0, np.ones((2, 0)), [1j], [True]]),
-          "factor": "positive", "axis": BAD_AXIS}),
-    Case(autorate.sgd_schedules, lambda: dict(alpha=0.25, steps=3),
+    Case(theory.blew_up, lambda: dict(loss=np.array([[1.0, 2.0], [1.0, INF]]), factor=10.0,
+                                      axis=-1),
+       {"loss": st.sampled_from([None, "x", 1.0, np.ones((2, 0)), [1j], [True]]),
+        "factor": "positive", "axis": BAD_AXIS}),
+    Case(theory.sgd_schedules, lambda: dict(alpha=0.25, steps=3),
          {"alpha": BAD_ALPHA, "steps": "size"}),
-    Case(autorate.eval_steps, lambda: dict(steps=10, n_evals=3),
+    Case(theory.eval_steps, lambda: dict(steps=10, n_evals=3),
          {"steps": "size", "n_evals": "size"}),
-    Case(ax.rate_sweep, lambda: dict(data=tiny(), lr_w=[1.0], lr_g=0.1, steps=1, width=3,
-                                     norm="bn_smooth", seeds=[0], depth=1, weight_decay_w=[0.0],
-                                     batch_size=None, cache=None),
-         {"data": BAD_DATA, "lr_w": BAD_RATES, "lr_g": BAD_RATES, "steps": "size",
-          "width": "size", "norm": BAD_NORM, "seeds": BAD_SEEDS, "depth": "size",
-          "weight_decay_w": BAD_DECAYS, "batch_size": BAD_BATCH, "cache": BAD_NAME_OR_NONE}),
-    Case(ax.random_batches, lambda: dict(n=N, batch_size=2, n_batches=2, seed=0),
+    Case(experiments.rate_sweep, lambda: dict(data=tiny(), lr_w=[1.0], lr_g=0.1, steps=1, width=3,
+                                              norm="bn_smooth", seeds=[0], depth=1, weight_decay_w=[0.0],
+                                              batch_size=None, cache=None),
+                  {"data": BAD_DATA, "lr_w": BAD_RATES, "lr_g": BAD_RATES, "steps": "size",
+                   "width": "size", "norm": BAD_NORM, "seeds": BAD_SEEDS, "depth": "size",
+                   "weight_decay_w": BAD_DECAYS, "batch_size": BAD_BATCH, "cache": BAD_NAME_OR_NONE}),
+    Case(experiments.random_batches, lambda: dict(n=N, batch_size=2, n_batches=2, seed=0),
          {"n": "size", "batch_size": st.sampled_from([0, -1, N + 1, 2.5, None, True]),
           "n_batches": "size", "seed": "seed"}),
-    Case(ax.expected_gradients,
+    Case(experiments.expected_gradients,
          lambda: dict(stk=stack.from_models([net()]), data=tiny(),
                       batches=torch.tensor([[0, 1], [2, 3]]), loss="cross_entropy"),
          {"stk": st.sampled_from([None, "stk", net()]), "data": BAD_MODEL_DATA,
@@ -166,7 +166,7 @@ CASES = [
                                       torch.zeros(2, 0, dtype=torch.long),
                                       np.array([[0.0, 1.0], [2.0, 3.0]])]),
           "loss": BAD_LOSS}),
-    Case(ax.sgd_convergence,
+    Case(experiments.sgd_convergence,
          lambda: dict(data=tiny(), lr_w=[1.0], alpha=[0.0], lr_g=0.1, steps=2, batch_size=4,
                       seeds=[0], width=3, depth=1, n_evals=2, n_batches=2, cache_name=None),
          {"data": BAD_DATA, "lr_w": BAD_RATES, "alpha": BAD_ALPHAS, "lr_g": "positive",
@@ -174,17 +174,17 @@ CASES = [
           "seeds": BAD_SEEDS, "width": "size", "depth": "size", "n_evals": "size",
           "n_batches": st.sampled_from([1, 0, -1, 2.5, None, "2", True]),
           "cache_name": BAD_NAME_OR_NONE}),
-    Case(ax.rate_curves, lambda: dict(data=tiny(), eta_w=[1.0], eta_g=0.1, steps=1, width=3),
+    Case(experiments.rate_curves, lambda: dict(data=tiny(), eta_w=[1.0], eta_g=0.1, steps=1, width=3),
          {"data": BAD_DATA, "eta_w": BAD_RATES, "eta_g": "positive", "steps": "size",
           "width": "size"}),
-    Case(ax.member, lambda: dict(family=family(), values=[0.1, 0.2], value=0.1),
+    Case(experiments.member, lambda: dict(family=family(), values=[0.1, 0.2], value=0.1),
          {"family": st.sampled_from([None, [1], "f", {**family(), "loss": np.ones((3, 3))}]),
           "values": st.sampled_from([None, 3, "ab", [0.1]]),
           "value": st.sampled_from([0.3, None, "x", np.array([0.1, 0.2]), NAN])}),
-    Case(ax.scale_pair, lambda: dict(data=tiny(), g0=[1.0], lam=0.0, eta_w=1.0, eta_g=0.1,
-                                     steps=1, width=3, batch_size=None),
-         {"data": BAD_DATA, "g0": BAD_RATES, "lam": "nonneg", "eta_w": "positive",
-          "eta_g": "positive", "steps": "size", "width": "size", "batch_size": BAD_BATCH}),
+    Case(experiments.scale_pair, lambda: dict(data=tiny(), g0=[1.0], lam=0.0, eta_w=1.0, eta_g=0.1,
+                                              steps=1, width=3, batch_size=None),
+                  {"data": BAD_DATA, "g0": BAD_RATES, "lam": "nonneg", "eta_w": "positive",
+                   "eta_g": "positive", "steps": "size", "width": "size", "batch_size": BAD_BATCH}),
 ]
 
 EXEMPT = {}
@@ -217,29 +217,29 @@ def raises(error, names, call):
 
 
 @pytest.mark.parametrize("call, error, names", [
-    (lambda: autorate.sphere_vs_gd(net(), tiny(), 0.0, 0.1, 2), ValueError, "eta_w"),
-    (lambda: autorate.sphere_vs_gd(net(), tiny(), 1.0, NAN, 2), ValueError, "eta_g"),
-    (lambda: autorate.sphere_vs_gd(net(), tiny(), "1", 0.1, 2), TypeError, "eta_w"),
-    (lambda: ax.rate_curves(tiny(), [1.0, -1.0], 0.1, 2, 3), ValueError, "eta_w"),
-    (lambda: ax.rate_curves(tiny(), [1.0], INF, 2, 3), ValueError, "eta_g"),
-    (lambda: ax.rate_sweep(tiny(), 1.0, 0.0, 2, 3), ValueError, "lr_g"),
-    (lambda: ax.sgd_convergence(tiny(), [1.0], [0.0], -0.1, 2, 4, [0], 3), ValueError, "lr_g"),
-    (lambda: ax.scale_pair(tiny(), 1.0, 0.0, 0.0, 0.1, 2, 3, None), ValueError, "eta_w"),
-    (lambda: autorate.constant_gradient_norm_sq(1.0, True, 1.0, 2), TypeError, "eta"),
+    (lambda: theory.sphere_vs_gd(net(), tiny(), 0.0, 0.1, 2), ValueError, "eta_w"),
+    (lambda: theory.sphere_vs_gd(net(), tiny(), 1.0, NAN, 2), ValueError, "eta_g"),
+    (lambda: theory.sphere_vs_gd(net(), tiny(), "1", 0.1, 2), TypeError, "eta_w"),
+    (lambda: experiments.rate_curves(tiny(), [1.0, -1.0], 0.1, 2, 3), ValueError, "eta_w"),
+    (lambda: experiments.rate_curves(tiny(), [1.0], INF, 2, 3), ValueError, "eta_g"),
+    (lambda: experiments.rate_sweep(tiny(), 1.0, 0.0, 2, 3), ValueError, "lr_g"),
+    (lambda: experiments.sgd_convergence(tiny(), [1.0], [0.0], -0.1, 2, 4, [0], 3), ValueError, "lr_g"),
+    (lambda: experiments.scale_pair(tiny(), 1.0, 0.0, 0.0, 0.1, 2, 3, None), ValueError, "eta_w"),
+    (lambda: theory.constant_gradient_norm_sq(1.0, True, 1.0, 2), TypeError, "eta"),
 ])
 def test_learning_rates(no_training, call, error, names):
     raises(error, names, call)
 
 
 @pytest.mark.parametrize("call, error, names", [
-    (lambda: autorate.next_norm_sq(1.0, 1.0, 0.1, -1e-3), ValueError, "weight_decay"),
-    (lambda: autorate.next_norm_sq(1.0, 1.0, 0.1, NAN), ValueError, "weight_decay"),
-    (lambda: autorate.equilibrium_effective_lr(1.0, 0.0, 1.0), ValueError, "weight_decay"),
-    (lambda: autorate.equilibrium_effective_lr(2.0, 0.5, 1.0), ValueError, "lr weight_decay"),
-    (lambda: ax.rate_sweep(tiny(), 1.0, 0.1, 2, 3, weight_decay_w=[0.0, -0.1]), ValueError,
+    (lambda: theory.next_norm_sq(1.0, 1.0, 0.1, -1e-3), ValueError, "weight_decay"),
+    (lambda: theory.next_norm_sq(1.0, 1.0, 0.1, NAN), ValueError, "weight_decay"),
+    (lambda: theory.equilibrium_effective_lr(1.0, 0.0, 1.0), ValueError, "weight_decay"),
+    (lambda: theory.equilibrium_effective_lr(2.0, 0.5, 1.0), ValueError, "lr weight_decay"),
+    (lambda: experiments.rate_sweep(tiny(), 1.0, 0.1, 2, 3, weight_decay_w=[0.0, -0.1]), ValueError,
      "weight_decay_w"),
-    (lambda: ax.scale_pair(tiny(), 1.0, -0.1, 1.0, 0.1, 2, 3, None), ValueError, "lam"),
-    (lambda: ax.scale_pair(tiny(), 1.0, 0.5, 2.0, 0.1, 2, 3, None), ValueError, "lam eta_w"),
+    (lambda: experiments.scale_pair(tiny(), 1.0, -0.1, 1.0, 0.1, 2, 3, None), ValueError, "lam"),
+    (lambda: experiments.scale_pair(tiny(), 1.0, 0.5, 2.0, 0.1, 2, 3, None), ValueError, "lam eta_w"),
 ])
 def test_weight_decay(no_training, call, error, names):
     raises(error, names, call)
@@ -249,35 +249,35 @@ def test_weight_decay(no_training, call, error, names):
                                         (INF, ValueError), ("1", TypeError), (True, TypeError)])
 def test_init_scale(bad, error):
     raises(error, "init_scale", lambda: net(init_scale=bad))
-    raises(ValueError, "g0", lambda: ax.scale_pair(tiny(), [1.0, 0.0], 0.0, 1.0, 0.1, 2, 3, None))
+    raises(ValueError, "g0", lambda: experiments.scale_pair(tiny(), [1.0, 0.0], 0.0, 1.0, 0.1, 2, 3, None))
 
 
 def test_alpha_stays_in_the_range_of_theorem_4_2(no_training):
     """α > 1/2 is refused (Remark 4.1: no way back to the t^(−1/2) rate), naming alpha."""
     for bad in (0.5000001, 0.7, -0.1, NAN):
         with pytest.raises(ValueError, match=r"^alpha must be"):
-            autorate.sgd_schedules(bad, 10)
-    raises(TypeError, "alpha", lambda: autorate.sgd_schedules("0.5", 10))
-    raises(ValueError, "alpha", lambda: ax.sgd_convergence(tiny(), [1.0], [0.0, 0.6], 0.1, 2, 4,
-                                                           [0], 3))
-    assert autorate.sgd_schedules(0.5, 3)["w"][-1] == 3**-0.5  # both ends are allowed
-    assert np.all(autorate.sgd_schedules(np.float32(0.0), 3)["w"] == 1)
+            theory.sgd_schedules(bad, 10)
+    raises(TypeError, "alpha", lambda: theory.sgd_schedules("0.5", 10))
+    raises(ValueError, "alpha", lambda: experiments.sgd_convergence(tiny(), [1.0], [0.0, 0.6], 0.1, 2, 4,
+                                                                    [0], 3))
+    assert theory.sgd_schedules(0.5, 3)["w"][-1] == 3**-0.5  # both ends are allowed
+    assert np.all(theory.sgd_schedules(np.float32(0.0), 3)["w"] == 1)
 
 
 @pytest.mark.parametrize("call, error, names", [
-    (lambda: autorate.sphere_vs_gd(net(), tiny(), 1.0, 0.1, 0), ValueError, "steps"),
-    (lambda: autorate.sphere_vs_gd(net(), tiny(), 1.0, 0.1, 2.0), TypeError, "steps"),
-    (lambda: autorate.sphere_vs_gd(net(), tiny(), 1.0, 0.1, True), TypeError, "steps"),
-    (lambda: autorate.eval_steps(10, 0), ValueError, "n_evals"),
-    (lambda: autorate.constant_gradient_norm_sq(1.0, 1.0, 1.0, -1), ValueError, "steps"),
+    (lambda: theory.sphere_vs_gd(net(), tiny(), 1.0, 0.1, 0), ValueError, "steps"),
+    (lambda: theory.sphere_vs_gd(net(), tiny(), 1.0, 0.1, 2.0), TypeError, "steps"),
+    (lambda: theory.sphere_vs_gd(net(), tiny(), 1.0, 0.1, True), TypeError, "steps"),
+    (lambda: theory.eval_steps(10, 0), ValueError, "n_evals"),
+    (lambda: theory.constant_gradient_norm_sq(1.0, 1.0, 1.0, -1), ValueError, "steps"),
     (lambda: net(width=0), ValueError, "width"),
     (lambda: net(depth=1.5), TypeError, "depth"),
     (lambda: net(n_in=np.float64(4)), TypeError, "n_in"),
-    (lambda: ax.random_batches(N, 2, 0), ValueError, "n_batches"),
-    (lambda: ax.rate_sweep(tiny(), 1.0, 0.1, 0, 3), ValueError, "steps"),
-    (lambda: ax.sgd_convergence(tiny(), [1.0], [0.0], 0.1, 2, 4, [0], 3, n_batches=1),
+    (lambda: experiments.random_batches(N, 2, 0), ValueError, "n_batches"),
+    (lambda: experiments.rate_sweep(tiny(), 1.0, 0.1, 0, 3), ValueError, "steps"),
+    (lambda: experiments.sgd_convergence(tiny(), [1.0], [0.0], 0.1, 2, 4, [0], 3, n_batches=1),
      ValueError, "n_batches"),
-    (lambda: ax.sgd_convergence(tiny(), [1.0], [0.0], 0.1, 2, 4, [0], 3, n_evals=0),
+    (lambda: experiments.sgd_convergence(tiny(), [1.0], [0.0], 0.1, 2, 4, [0], 3, n_evals=0),
      ValueError, "n_evals"),
 ])
 def test_step_and_size_counts(no_training, call, error, names):
@@ -288,9 +288,9 @@ def test_seeds(no_training):
     for bad, error in ((-1, ValueError), (2**63, ValueError), (1.5, TypeError), ("0", TypeError),
                        (True, TypeError)):
         raises(error, "seed", lambda: net(seed=bad))
-        raises(error, "seed", lambda: ax.random_batches(N, 2, 2, seed=bad))
-        raises(error, "seeds", lambda: ax.rate_sweep(tiny(), 1.0, 0.1, 2, 3, seeds=[0, bad]))
-    raises(ValueError, "seeds", lambda: ax.sgd_convergence(tiny(), [1.0], [0.0], 0.1, 2, 4, [], 3))
+        raises(error, "seed", lambda: experiments.random_batches(N, 2, 2, seed=bad))
+        raises(error, "seeds", lambda: experiments.rate_sweep(tiny(), 1.0, 0.1, 2, 3, seeds=[0, bad]))
+    raises(ValueError, "seeds", lambda: experiments.sgd_convergence(tiny(), [1.0], [0.0], 0.1, 2, 4, [], 3))
     same = [net(seed=np.int64(3)), net(seed=3)]  # a NumPy integer is a seed like any other
     for p, q in zip(*(m.parameters() for m in same)):
         assert torch.equal(p, q)
@@ -305,16 +305,16 @@ def test_seeds(no_training):
 def test_norm_and_activation_names(kw, error, name):
     raises(error, name, lambda: net(**kw))
     if "norm" in kw:
-        raises(error, name, lambda: ax.rate_sweep(tiny(), 1.0, 0.1, 2, 3, **kw))
+        raises(error, name, lambda: experiments.rate_sweep(tiny(), 1.0, 0.1, 2, 3, **kw))
     for norm in ("none", "bn", "bn_smooth"):
         assert net(norm=norm, activation="tanh") is not None
 
 
 @pytest.mark.parametrize("call", [
-    lambda: ax.random_batches(5, 6, 3),
-    lambda: ax.sgd_convergence(tiny(), [1.0], [0.0], 0.1, 2, N + 1, [0], 3),
-    lambda: ax.rate_sweep(tiny(), 1.0, 0.1, 2, 3, batch_size=N + 1),
-    lambda: ax.scale_pair(tiny(), 1.0, 0.0, 1.0, 0.1, 2, 3, N + 1),
+    lambda: experiments.random_batches(5, 6, 3),
+    lambda: experiments.sgd_convergence(tiny(), [1.0], [0.0], 0.1, 2, N + 1, [0], 3),
+    lambda: experiments.rate_sweep(tiny(), 1.0, 0.1, 2, 3, batch_size=N + 1),
+    lambda: experiments.scale_pair(tiny(), 1.0, 0.0, 1.0, 0.1, 2, 3, N + 1),
 ])
 def test_batch_sizes_larger_than_the_data(no_training, call):
     with pytest.raises(ValueError, match=r"^batch_size must be an integer in \[1, \d+\]"):
@@ -332,15 +332,15 @@ def test_data_with_nan_empty_or_mismatched_shapes(no_training, data, words, for_
     """Bad for every function; or (too narrow, too many classes) for a network built
     beforehand, while the experiments build their networks to fit the data."""
     def calls():
-        yield lambda: autorate.scale_invariance(net(), data, [1.0])
-        yield lambda: autorate.sphere_vs_gd(net(), data, 1.0, 0.1, 2)
-        yield lambda: ax.expected_gradients(stack.from_models([net()]), data,
-                                            torch.tensor([[0, 1], [2, 3]]))
+        yield lambda: theory.scale_invariance(net(), data, [1.0])
+        yield lambda: theory.sphere_vs_gd(net(), data, 1.0, 0.1, 2)
+        yield lambda: experiments.expected_gradients(stack.from_models([net()]), data,
+                                                     torch.tensor([[0, 1], [2, 3]]))
         if not for_a_given_model:
-            yield lambda: ax.rate_sweep(data, 1.0, 0.1, 2, 3)
-            yield lambda: ax.rate_curves(data, 1.0, 0.1, 2, 3)
-            yield lambda: ax.scale_pair(data, 1.0, 0.0, 1.0, 0.1, 2, 3, None)
-            yield lambda: ax.sgd_convergence(data, [1.0], [0.0], 0.1, 2, 2, [0], 3)
+            yield lambda: experiments.rate_sweep(data, 1.0, 0.1, 2, 3)
+            yield lambda: experiments.rate_curves(data, 1.0, 0.1, 2, 3)
+            yield lambda: experiments.scale_pair(data, 1.0, 0.0, 1.0, 0.1, 2, 3, None)
+            yield lambda: experiments.sgd_convergence(data, [1.0], [0.0], 0.1, 2, 2, [0], 3)
     for call in calls():
         with pytest.raises(ValueError) as info:
             call()
@@ -351,28 +351,28 @@ def test_data_with_nan_empty_or_mismatched_shapes(no_training, data, words, for_
 
 def test_a_diverged_run_is_recorded_not_raised():
     """η_g = 1e30 sends the head (group g, not scale-invariant) to overflow in float32."""
-    r = autorate.sphere_vs_gd(net(), tiny(), eta_w=1.0, eta_g=1e30, steps=6)
+    r = theory.sphere_vs_gd(net(), tiny(), eta_w=1.0, eta_g=1e30, steps=6)
     t = r["diverged_at"]
     assert 0 <= t < 6 and np.isnan(r["loss_gd"][t:]).all() and np.isfinite(r["loss_gd"][:t]).all()
     assert r["loss_gd"].shape == (7,) and r["step_gap"].shape == (6,)
-    curves = ax.rate_curves(tiny(), [1.0, 1e30], 0.1, steps=4, width=3)  # η_w = 1e30 without BN
+    curves = experiments.rate_curves(tiny(), [1.0, 1e30], 0.1, steps=4, width=3)  # η_w = 1e30 without BN
     t = curves["diverged_at_plain"]
     assert t[0] == -1 and t[1] >= 1 and np.isnan(curves["loss_plain"][1, t[1]:]).all()
     assert curves["diverged_at_bn"][0] == -1
-    np.testing.assert_array_equal(autorate.blew_up(curves["loss_plain"]), [False, True])
-    assert ax.member(curves, [1.0, 1e30], 1e30)["diverged_at_plain"] == t[1]
+    np.testing.assert_array_equal(theory.blew_up(curves["loss_plain"]), [False, True])
+    assert experiments.member(curves, [1.0, 1e30], 1e30)["diverged_at_plain"] == t[1]
 
 
 def test_recorded_nan_and_inf_are_results_not_bad_input():
     loss = np.array([[1.0, NAN, NAN], [1.0, 0.5, 0.2], [1.0, INF, 1.0]])
-    np.testing.assert_array_equal(autorate.blew_up(loss), [True, False, True])
-    assert np.isnan(autorate.running_min(loss)[0, 1:]).all()
-    assert np.isnan(autorate.next_norm_sq([1.0, NAN], [1.0, 1.0], 0.1)[1])
+    np.testing.assert_array_equal(theory.blew_up(loss), [True, False, True])
+    assert np.isnan(theory.running_min(loss)[0, 1:]).all()
+    assert np.isnan(theory.next_norm_sq([1.0, NAN], [1.0, 1.0], 0.1)[1])
     rec = {**record(), "grad_norm_sq_w": np.where(np.arange(5) < 3, 1.0, NAN)[None].repeat(2, 0)}
-    assert np.isnan(autorate.intrinsic_grad_sq(rec)[:, 3:]).all()
+    assert np.isnan(theory.intrinsic_grad_sq(rec)[:, 3:]).all()
 
 
 def test_overflow_in_the_closed_forms_is_an_honest_inf():
-    G = autorate.constant_gradient_norm_sq(1.0, 1e200, 1.0, 2)
+    G = theory.constant_gradient_norm_sq(1.0, 1e200, 1.0, 2)
     assert math.isinf(G[-1])
-    assert math.isinf(autorate.next_norm_sq(1.0, 1.0, 1e200))
+    assert math.isinf(theory.next_norm_sq(1.0, 1.0, 1e200))

@@ -10,10 +10,19 @@ GROUPS = sorted(p.stem for p in Path(__file__).parent.glob("test_contracts_*.py"
                 if p.stem != "test_contracts_coverage")
 
 
+def lib_modules():
+    """Every module of ``lib``: the shared ones and each chapter package's modules."""
+    names = list(lib.SHARED)
+    for chapter in lib.CHAPTERS:
+        package = importlib.import_module(f"lib.{chapter}")
+        names += [f"{chapter}.{sub}" for sub in package.__all__]
+    return names
+
+
 def public_callables():
     """Every public function and class defined in a ``lib`` module, by 'module.name'."""
     found = {}
-    for name in lib.__all__:
+    for name in lib_modules():
         module = importlib.import_module(f"lib.{name}")
         for attr, obj in vars(module).items():
             if attr.startswith("_") or not (inspect.isfunction(obj) or inspect.isclass(obj)):

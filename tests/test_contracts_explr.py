@@ -1,4 +1,4 @@
-"""lib.schedules and lib.explr refuse bad input by name (the exponential-LR chapter).
+"""lib.explr.schedules and lib.explr.experiments refuse bad input by name (the exponential-LR chapter).
 
 The property-based cases attack every argument of every public callable; the tests after
 them are the specific bad inputs of issue 12: schedules that overflow float64, bad
@@ -14,7 +14,8 @@ import torch
 from hypothesis import strategies as st
 
 from contracts import NAN, INF, Case, parametrize
-from lib import explr, schedules, train
+from lib import train
+from lib.explr import experiments, schedules
 
 # ---- bad values of this group's argument kinds (where a harness kind does not fit) ----
 SIZES_BAD = st.one_of(st.integers(max_value=0), st.sampled_from([2.5, 3.0, NAN, "3", True]))
@@ -62,7 +63,7 @@ def array_bad(good):
                             np.zeros_like(good)])
 
 
-TOY_X, TOY_Y = explr.toy_data(6, 3, seed=0)
+TOY_X, TOY_Y = experiments.toy_data(6, 3, seed=0)
 TOY_W = np.array([1.0, 0.5, -0.2])
 TOY_X_BAD = st.sampled_from([None, "X", TOY_X[:, 0], TOY_X[:-1], TOY_X[:, :2], np.ones((6, 3)),
                              np.where(TOY_X > 0, NAN, TOY_X), TOY_X + 1j, TOY_X[:0]])
@@ -71,25 +72,25 @@ TOY_Y_BAD = st.sampled_from([None, "y", (TOY_Y + 1) / 2, TOY_Y[:-1], TOY_Y[:, No
 TOY_W_BAD = st.sampled_from([None, "w", np.zeros(3), np.array([1.0, NAN, 0.0]), TOY_W[:2],
                              TOY_W[None], np.array([INF, 0.0, 0.0])])
 
-SETUP = explr.SCHEDULE_SETUPS["cpu"]
+SETUP = experiments.SCHEDULE_SETUPS["cpu"]
 SETUP_FIELDS = {f: getattr(SETUP, f) for f in SETUP.__dataclass_fields__}
 CONFIG = train.TrainConfig(steps=2, batch_size=4, momentum=0.9)
 LRS = np.array([0.1, 0.1, 0.01])
 
 
 def tiny_mlp(seed):
-    return explr.ScaleInvariantMLP((4, 3, 2), seed)
+    return experiments.ScaleInvariantMLP((4, 3, 2), seed)
 
 
 def tiny_resnet(seed=0):
-    return explr.PreResNet(widths=(2,), seed=seed)
+    return experiments.PreResNet(widths=(2,), seed=seed)
 
 
 HYPER = {"eta": "positive", "weight_decay": "nonneg", "momentum": "fraction"}
 HYPER_VALID = dict(eta=0.1, weight_decay=5e-3, momentum=0.9)
 
 CASES = [
-    # lib.schedules
+    # lib.explr.schedules
     Case(schedules.exp_lr_alpha, lambda: dict(HYPER_VALID), HYPER),
     Case(schedules.exp_lr, lambda: dict(HYPER_VALID, steps=3), {**HYPER, "steps": "size"}),
     Case(schedules.growth_per_epoch, lambda: dict(HYPER_VALID, steps_per_epoch=3),
@@ -109,67 +110,67 @@ CASES = [
                                            alpha0=1.0),
          {"lrs": "positive_array", "weight_decay": "nonneg", "momentum": "fraction",
           "alpha0": UNIT_BAD}),
-    # lib.explr: networks
-    Case(explr.ScaleInvariantMLP, lambda: dict(sizes=(4, 3, 2), seed=0),
+    # lib.explr.experiments: networks
+    Case(experiments.ScaleInvariantMLP, lambda: dict(sizes=(4, 3, 2), seed=0),
          {"sizes": SIZES3_BAD, "seed": "seed"}),
-    Case(explr.BatchNorm2dNoEps, lambda: dict(num_features=3), {"num_features": SIZES_BAD}),
-    Case(explr.PreActBlock, lambda: dict(c_in=2, c_out=4, stride=2),
+    Case(experiments.BatchNorm2dNoEps, lambda: dict(num_features=3), {"num_features": SIZES_BAD}),
+    Case(experiments.PreActBlock, lambda: dict(c_in=2, c_out=4, stride=2),
          {"c_in": "size", "c_out": "size", "stride": "size"}),
-    Case(explr.PreResNet, lambda: dict(in_channels=1, n_classes=3, widths=(2, 4), blocks=1,
-                                       stem_stride=2, seed=0),
-         {"in_channels": "size", "n_classes": "size", "widths": WIDTHS_BAD, "blocks": "size",
-          "stem_stride": "size", "seed": "seed"}),
-    Case(explr.exp_lr_momentum, lambda: dict(HYPER_VALID), HYPER),
-    Case(explr.unit_distance, lambda: dict(a=np.ones((2, 3)), b=np.eye(2, 3) + 0.1),
+    Case(experiments.PreResNet, lambda: dict(in_channels=1, n_classes=3, widths=(2, 4), blocks=1,
+                                             stem_stride=2, seed=0),
+               {"in_channels": "size", "n_classes": "size", "widths": WIDTHS_BAD, "blocks": "size",
+                "stem_stride": "size", "seed": "seed"}),
+    Case(experiments.exp_lr_momentum, lambda: dict(HYPER_VALID), HYPER),
+    Case(experiments.unit_distance, lambda: dict(a=np.ones((2, 3)), b=np.eye(2, 3) + 0.1),
          {"a": array_bad, "b": array_bad}),
-    # lib.explr: runners (bad arguments fail before any training)
-    Case(explr.paired_runs, lambda: dict(data=mlp_pair(), lrs_a=np.full(2, 0.1), weight_decay_a=5e-3,
-                                         lrs_b=np.full(2, 0.1), weight_decay_b=0.0, momentum=0.9,
-                                         init_b=None, make_model=tiny_mlp, batch_size=4,
-                                         dtype=torch.float64, seed=0),
-         {"data": pair_bad(mlp_pair), "lrs_a": "positive_array", "lrs_b": "positive_array",
-          "weight_decay_a": "nonneg", "weight_decay_b": "nonneg", "momentum": "fraction",
-          "init_b": CALLABLE_OR_NONE_BAD, "make_model": CALLABLE_OR_NONE_BAD,
-          "batch_size": BATCH_BAD, "dtype": "dtype", "seed": "seed"}),
-    Case(explr.equivalence, lambda: dict(data=mlp_pair(), sizes=(4, 3, 2), **HYPER_VALID, steps=2,
-                                         batch_size=4, dtype=torch.float64, seed=0),
-         {"data": pair_bad(mlp_pair), "sizes": SIZES3_BAD, **HYPER, "steps": "size",
-          "batch_size": BATCH_BAD, "dtype": "dtype", "seed": "seed"}),
-    Case(explr.ScheduleSetup, lambda: dict(SETUP_FIELDS),
+    # lib.explr.experiments: runners (bad arguments fail before any training)
+    Case(experiments.paired_runs, lambda: dict(data=mlp_pair(), lrs_a=np.full(2, 0.1), weight_decay_a=5e-3,
+                                               lrs_b=np.full(2, 0.1), weight_decay_b=0.0, momentum=0.9,
+                                               init_b=None, make_model=tiny_mlp, batch_size=4,
+                                               dtype=torch.float64, seed=0),
+               {"data": pair_bad(mlp_pair), "lrs_a": "positive_array", "lrs_b": "positive_array",
+                "weight_decay_a": "nonneg", "weight_decay_b": "nonneg", "momentum": "fraction",
+                "init_b": CALLABLE_OR_NONE_BAD, "make_model": CALLABLE_OR_NONE_BAD,
+                "batch_size": BATCH_BAD, "dtype": "dtype", "seed": "seed"}),
+    Case(experiments.equivalence, lambda: dict(data=mlp_pair(), sizes=(4, 3, 2), **HYPER_VALID, steps=2,
+                                               batch_size=4, dtype=torch.float64, seed=0),
+               {"data": pair_bad(mlp_pair), "sizes": SIZES3_BAD, **HYPER, "steps": "size",
+                "batch_size": BATCH_BAD, "dtype": "dtype", "seed": "seed"}),
+    Case(experiments.ScheduleSetup, lambda: dict(SETUP_FIELDS),
          {"dataset": "name", "n_train": "size", "n_test": "size", "widths": WIDTHS_BAD,
           "blocks": "size", "stem_stride": "size", "epochs": "size",
           "batch_size": st.one_of(SIZES_BAD, st.just(SETUP.n_train + 1)),
           "eta": "positive", "weight_decay": "nonneg", "momentum": "fraction",
           "seeds": SEEDS_BAD}),
-    Case(explr.schedule_data, lambda: dict(setup=SETUP, device=None),
+    Case(experiments.schedule_data, lambda: dict(setup=SETUP, device=None),
          {"setup": st.sampled_from([None, "cpu", SETUP_FIELDS]), "device": DEVICE_OR_NONE_BAD}),
-    Case(explr.schedule_runs, lambda: dict(make_model=tiny_resnet, data=image_pair(), test=image_pair(),
-                                           runs={"c": (np.full(2, 0.1), 5e-3)}, config=CONFIG,
-                                           seeds=(0,), cache_name=None),
-         {"make_model": "callable", "data": pair_bad(image_pair), "test": pair_bad(image_pair),
-          "runs": st.sampled_from([{}, None, [("c", 0.1)], {"c": 0.1}, {"c": (np.full(1, 0.1), 0.0)},
-                                   {"c": (np.full(2, NAN), 0.0)}, {"c": (np.full(2, 0.1), -1.0)},
-                                   {"c": (np.full(2, -0.1), 0.0)}, {"c": (np.full(2, 0.1), NAN)}]),
-          "config": st.sampled_from([None, {"steps": 2}, "config"]), "seeds": SEEDS_BAD,
-          "cache_name": st.sampled_from([3, b"x", ["a"]])}),
-    Case(explr.equilibrium, lambda: dict(data=mlp_pair(), sizes=(4, 3, 2), points=[(0.1, 5e-3, 0.9)],
-                                         steps=2, batch_size=4, seed=0),
-         {"data": pair_bad(mlp_pair), "sizes": SIZES3_BAD,
-          "points": st.sampled_from([[], None, (0.1, 5e-3, 0.9), [(0.1, 5e-3)], [(-0.1, 0.0, 0.0)],
-                                     [(0.1, NAN, 0.0)], [(0.1, 0.0, 1.0)], [(INF, 0.0, 0.0)], "pts"]),
-          "steps": "size", "batch_size": BATCH_BAD, "seed": "seed"}),
-    # lib.explr: the section-3 toy
-    Case(explr.toy_data, lambda: dict(n=4, m=2, seed=0), {"n": "size", "m": "size", "seed": "seed"}),
-    Case(explr.toy_error, lambda: dict(w=TOY_W.copy()),
+    Case(experiments.schedule_runs, lambda: dict(make_model=tiny_resnet, data=image_pair(), test=image_pair(),
+                                                 runs={"c": (np.full(2, 0.1), 5e-3)}, config=CONFIG,
+                                                 seeds=(0,), cache_name=None),
+               {"make_model": "callable", "data": pair_bad(image_pair), "test": pair_bad(image_pair),
+                "runs": st.sampled_from([{}, None, [("c", 0.1)], {"c": 0.1}, {"c": (np.full(1, 0.1), 0.0)},
+                                         {"c": (np.full(2, NAN), 0.0)}, {"c": (np.full(2, 0.1), -1.0)},
+                                         {"c": (np.full(2, -0.1), 0.0)}, {"c": (np.full(2, 0.1), NAN)}]),
+                "config": st.sampled_from([None, {"steps": 2}, "config"]), "seeds": SEEDS_BAD,
+                "cache_name": st.sampled_from([3, b"x", ["a"]])}),
+    Case(experiments.equilibrium, lambda: dict(data=mlp_pair(), sizes=(4, 3, 2), points=[(0.1, 5e-3, 0.9)],
+                                               steps=2, batch_size=4, seed=0),
+               {"data": pair_bad(mlp_pair), "sizes": SIZES3_BAD,
+                "points": st.sampled_from([[], None, (0.1, 5e-3, 0.9), [(0.1, 5e-3)], [(-0.1, 0.0, 0.0)],
+                                           [(0.1, NAN, 0.0)], [(0.1, 0.0, 1.0)], [(INF, 0.0, 0.0)], "pts"]),
+                "steps": "size", "batch_size": BATCH_BAD, "seed": "seed"}),
+    # lib.explr.experiments: the section-3 toy
+    Case(experiments.toy_data, lambda: dict(n=4, m=2, seed=0), {"n": "size", "m": "size", "seed": "seed"}),
+    Case(experiments.toy_error, lambda: dict(w=TOY_W.copy()),
          {"w": st.sampled_from([None, "w", np.zeros(3), np.array([1.0, NAN]), TOY_W[:0],
                                 np.array([[1.0, 0.0], [0.0, 0.0]]), np.float64(2.0)])}),
-    Case(explr.toy_gd, lambda: dict(X=TOY_X, y=TOY_Y, w0=TOY_W.copy(), eta=0.5, weight_decay=1e-2,
-                                    steps=2, bn=True),
-         {"X": TOY_X_BAD, "y": TOY_Y_BAD, "w0": TOY_W_BAD, "eta": "positive",
-          "weight_decay": "nonneg", "steps": "size", "bn": "bool"}),
-    Case(explr.toy_loss, lambda: dict(X=TOY_X, y=TOY_Y, w=TOY_W.copy(), bn=True),
+    Case(experiments.toy_gd, lambda: dict(X=TOY_X, y=TOY_Y, w0=TOY_W.copy(), eta=0.5, weight_decay=1e-2,
+                                          steps=2, bn=True),
+               {"X": TOY_X_BAD, "y": TOY_Y_BAD, "w0": TOY_W_BAD, "eta": "positive",
+                "weight_decay": "nonneg", "steps": "size", "bn": "bool"}),
+    Case(experiments.toy_loss, lambda: dict(X=TOY_X, y=TOY_Y, w=TOY_W.copy(), bn=True),
          {"X": TOY_X_BAD, "y": TOY_Y_BAD, "w": TOY_W_BAD, "bn": "bool"}),
-    Case(explr.toy_grad, lambda: dict(X=TOY_X, y=TOY_Y, w=TOY_W.copy(), bn=True),
+    Case(experiments.toy_grad, lambda: dict(X=TOY_X, y=TOY_Y, w=TOY_W.copy(), bn=True),
          {"X": TOY_X_BAD, "y": TOY_Y_BAD, "w": TOY_W_BAD, "bn": "bool"}),
 ]
 
@@ -275,15 +276,15 @@ def test_cosine_refuses_bad_epoch_lengths():
 ])
 def test_preresnet_refuses_bad_sizes(kwargs, name, error):
     with pytest.raises(error, match=f"^{name}"):
-        explr.PreResNet(**{"widths": (2, 4), **kwargs})
+        experiments.PreResNet(**{"widths": (2, 4), **kwargs})
 
 
 def test_batch_norm_without_eps_refuses_bad_sizes():
     with pytest.raises(ValueError, match="^num_features"):
-        explr.BatchNorm2dNoEps(0)
+        experiments.BatchNorm2dNoEps(0)
     with pytest.raises(TypeError, match="^num_features"):
-        explr.BatchNorm2dNoEps(2.0)
-    bn = explr.BatchNorm2dNoEps(3)
+        experiments.BatchNorm2dNoEps(2.0)
+    bn = experiments.BatchNorm2dNoEps(3)
     for x in (torch.ones(4, 2, 5, 5), torch.ones(4, 3, 5), torch.ones(1, 3, 1, 1)):
         with pytest.raises(ValueError, match=r"^x must be \(N, 3, H, W\) with N·H·W >= 2"):
             bn(x)
@@ -292,32 +293,32 @@ def test_batch_norm_without_eps_refuses_bad_sizes():
 
 def test_networks_refuse_inputs_of_the_wrong_shape():
     with pytest.raises(ValueError, match=r"^x must be images \(N, 1, H, W\)"):
-        explr.PreResNet(widths=(2,))(torch.ones(2, 3, 8, 8))
+        experiments.PreResNet(widths=(2,))(torch.ones(2, 3, 8, 8))
     with pytest.raises(ValueError, match="^x must be a batch of at least 2 inputs with 4 features"):
-        explr.ScaleInvariantMLP((4, 3, 2))(torch.ones(5, 5))
+        experiments.ScaleInvariantMLP((4, 3, 2))(torch.ones(5, 5))
     with pytest.raises(ValueError, match="^sizes needs at least 3 entries"):
-        explr.ScaleInvariantMLP((4, 2))
+        experiments.ScaleInvariantMLP((4, 2))
 
 
 # ---- the experiment runners check their arguments before training --------------------
 
 @pytest.mark.parametrize("call,name", [
-    (lambda: explr.equivalence(mlp_pair(), sizes=(4, 3, 2), eta=NAN, steps=2), "eta"),
-    (lambda: explr.equivalence(mlp_pair(), sizes=(4, 3, 2), eta=-0.1, steps=2), "eta"),
-    (lambda: explr.equivalence(mlp_pair(), sizes=(4, 3, 2), momentum=1.0, steps=2), "momentum"),
-    (lambda: explr.equivalence(mlp_pair(d=5), sizes=(4, 3, 2), steps=2, batch_size=4), "data"),
-    (lambda: explr.paired_runs(mlp_pair(), [0.1, NAN], 0.0, [0.1, 0.1], make_model=tiny_mlp), "lrs_a"),
-    (lambda: explr.paired_runs(mlp_pair(), [0.1, 0.1], 0.0, [0.1, -1.0], make_model=tiny_mlp), "lrs_b"),
-    (lambda: explr.paired_runs(mlp_pair(), [0.1], 0.0, [0.1, 0.1], make_model=tiny_mlp), "lrs_a and lrs_b"),
-    (lambda: explr.paired_runs(mlp_pair(), [0.1], -1e-3, [0.1], make_model=tiny_mlp), "weight_decay_a"),
-    (lambda: explr.schedule_runs(tiny_resnet, image_pair(), image_pair(),
-                                 {"c": (np.full(2, -0.1), 0.0)}, CONFIG), "runs['c'] lrs"),
-    (lambda: explr.schedule_runs(tiny_resnet, image_pair(), image_pair(),
-                                 {"c": (np.full(2, 0.1), NAN)}, CONFIG), "runs['c'] weight_decay"),
-    (lambda: explr.equilibrium(mlp_pair(), (4, 3, 2), [(0.1, 5e-3, 0.9), (INF, 0.0, 0.0)], 2, 4),
+    (lambda: experiments.equivalence(mlp_pair(), sizes=(4, 3, 2), eta=NAN, steps=2), "eta"),
+    (lambda: experiments.equivalence(mlp_pair(), sizes=(4, 3, 2), eta=-0.1, steps=2), "eta"),
+    (lambda: experiments.equivalence(mlp_pair(), sizes=(4, 3, 2), momentum=1.0, steps=2), "momentum"),
+    (lambda: experiments.equivalence(mlp_pair(d=5), sizes=(4, 3, 2), steps=2, batch_size=4), "data"),
+    (lambda: experiments.paired_runs(mlp_pair(), [0.1, NAN], 0.0, [0.1, 0.1], make_model=tiny_mlp), "lrs_a"),
+    (lambda: experiments.paired_runs(mlp_pair(), [0.1, 0.1], 0.0, [0.1, -1.0], make_model=tiny_mlp), "lrs_b"),
+    (lambda: experiments.paired_runs(mlp_pair(), [0.1], 0.0, [0.1, 0.1], make_model=tiny_mlp), "lrs_a and lrs_b"),
+    (lambda: experiments.paired_runs(mlp_pair(), [0.1], -1e-3, [0.1], make_model=tiny_mlp), "weight_decay_a"),
+    (lambda: experiments.schedule_runs(tiny_resnet, image_pair(), image_pair(),
+                                       {"c": (np.full(2, -0.1), 0.0)}, CONFIG), "runs['c'] lrs"),
+    (lambda: experiments.schedule_runs(tiny_resnet, image_pair(), image_pair(),
+                                       {"c": (np.full(2, 0.1), NAN)}, CONFIG), "runs['c'] weight_decay"),
+    (lambda: experiments.equilibrium(mlp_pair(), (4, 3, 2), [(0.1, 5e-3, 0.9), (INF, 0.0, 0.0)], 2, 4),
      "points[1] eta"),
-    (lambda: explr.toy_gd(TOY_X, TOY_Y, TOY_W, NAN, 0.0, 2), "eta"),
-    (lambda: explr.toy_gd(TOY_X, TOY_Y, TOY_W, 0.5, -1.0, 2), "weight_decay"),
+    (lambda: experiments.toy_gd(TOY_X, TOY_Y, TOY_W, NAN, 0.0, 2), "eta"),
+    (lambda: experiments.toy_gd(TOY_X, TOY_Y, TOY_W, 0.5, -1.0, 2), "weight_decay"),
 ])
 def test_runners_refuse_bad_rates_by_name(call, name):
     with pytest.raises(ValueError, match="^" + re.escape(name)):
@@ -326,7 +327,7 @@ def test_runners_refuse_bad_rates_by_name(call, name):
 
 def test_divergence_is_recorded_not_raised():
     """A finite rate so large that the weights overflow is a result: diverged_at is set."""
-    r = explr.paired_runs(mlp_pair(n=16), np.full(3, 1e300), 0.0, np.full(3, 0.1),
-                          make_model=tiny_mlp, batch_size=16)
+    r = experiments.paired_runs(mlp_pair(n=16), np.full(3, 1e300), 0.0, np.full(3, 0.1),
+                                make_model=tiny_mlp, batch_size=16)
     assert r["diverged_at_a"] == 1 and r["diverged_at_b"] is None
     assert len(r["theta_a"]) == 1 and len(r["theta_b"]) == 4   # A's record stops there

@@ -1,5 +1,5 @@
-"""Bad input to lib.wn, lib.wn_checks, lib.wn_experiments and lib.wn_figures is refused by
-name (ValueError/TypeError), and divergence of wn.train is a recorded result."""
+"""Bad input to lib.wn.networks, lib.wn.theory, lib.wn.experiments and lib.wn.figures is refused by
+name (ValueError/TypeError), and divergence of networks.train is a recorded result."""
 
 import math
 
@@ -10,23 +10,23 @@ from hypothesis import strategies as st
 from matplotlib.figure import Figure
 
 from contracts import NAN, Case, parametrize
-from lib import scale, wn, wn_checks, wn_figures
-from lib import wn_experiments as wx
+from lib import scale
+from lib.wn import experiments, figures, networks, theory
 
-X, Y = wx.unit_sphere_data(4, 3, seed=0)                  # tiny: 4 unit-norm points in R³
-P = wn.init_wn(3, 5, 1.0, seed=0)                         # m = 5 units
-K = wn.limit_kernels(X)[0]
-SZ = wx.Sizes(n=4, d=3, width=5, widths=(2, 4), kernel_widths=(2,), mc_samples=10, steps=2,
-              seeds=1, etas=(0.1,), alphas=(1.0,))
-RUN = wn.train(P, X, Y, 0.1, 2)
-RS = wx.RegimeSweep(np.array([1.0]), np.array([0.1]), np.arange(3), np.ones((1, 1, 1, 3)),
-                    np.ones((1, 1, 1, 3)), np.ones((1, 1, 3)), np.ones((1, 1, 4)), np.ones((1, 4)))
-WS = wx.WidthSweep(np.array([2, 4]), 0.1, *[np.ones((2, 1, 3))] * 2, np.arange(3),
-                   *[np.ones((2, 1, 3))] * 4)
+X, Y = experiments.unit_sphere_data(4, 3, seed=0)                  # tiny: 4 unit-norm points in R³
+P = networks.init_wn(3, 5, 1.0, seed=0)                         # m = 5 units
+K = networks.limit_kernels(X)[0]
+SZ = experiments.Sizes(n=4, d=3, width=5, widths=(2, 4), kernel_widths=(2,), mc_samples=10, steps=2,
+                       seeds=1, etas=(0.1,), alphas=(1.0,))
+RUN = networks.train(P, X, Y, 0.1, 2)
+RS = experiments.RegimeSweep(np.array([1.0]), np.array([0.1]), np.arange(3), np.ones((1, 1, 1, 3)),
+                             np.ones((1, 1, 1, 3)), np.ones((1, 1, 3)), np.ones((1, 1, 4)), np.ones((1, 4)))
+WS = experiments.WidthSweep(np.array([2, 4]), 0.1, *[np.ones((2, 1, 3))] * 2, np.arange(3),
+                            *[np.ones((2, 1, 3))] * 4)
 
 
 def params():
-    return {"params": wn.WNParams(P.v.clone(), P.g.clone(), P.c.clone())}
+    return {"params": networks.WNParams(P.v.clone(), P.g.clone(), P.c.clone())}
 
 
 def data(**kw):
@@ -36,7 +36,7 @@ def data(**kw):
 def bad_params():
     nan = P.v.clone()
     nan[0, 0] = NAN
-    return st.sampled_from([None, P.v, (P.v, P.g, P.c), {"v": P.v}, wn.WNParams(nan, P.g, P.c)])
+    return st.sampled_from([None, P.v, (P.v, P.g, P.c), {"v": P.v}, networks.WNParams(nan, P.g, P.c)])
 
 
 def bad_shapes(t):
@@ -67,104 +67,104 @@ bad_int_list = st.sampled_from([None, [], "ab", 3, [0], [2.5], [True], [-1]])
 bad_curve = st.sampled_from([None, "x", [], [[1.0, 2.0]], [1.0, NAN, 3.0]])
 
 CASES = [
-    # lib.wn
-    Case(wn.WNParams, lambda: {"v": P.v.clone(), "g": P.g.clone(), "c": P.c.clone()},
+    # lib.wn.networks
+    Case(networks.WNParams, lambda: {"v": P.v.clone(), "g": P.g.clone(), "c": P.c.clone()},
          {"v": bad_shapes(P.v), "g": bad_shapes(P.g), "c": bad_shapes(P.c)}),
-    Case(wn.init_wn, lambda: dict(n_in=3, width=2, alpha=1.0, seed=0),
+    Case(networks.init_wn, lambda: dict(n_in=3, width=2, alpha=1.0, seed=0),
          {"n_in": "size", "width": "size", "alpha": "positive", "seed": "seed",
           "dtype": "dtype", "device": "device"}),
-    Case(wn.forward, lambda: {**params(), "X": X.clone()}, {"params": bad_params(), "X": "tensor"}),
-    Case(wn.gram_matrices, lambda: {**params(), "X": X.clone(), "alpha": 1.0},
+    Case(networks.forward, lambda: {**params(), "X": X.clone()}, {"params": bad_params(), "X": "tensor"}),
+    Case(networks.gram_matrices, lambda: {**params(), "X": X.clone(), "alpha": 1.0},
          {"params": bad_params(), "X": "tensor", "alpha": "positive"}),
-    Case(wn.evolution_kernel, lambda: {**params(), "X": X.clone()},
+    Case(networks.evolution_kernel, lambda: {**params(), "X": X.clone()},
          {"params": bad_params(), "X": "tensor"}),
-    Case(wn.limit_kernels, lambda: {"X": X.clone()}, {"X": "tensor"}),
-    Case(wn.WNNet, params, {"params": bad_params()}),
-    Case(wn.PlainNet, params, {"params": bad_params()}),
-    Case(wn.make_module, lambda: dict(seed=0, alpha=1.0, n_in=3, width=2),
+    Case(networks.limit_kernels, lambda: {"X": X.clone()}, {"X": "tensor"}),
+    Case(networks.WNNet, params, {"params": bad_params()}),
+    Case(networks.PlainNet, params, {"params": bad_params()}),
+    Case(networks.make_module, lambda: dict(seed=0, alpha=1.0, n_in=3, width=2),
          {"seed": "seed", "alpha": "positive", "n_in": "size", "width": "size",
           "normalized": "bool", "dtype": "dtype"}),
-    Case(wn.train, lambda: {**params(), **data(), "eta": 0.1, "steps": 1},
+    Case(networks.train, lambda: {**params(), **data(), "eta": 0.1, "steps": 1},
          {"params": bad_params(), "X": "tensor", "y": "tensor", "eta": "positive",
           "steps": "size", "normalized": "bool", "log_every": "size", "observe_every": "size"}),
-    Case(wn.train_batch, lambda: {"params_list": [P], **data(), "etas": [0.1], "steps": 1},
+    Case(networks.train_batch, lambda: {"params_list": [P], **data(), "etas": [0.1], "steps": 1},
          {"params_list": st.sampled_from([None, [], P, [None], "ab", [P.v]]), "X": "tensor",
           "y": "tensor", "etas": bad_list, "steps": "size", "log_every": "size"}),
-    Case(wn.check_inputs, lambda: {"X": X.clone()}, {"X": bad_alone(X)}),
-    Case(wn.check_params, params, {"params": bad_params()}),
-    Case(wn.check_kernel, lambda: {"name": "K", "K": K.clone()}, {"K": bad_kernel()}),
-    Case(wn.blow_up_step, lambda: {"h": RUN.history}, {"h": st.sampled_from([None, RUN, {}])}),
-    # lib.wn_checks
-    Case(wn_checks.plain_ntk, lambda: {"w": P.v.clone(), "X": X.clone()},
+    Case(networks.check_inputs, lambda: {"X": X.clone()}, {"X": bad_alone(X)}),
+    Case(networks.check_params, params, {"params": bad_params()}),
+    Case(networks.check_kernel, lambda: {"name": "K", "K": K.clone()}, {"K": bad_kernel()}),
+    Case(networks.blow_up_step, lambda: {"h": RUN.history}, {"h": st.sampled_from([None, RUN, {}])}),
+    # lib.wn.theory
+    Case(theory.plain_ntk, lambda: {"w": P.v.clone(), "X": X.clone()},
          {"w": "tensor", "X": "tensor"}),
-    Case(wn_checks.monte_carlo_kernels, lambda: dict(X=X.clone(), samples=4, seed=0, chunk=2),
+    Case(theory.monte_carlo_kernels, lambda: dict(X=X.clone(), samples=4, seed=0, chunk=2),
          {"X": bad_alone(X), "samples": "size", "seed": "seed", "chunk": "size"}),
-    Case(wn_checks.least_eigenvalue, lambda: {"K": K.clone()}, {"K": bad_kernel()}),
-    Case(wn_checks.jacobians, lambda: {**params(), "X": X.clone()},
+    Case(theory.least_eigenvalue, lambda: {"K": K.clone()}, {"K": bad_kernel()}),
+    Case(theory.jacobians, lambda: {**params(), "X": X.clone()},
          {"params": bad_params(), "X": "tensor"}),
-    Case(wn_checks.plain_jacobian, lambda: dict(w=P.v.clone(), c=P.c.clone(), X=X.clone()),
+    Case(theory.plain_jacobian, lambda: dict(w=P.v.clone(), c=P.c.clone(), X=X.clone()),
          {"w": "tensor", "c": "tensor", "X": "tensor"}),
-    Case(wn_checks.gram, lambda: {"J": torch.ones(4, 5, 3, dtype=torch.float64)},
+    Case(theory.gram, lambda: {"J": torch.ones(4, 5, 3, dtype=torch.float64)},
          {"J": st.sampled_from([None, [[1.0]], np.ones((4, 5)), torch.ones(4, dtype=torch.float64),
                                 torch.ones(4, 5).long(), torch.full((4, 5), NAN),
                                 torch.ones(0, 5)])}),
-    Case(wn_checks.initial_outputs, lambda: dict(X=X.clone(), alphas=[1.0], width=2),
+    Case(theory.initial_outputs, lambda: dict(X=X.clone(), alphas=[1.0], width=2),
          {"X": bad_alone(X), "alphas": bad_list, "width": "size", "seed": "seed"}),
-    Case(wn_checks.decomposition_errors, lambda: dict(X=X.clone(), alphas=[1.0], width=2),
+    Case(theory.decomposition_errors, lambda: dict(X=X.clone(), alphas=[1.0], width=2),
          {"X": bad_alone(X), "alphas": bad_list, "width": "size", "seed": "seed"}),
-    Case(wn_checks.natural_gradient_kernel, lambda: {**params(), "X": X.clone()},
+    Case(theory.natural_gradient_kernel, lambda: {**params(), "X": X.clone()},
          {"params": bad_params(), "X": "tensor"}),
-    Case(wn_checks.radial_cosines, lambda: {**params(), **data()},
+    Case(theory.radial_cosines, lambda: {**params(), **data()},
          {"params": bad_params(), "X": "tensor", "y": "tensor"}),
-    Case(wn_checks.concentration, lambda: dict(X=X.clone(), widths=[2], seeds=1),
+    Case(theory.concentration, lambda: dict(X=X.clone(), widths=[2], seeds=1),
          {"X": "tensor", "widths": bad_int_list, "seeds": "size"}),
-    # lib.wn_experiments
-    Case(wx.Sizes, lambda: dict(vars(SZ)),
+    # lib.wn.experiments
+    Case(experiments.Sizes, lambda: dict(vars(SZ)),
          {"n": "size", "d": "size", "width": "size", "steps": "size", "seeds": "size",
           "mc_samples": "size", "widths": bad_int_list, "kernel_widths": bad_int_list,
           "etas": bad_list, "alphas": bad_list}),
-    Case(wx.sizes, lambda: {"scale": scale.current("cpu")},
+    Case(experiments.sizes, lambda: {"scale": scale.current("cpu")},
          {"scale": st.sampled_from(["cpu", 3, {}, SZ])}),
-    Case(wx.float64_device, lambda: {"device": "cpu"}, {"device": "device"}),
-    Case(wx.unit_sphere_data, lambda: dict(n=3, d=2, seed=0),
+    Case(experiments.float64_device, lambda: {"device": "cpu"}, {"device": "device"}),
+    Case(experiments.unit_sphere_data, lambda: dict(n=3, d=2, seed=0),
          {"n": "size", "d": "size", "seed": "seed", "dtype": "dtype", "device": "device"}),
-    Case(wx.linear_loss, lambda: dict(K=K.clone(), r0=Y.clone(), eta=0.1, steps=2),
+    Case(experiments.linear_loss, lambda: dict(K=K.clone(), r0=Y.clone(), eta=0.1, steps=2),
          {"K": bad_kernel(), "r0": "tensor", "eta": "positive", "steps": "count"}),
-    Case(wx.predicted_ratio, lambda: dict(K=K.clone(), eta=0.1),
+    Case(experiments.predicted_ratio, lambda: dict(K=K.clone(), eta=0.1),
          {"K": bad_kernel(), "eta": "positive"}),
-    Case(wx.measured_ratio, lambda: {"loss": 0.9 ** np.arange(10), "floor": 1e-20},
+    Case(experiments.measured_ratio, lambda: {"loss": 0.9 ** np.arange(10), "floor": 1e-20},
          {"loss": st.sampled_from([None, "x", [], [1.0, 0.5], [[1.0, 0.5, 0.2]], [1j, 1, 1]]),
           "floor": "positive"}),
-    Case(wx.rate_from_ratio, lambda: dict(ratio=0.5, eta=0.1),
+    Case(experiments.rate_from_ratio, lambda: dict(ratio=0.5, eta=0.1),
          {"ratio": "nonneg", "eta": "positive"}),
-    Case(wx.effective_alpha,
+    Case(experiments.effective_alpha,
          lambda: dict(weight_norm_sq_v=np.ones((3, 1)), weight_norm_sq_g=np.ones((3, 1))),
          {"weight_norm_sq_v": st.sampled_from([None, "x", np.ones(3), np.ones((2, 1)),
                                                -np.ones((3, 1)), np.full((3, 1), NAN)]),
           "weight_norm_sq_g": st.sampled_from([None, np.ones((3, 2)), np.zeros((3, 1))])},
          names={"weight_norm_sq_g": "weight_norm_sq_"}),
-    Case(wx.loglog_slope, lambda: dict(x=[1.0, 2.0, 4.0], y=[1.0, 0.5, 0.25]),
+    Case(experiments.loglog_slope, lambda: dict(x=[1.0, 2.0, 4.0], y=[1.0, 0.5, 0.25]),
          {"x": "positive_array", "y": "positive_array"}),
-    Case(wx.limit_evolution_kernel, lambda: dict(X=X.clone(), alpha=1.0),
+    Case(experiments.limit_evolution_kernel, lambda: dict(X=X.clone(), alpha=1.0),
          {"X": "tensor", "alpha": "positive"}),
-    Case(wx.limit_least_eigenvalue, lambda: dict(X=X.clone(), alphas=[1.0]),
+    Case(experiments.limit_least_eigenvalue, lambda: dict(X=X.clone(), alphas=[1.0]),
          {"X": "tensor", "alphas": bad_list}),
-    Case(wx.tuned_step, lambda: dict(X=X.clone(), alpha=1.0), {"X": "tensor", "alpha": "positive"}),
-    Case(wx.regime_sweep, lambda: {**data(), "sz": SZ},
+    Case(experiments.tuned_step, lambda: dict(X=X.clone(), alpha=1.0), {"X": "tensor", "alpha": "positive"}),
+    Case(experiments.regime_sweep, lambda: {**data(), "sz": SZ},
          {"X": "tensor", "y": "tensor", "sz": st.sampled_from([None, {}, scale.current("cpu")]),
           "cache": st.sampled_from([3, b"x", ["a"]])}),
-    Case(wx.width_sweep, lambda: {**data(), "sz": SZ, "alpha": 1.0},
+    Case(experiments.width_sweep, lambda: {**data(), "sz": SZ, "alpha": 1.0},
          {"X": "tensor", "y": "tensor", "sz": st.sampled_from([None, {}]), "alpha": "positive",
           "cache": st.sampled_from([3, b"x"])}),
-    Case(wx.Comparison, lambda: {**data(), "steps": 2, "alphas": [1.0], "etas": [0.1]},
+    Case(experiments.Comparison, lambda: {**data(), "steps": 2, "alphas": [1.0], "etas": [0.1]},
          {"X": bad_alone(X), "y": "tensor", "steps": "size", "alphas": bad_nonempty,
           "etas": bad_nonempty, "seed": "seed"}),
-    # lib.wn_figures: validation comes before any drawing
-    Case(wn_figures.norm_growth, lambda: dict(h=RUN, eta=0.1, zoom=2),
+    # lib.wn.figures: validation comes before any drawing
+    Case(figures.norm_growth, lambda: dict(h=RUN, eta=0.1, zoom=2),
          {"h": st.sampled_from([None, RUN.history, {}]), "eta": "positive", "zoom": "size"}),
-    Case(wn_figures.kernel_heatmaps, lambda: dict(H=K.clone(), V=K.clone(), G=K.clone()),
+    Case(figures.kernel_heatmaps, lambda: dict(H=K.clone(), V=K.clone(), G=K.clone()),
          {k: st.sampled_from([None, "x", K[0], K[:0], K * NAN]) for k in "HVG"}),
-    Case(wn_figures.concentration,
+    Case(figures.concentration,
          lambda: dict(widths=[2, 4], conc={k: np.ones((2, 1)) for k in ("err_V", "err_G",
                                                                         "lam_V", "lam_G")},
                       lam_V_inf=0.1, lam_G_inf=0.1),
@@ -172,27 +172,27 @@ CASES = [
              [None, {}, {"err_V": np.ones((2, 1))},
               {k: np.ones((3, 1)) for k in ("err_V", "err_G", "lam_V", "lam_G")}]),
           "lam_V_inf": "finite", "lam_G_inf": "finite"}),
-    Case(wn_figures.regimes,
+    Case(figures.regimes,
          lambda: dict(rs=RS, eta=0.1, limit_curve=(np.ones(3), np.ones(3)), lam_V_inf=0.1,
                       lam_G_inf=0.1),
          {"rs": st.sampled_from([None, WS, {}]), "eta": "positive",
           "limit_curve": st.sampled_from([None, np.ones(3), (np.ones(3),), (np.ones(3), np.ones(2)),
                                           (-np.ones(3), np.ones(3)), (np.ones(3), [NAN] * 3)]),
           "lam_V_inf": "finite", "lam_G_inf": "finite"}),
-    Case(wn_figures.edge, lambda: dict(rs=RS), {"rs": st.sampled_from([None, WS, "rs"])}),
-    Case(wn_figures.widths, lambda: dict(ws=WS, show=(0, 1)),
+    Case(figures.edge, lambda: dict(rs=RS), {"rs": st.sampled_from([None, WS, "rs"])}),
+    Case(figures.widths, lambda: dict(ws=WS, show=(0, 1)),
          {"ws": st.sampled_from([None, RS, "ws"]),
           "show": st.sampled_from([None, "ab", [2], [-3], [0.5], [True]])}),
-    Case(wn_figures.as_diverged, lambda: dict(loss=[1.0, 2.0]),
+    Case(figures.as_diverged, lambda: dict(loss=[1.0, 2.0]),
          {"loss": st.sampled_from([None, "x", [], [[1.0, 2.0]], ["a", "b"]])}),
-    Case(wn_figures.draw_comparison, lambda: dict(fig=Figure(), steps=3, n=4),
+    Case(figures.draw_comparison, lambda: dict(fig=Figure(), steps=3, n=4),
          {"fig": st.sampled_from([None, "fig", 3]), "steps": "size", "n": "size"}),
 ]
 
 EXEMPT = {
-    wn.WNHistory: "a record of one run, filled by wn.train from the training loop's history",
-    wx.RegimeSweep: "a record of results, filled by regime_sweep from lib.sweep's arrays",
-    wx.WidthSweep: "a record of results, filled by width_sweep from wn.train_batch's runs",
+    networks.WNHistory: "a record of one run, filled by networks.train from the training loop's history",
+    experiments.RegimeSweep: "a record of results, filled by regime_sweep from lib.sweep's arrays",
+    experiments.WidthSweep: "a record of results, filled by width_sweep from networks.train_batch's runs",
 }
 
 test_bad_input_is_refused_by_name = parametrize(CASES)
@@ -201,27 +201,27 @@ test_bad_input_is_refused_by_name = parametrize(CASES)
 # --- the cases the issue lists ------------------------------------------------------------
 def test_a_huge_step_is_recorded_as_divergence_not_raised():
     """η = 1e100: the loss overflows to ~1e200, then every ReLU dies and it sits at ½‖y‖²."""
-    h = wn.train(P, X, Y, eta=1e100, steps=5)
+    h = networks.train(P, X, Y, eta=1e100, steps=5)
     assert h.diverged_at == 1 and h.history.diverged_at == 1
     assert h.step.tolist() == [0] and len(h.loss) == 1 and len(h.spectrum) == 1
-    batch = wn.train_batch([P, P], X, Y, etas=[0.1, 1e100], steps=5)
+    batch = networks.train_batch([P, P], X, Y, etas=[0.1, 1e100], steps=5)
     assert batch[0].diverged_at is None and batch[1].diverged_at == 1
 
 
 def test_the_chapters_stable_runs_are_not_diverged():
-    sz = wx.sizes(scale.current("cpu"))
-    Xc, yc = wx.unit_sphere_data(sz.n, sz.d, seed=0)
-    p = wn.init_wn(sz.d, sz.width, alpha=0.1, seed=0)               # section 1's run
-    run = wn.train(p, Xc, yc, eta=0.1, steps=sz.steps, observe_every=sz.steps)
+    sz = experiments.sizes(scale.current("cpu"))
+    Xc, yc = experiments.unit_sphere_data(sz.n, sz.d, seed=0)
+    p = networks.init_wn(sz.d, sz.width, alpha=0.1, seed=0)               # section 1's run
+    run = networks.train(p, Xc, yc, eta=0.1, steps=sz.steps, observe_every=sz.steps)
     assert run.diverged_at is None and len(run.loss) == sz.steps + 1
     # past its edge, WN's loss first rises, then the lengths rescale and it converges
-    edge = 2 / float(torch.linalg.eigvalsh(wn.evolution_kernel(p, Xc))[-1])
-    past = wn.train(p, Xc, yc, eta=10 * edge, steps=150, observe_every=150)
+    edge = 2 / float(torch.linalg.eigvalsh(networks.evolution_kernel(p, Xc))[-1])
+    past = networks.train(p, Xc, yc, eta=10 * edge, steps=150, observe_every=150)
     assert past.diverged_at is None and past.loss.max() > past.loss[0]
     assert past.loss[-1] < 1e-6 * past.loss[0]
     for m in sz.widths[:3]:                                          # the width sweep's step
-        q = wn.init_wn(sz.d, m, 1.0, seed=0)
-        h = wn.train(q, Xc, yc, wx.tuned_step(Xc, 1.0), steps=50, observe_every=50)
+        q = networks.init_wn(sz.d, m, 1.0, seed=0)
+        h = networks.train(q, Xc, yc, experiments.tuned_step(Xc, 1.0), steps=50, observe_every=50)
         assert h.diverged_at is None
 
 
@@ -235,63 +235,63 @@ def test_bad_data_is_a_value_error_naming_it_not_divergence(where, poison):
     else:
         bad.view(-1)[1] = float(poison)
     with pytest.raises(ValueError, match=f"^{where} must"):
-        wn.train(P, Xb, yb, eta=0.1, steps=2)
+        networks.train(P, Xb, yb, eta=0.1, steps=2)
 
 
 def test_linear_loss_refuses_a_non_symmetric_kernel():
     A = K.clone()
     A[0, 2] += 1e-6 * float(K.abs().max())                 # 1e-6 relative: not round-off
     with pytest.raises(ValueError, match="^K must be symmetric"):
-        wx.linear_loss(A, Y.clone(), 0.1, 3)
+        experiments.linear_loss(A, Y.clone(), 0.1, 3)
     B = K.clone()                                          # round-off asymmetry passes
     B[0, 2] += 4 * torch.finfo(K.dtype).eps * float(K.abs().max())
-    assert wx.linear_loss(B, Y.clone(), 0.1, 3).shape == (4,)
+    assert experiments.linear_loss(B, Y.clone(), 0.1, 3).shape == (4,)
 
 
 def test_limit_kernels_refuse_a_nan_row():
     Xn = X.clone()
     Xn[2] = NAN
     with pytest.raises(ValueError, match="^X must be finite"):
-        wn.limit_kernels(Xn)
+        networks.limit_kernels(Xn)
 
 
 @pytest.mark.parametrize("dtype", [torch.int64, torch.int32, torch.bool])
 def test_unit_sphere_data_refuses_non_floating_dtypes(dtype):
     with pytest.raises(ValueError, match="^dtype must be a floating"):
-        wx.unit_sphere_data(3, 2, dtype=dtype)
+        experiments.unit_sphere_data(3, 2, dtype=dtype)
 
 
 @pytest.mark.parametrize("seed, error", [(1.0, TypeError), (2.5, TypeError), ("0", TypeError),
                                          (True, TypeError), (-1, ValueError), (2**63, ValueError)])
 def test_seeds_are_integers_in_range(seed, error):
-    for call in (lambda: wx.unit_sphere_data(3, 2, seed=seed), lambda: wn.init_wn(3, 2, 1.0, seed)):
+    for call in (lambda: experiments.unit_sphere_data(3, 2, seed=seed), lambda: networks.init_wn(3, 2, 1.0, seed)):
         with pytest.raises(error, match="^seed must be an integer"):
             call()
-    assert torch.equal(wx.unit_sphere_data(3, 2, seed=np.int64(4))[0],
-                       wx.unit_sphere_data(3, 2, seed=4)[0])
+    assert torch.equal(experiments.unit_sphere_data(3, 2, seed=np.int64(4))[0],
+                       experiments.unit_sphere_data(3, 2, seed=4)[0])
 
 
 @pytest.mark.parametrize("call, error, match", [
-    (lambda: wn.train(P, X, Y[:3], 0.1, 2), ValueError, "^X and y must have the same length"),
-    (lambda: wn.train(P, X[:, :2], Y, 0.1, 2), ValueError, "^X has 2 columns"),
-    (lambda: wn.forward(wn.init_wn(4, 5, 1.0), X), ValueError, "^X has 3 columns"),
-    (lambda: wn.train(P, X.float(), Y, 0.1, 2), TypeError, "^X must have the network's dtype"),
-    (lambda: wn.train_batch([P, wn.init_wn(3, 6, 1.0)], X, Y, [0.1, 0.1], 2), ValueError,
+    (lambda: networks.train(P, X, Y[:3], 0.1, 2), ValueError, "^X and y must have the same length"),
+    (lambda: networks.train(P, X[:, :2], Y, 0.1, 2), ValueError, "^X has 2 columns"),
+    (lambda: networks.forward(networks.init_wn(4, 5, 1.0), X), ValueError, "^X has 3 columns"),
+    (lambda: networks.train(P, X.float(), Y, 0.1, 2), TypeError, "^X must have the network's dtype"),
+    (lambda: networks.train_batch([P, networks.init_wn(3, 6, 1.0)], X, Y, [0.1, 0.1], 2), ValueError,
      "^params_list must hold networks of one shape"),
-    (lambda: wn.init_wn(3, 0, 1.0), ValueError, "^width must be an integer"),
-    (lambda: wn.init_wn(3, 2.0, 1.0), TypeError, "^width must be an integer"),
-    (lambda: wx.Comparison(X, Y, 2, [1.0], [0.1])(1.0, 0.1, 2.5), TypeError, "^width"),
-    (lambda: wx.Comparison(X, Y, 2, [1.0], [0.1])(NAN, 0.1, 3), ValueError, "^alpha"),
-    (lambda: wx.Comparison(X, Y, 2, [1.0], [0.1])(1.0, -0.1, 3), ValueError, "^eta"),
-    (lambda: wx.regime_sweep(X, Y, wx.Sizes(**{**vars(SZ), "d": 4})), ValueError,
+    (lambda: networks.init_wn(3, 0, 1.0), ValueError, "^width must be an integer"),
+    (lambda: networks.init_wn(3, 2.0, 1.0), TypeError, "^width must be an integer"),
+    (lambda: experiments.Comparison(X, Y, 2, [1.0], [0.1])(1.0, 0.1, 2.5), TypeError, "^width"),
+    (lambda: experiments.Comparison(X, Y, 2, [1.0], [0.1])(NAN, 0.1, 3), ValueError, "^alpha"),
+    (lambda: experiments.Comparison(X, Y, 2, [1.0], [0.1])(1.0, -0.1, 3), ValueError, "^eta"),
+    (lambda: experiments.regime_sweep(X, Y, experiments.Sizes(**{**vars(SZ), "d": 4})), ValueError,
      "^X has 3 columns but sz.d = 4"),
-    (lambda: wn.init_wn(3, 2, 0.0), ValueError, "^alpha must be a finite number > 0"),
-    (lambda: wn.init_wn(3, 2, NAN), ValueError, "^alpha must be a finite number > 0"),
-    (lambda: wn.train(P, X, Y, 0.0, 2), ValueError, "^eta must be a finite number > 0"),
-    (lambda: wn.train(P, X, Y, NAN, 2), ValueError, "^eta must be a finite number > 0"),
-    (lambda: wn.train(P, X, Y, 0.1, 2.0), TypeError, "^steps must be an integer"),
-    (lambda: wn.train(P, X, Y, 0.1, 2, log_every=1.5), TypeError, "^log_every must be an integer"),
-    (lambda: wn.train(P, X, Y, 0.1, 2, log_every=0), ValueError, "^log_every must be an integer"),
+    (lambda: networks.init_wn(3, 2, 0.0), ValueError, "^alpha must be a finite number > 0"),
+    (lambda: networks.init_wn(3, 2, NAN), ValueError, "^alpha must be a finite number > 0"),
+    (lambda: networks.train(P, X, Y, 0.0, 2), ValueError, "^eta must be a finite number > 0"),
+    (lambda: networks.train(P, X, Y, NAN, 2), ValueError, "^eta must be a finite number > 0"),
+    (lambda: networks.train(P, X, Y, 0.1, 2.0), TypeError, "^steps must be an integer"),
+    (lambda: networks.train(P, X, Y, 0.1, 2, log_every=1.5), TypeError, "^log_every must be an integer"),
+    (lambda: networks.train(P, X, Y, 0.1, 2, log_every=0), ValueError, "^log_every must be an integer"),
 ])
 def test_mismatched_and_out_of_range_arguments_are_refused_by_name(call, error, match):
     with pytest.raises(error, match=match):
@@ -299,11 +299,11 @@ def test_mismatched_and_out_of_range_arguments_are_refused_by_name(call, error, 
 
 
 def test_non_finite_parameters_are_recorded_but_refused_as_input():
-    h = wn.train(P, X, Y, eta=1e100, steps=3)
+    h = networks.train(P, X, Y, eta=1e100, steps=3)
     assert h.params.v.abs().max() > 1e150                   # the record keeps what happened
-    nan = wn.WNParams(P.v, P.g * NAN, P.c)                  # a record may hold NaN ...
+    nan = networks.WNParams(P.v, P.g * NAN, P.c)                  # a record may hold NaN ...
     with pytest.raises(ValueError, match="^params.g must be finite"):
-        wn.forward(nan, X)                                  # ... but it is no input
+        networks.forward(nan, X)                                  # ... but it is no input
     with pytest.raises(ValueError, match="^params.g must be finite"):
-        wn.train(nan, X, Y, 0.1, 2)
-    assert math.isfinite(float(wn.forward(P, X).sum()))
+        networks.train(nan, X, Y, 0.1, 2)
+    assert math.isfinite(float(networks.forward(P, X).sum()))

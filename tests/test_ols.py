@@ -5,7 +5,8 @@ import numpy as np
 import pytest
 import torch
 
-from lib import ols, synthetic
+from lib import synthetic
+from lib.bngd import dynamics
 
 
 def numpy_gd(H, u, w0, eps, steps):
@@ -51,7 +52,7 @@ def test_gd_matches_independent_numpy_loop_for_a_batch_of_steps():
     prob = problem()
     H, u = prob.H, prob.u
     eps = torch.tensor([0.001, 0.01, 0.03])
-    res = ols.gd(H, u, torch.zeros(6), eps, steps=25)
+    res = dynamics.gd(H, u, torch.zeros(6), eps, steps=25)
     assert res.loss.shape == (26, 3) and res.w.shape == (3, 6)
     for j, e in enumerate(eps.tolist()):
         np.testing.assert_allclose(res.loss[:, j], numpy_gd(H.numpy(), u.numpy(), np.zeros(6), e, 25),
@@ -60,26 +61,26 @@ def test_gd_matches_independent_numpy_loop_for_a_batch_of_steps():
 
 def test_diagonal_and_matrix_forms_agree():
     lam = torch.tensor([1.0, 3.0, 9.0])
-    a = ols.gd(lam, torch.ones(3), torch.zeros(3), 0.1, 10).loss
-    b = ols.gd(torch.diag(lam), torch.ones(3), torch.zeros(3), 0.1, 10).loss
+    a = dynamics.gd(lam, torch.ones(3), torch.zeros(3), 0.1, 10).loss
+    b = dynamics.gd(torch.diag(lam), torch.ones(3), torch.zeros(3), 0.1, 10).loss
     torch.testing.assert_close(a, b, rtol=1e-14, atol=0)
 
 
 def test_stability_boundary_is_two_over_lambda_max():
     lam = torch.tensor([1.0, 20.0])  # 2/λ_max = 0.1
-    res = ols.gd(lam, torch.ones(2), torch.zeros(2), torch.tensor([0.099, 0.101]), 2000)
+    res = dynamics.gd(lam, torch.ones(2), torch.zeros(2), torch.tensor([0.099, 0.101]), 2000)
     assert res.loss[-1, 0] < 1e-10 * res.loss[0, 0]
     assert not torch.isfinite(res.loss[-1, 1]) or res.loss[-1, 1] > 1e10 * res.loss[0, 1]
 
 
 def test_gd_constants_match_the_spectrum_and_the_measured_rate():
     prob = problem(d=5, kappa=30.0)
-    k = ols.gd_constants(prob.H)   # from the matrix: eigenvalues 1 .. 30
+    k = dynamics.gd_constants(prob.H)   # from the matrix: eigenvalues 1 .. 30
     assert k.lam_min == pytest.approx(1.0, rel=1e-12) and k.kappa == pytest.approx(30.0, rel=1e-12)
     assert k.eps_max == pytest.approx(2 / 30) and k.eps_opt == pytest.approx(2 / 31)
     # measured: the error contracts by (κ−1)/(κ+1) per step at ε_opt; no other ε does better
     eps = torch.tensor([0.5, 0.9, 1.0, 1.1, 1.5]) * k.eps_opt
-    loss = ols.gd(prob.H, prob.u, torch.zeros(5), eps, 400).loss
+    loss = dynamics.gd(prob.H, prob.u, torch.zeros(5), eps, 400).loss
     rate = (loss[400] / loss[200]) ** (1 / 400)
     assert rate[2].item() == pytest.approx(k.rate, rel=1e-6)
     assert torch.all(rate[[0, 1, 3, 4]] > rate[2])
@@ -97,7 +98,7 @@ def test_bngd_matches_a_loop_written_out_by_hand(matrix):
     a0 = torch.tensor([0.5, -1.0])[:, None]            # batch (2, 3)
     eps = torch.tensor([0.01, 2.0, 1e5])
     steps = 12   # a few steps: with a0 < 0 and ε = 1e5 the dynamics amplify round-off later
-    res = ols.bngd(H, u, a0, w0, eps, 0.7, steps)
+    res = dynamics.bngd(H, u, a0, w0, eps, 0.7, steps)
     assert res.loss.shape == (13, 2, 3) and res.eff_step.shape == (12, 2, 3)
     assert res.a.shape == (2, 3) and res.w.shape == (2, 3, 6)
     Hn = H.numpy() if matrix else np.diag(lam.numpy())
@@ -114,7 +115,7 @@ def test_bngd_matches_a_loop_written_out_by_hand(matrix):
 def test_mbngd_matches_appendix_b_by_hand():
     lam = synthetic.log_spectrum(5, 2000.0)
     u, w0 = unit(torch.ones(5, dtype=torch.float64)), unit(torch.arange(1.0, 6.0, dtype=torch.float64))
-    res = ols.mbngd(lam, u, w0, torch.tensor([0.1, 10.0], dtype=torch.float64), 30)
+    res = dynamics.mbngd(lam, u, w0, torch.tensor([0.1, 10.0], dtype=torch.float64), 30)
     for j, e in enumerate((0.1, 10.0)):
         L, E, A, W = numpy_bngd(np.diag(lam.numpy()), u.numpy(), None, w0.numpy(), e, None, 30,
                                 modified=True)
@@ -126,7 +127,7 @@ def test_mbngd_matches_appendix_b_by_hand():
 def test_loss_is_the_h_norm_of_the_prediction_error(f64):
     """J(a, w) = ½‖u − a w/σ‖²_H: the definition, against the formula ½(c − 2a wᵀg/σ + a²)."""
     prob = problem()
-    res = ols.bngd(prob.H, prob.u, 0.8, unit(torch.ones(6)), 0.3, 0.5, 20, trajectory=True)
+    res = dynamics.bngd(prob.H, prob.u, 0.8, unit(torch.ones(6)), 0.3, 0.5, 20, trajectory=True)
     w, a = res.w_path, res.a_path
     sigma = torch.einsum("ki,ij,kj->k", w, prob.H, w).sqrt()
     e = prob.u - (a / sigma)[:, None] * w
@@ -138,8 +139,8 @@ def test_loss_is_the_h_norm_of_the_prediction_error(f64):
 def test_weight_norm_grows_by_pythagoras(f64):
     """The step is orthogonal to w, so ‖w_{k+1}‖² = ‖w_k‖² + ‖w_{k+1} − w_k‖² and ‖w_k‖ grows."""
     prob = problem()
-    res = ols.bngd(prob.H, prob.u, 1.0, unit(torch.ones(6)), torch.tensor([0.1, 10.0, 1e6]), 1.0, 100,
-                   trajectory=True)
+    res = dynamics.bngd(prob.H, prob.u, 1.0, unit(torch.ones(6)), torch.tensor([0.1, 10.0, 1e6]), 1.0, 100,
+                        trajectory=True)
     w = res.w_path
     step_sq = (w[1:] - w[:-1]).pow(2).sum(-1)
     torch.testing.assert_close(w[1:].pow(2).sum(-1), w[:-1].pow(2).sum(-1) + step_sq,
@@ -162,8 +163,8 @@ def test_scaling_law(r, f64):
     w0 = unit(torch.tensor([1.0, -2.0, 0.5, 3.0, 1.0, 2.0]))
     w0 = w0 * torch.sign(w0 @ prob.H @ u)
     eps = torch.tensor([0.01, 1.0, 100.0])
-    base = ols.bngd(prob.H, u, 1.0, w0, eps, 0.6, 300)
-    scaled = ols.bngd(prob.H, u, 1.0, r * w0, r * r * eps, 0.6, 300)
+    base = dynamics.bngd(prob.H, u, 1.0, w0, eps, 0.6, 300)
+    scaled = dynamics.bngd(prob.H, u, 1.0, r * w0, r * r * eps, 0.6, 300)
     c = (u @ prob.H @ u).item()
     assert (scaled.loss - base.loss).abs().max() < 1e-12 * c
     assert (scaled.eff_step - base.eff_step).abs().max() < 1e-12 * base.eff_step.abs().max()
@@ -177,7 +178,7 @@ def test_converges_for_moderate_eps_with_eps_a_one():
     lam = synthetic.log_spectrum(10, 10.0)
     u = unit(torch.linspace(1.0, 2.0, 10, dtype=torch.float64))
     w0 = unit(torch.ones(10, dtype=torch.float64))
-    res = ols.bngd(lam, u, 1.0, w0, torch.logspace(-2, 2, 9), 1.0, 3000)
+    res = dynamics.bngd(lam, u, 1.0, w0, torch.logspace(-2, 2, 9), 1.0, 3000)
     c = (u * lam * u).sum()
     assert torch.all(res.loss[-1].abs() < 1e-10 * c)
     assert torch.all(res.loss[0] > 1e-3 * c)   # a real start, not a fixed point
@@ -195,7 +196,7 @@ def test_huge_eps_does_not_blow_up_and_the_effective_step_is_order_one_over_eps(
     u, w0 = unit(torch.randn(10, generator=gen)), unit(torch.randn(10, generator=gen))
     w0 = w0 * torch.sign(w0 @ (lam * u))
     eps = torch.tensor([1e6, 1e8])
-    res = ols.bngd(lam, u, 1.0, w0, eps, 1.0, 2000, trajectory=True)
+    res = dynamics.bngd(lam, u, 1.0, w0, eps, 1.0, 2000, trajectory=True)
     c = (u * lam * u).sum()
     assert torch.all(torch.isfinite(res.loss)) and torch.all(res.loss <= 2 * c)
     assert torch.all(res.w_norm[1:] >= res.w_norm[:-1] * (1 - 1e-15))   # up to one rounding
@@ -213,7 +214,7 @@ def test_divergence_is_per_configuration_and_silent():
     u = unit(torch.ones(4, dtype=torch.float64))
     with warnings.catch_warnings():
         warnings.simplefilter("error")
-        res = ols.bngd(lam, u, 1.0, unit(torch.arange(1.0, 5.0)), 0.1, torch.tensor([1.0, 2.5]), 3000)
+        res = dynamics.bngd(lam, u, 1.0, unit(torch.arange(1.0, 5.0)), 0.1, torch.tensor([1.0, 2.5]), 3000)
     assert torch.isfinite(res.loss[-1, 0]) and res.loss[-1, 0] < 1e-10
     assert not torch.isfinite(res.loss[-1, 1]) or res.loss[-1, 1] > 1e100
 
@@ -222,9 +223,9 @@ def test_blocks_give_the_same_result_as_one_batch(monkeypatch):
     lam = synthetic.log_spectrum(5, 30.0)
     u, w0 = unit(torch.ones(5, dtype=torch.float64)), unit(torch.arange(1.0, 6.0, dtype=torch.float64))
     eps = torch.logspace(-2, 3, 11)
-    one = ols.bngd(lam, u, torch.tensor([1.0, 0.1])[:, None], w0, eps, 0.5, 50)
-    monkeypatch.setattr(ols, "BLOCK", 4)            # 22 configurations in 6 blocks
-    many = ols.bngd(lam, u, torch.tensor([1.0, 0.1])[:, None], w0, eps, 0.5, 50, trajectory=True)
+    one = dynamics.bngd(lam, u, torch.tensor([1.0, 0.1])[:, None], w0, eps, 0.5, 50)
+    monkeypatch.setattr(dynamics, "BLOCK", 4)            # 22 configurations in 6 blocks
+    many = dynamics.bngd(lam, u, torch.tensor([1.0, 0.1])[:, None], w0, eps, 0.5, 50, trajectory=True)
     torch.testing.assert_close(many.loss, one.loss, rtol=1e-13, atol=1e-15)
     torch.testing.assert_close(many.w, one.w, rtol=1e-13, atol=0)
     torch.testing.assert_close(many.w_path[-1], many.w, rtol=0, atol=0)
@@ -234,17 +235,17 @@ def test_blocks_give_the_same_result_as_one_batch(monkeypatch):
 def test_parallel_blocks_give_the_same_result(monkeypatch):
     lam = synthetic.log_spectrum(5, 30.0)
     u, w0 = unit(torch.ones(5, dtype=torch.float64)), unit(torch.arange(1.0, 6.0, dtype=torch.float64))
-    monkeypatch.setattr(ols, "BLOCK", 3)
+    monkeypatch.setattr(dynamics, "BLOCK", 3)
     runs = []
     for workers in (1, 4):
-        monkeypatch.setattr(ols, "_workers", lambda device, n, k=workers: k)
-        runs.append(ols.bngd(lam, u, 1.0, w0, torch.logspace(-2, 3, 13), 0.5, 40, trajectory=True))
+        monkeypatch.setattr(dynamics, "_workers", lambda device, n, k=workers: k)
+        runs.append(dynamics.bngd(lam, u, 1.0, w0, torch.logspace(-2, 3, 13), 0.5, 40, trajectory=True))
     for name in ("loss", "eff_step", "a", "w", "a_path", "w_path"):
         torch.testing.assert_close(getattr(runs[1], name), getattr(runs[0], name), rtol=0, atol=0)
 
 
 def test_w_norm_needs_the_trajectory():
-    res = ols.bngd(torch.tensor([1.0, 2.0]), torch.ones(2), 1.0, torch.ones(2), 0.1, 1.0, 3)
+    res = dynamics.bngd(torch.tensor([1.0, 2.0]), torch.ones(2), 1.0, torch.ones(2), 0.1, 1.0, 3)
     with pytest.raises(ValueError, match="trajectory"):
         res.w_norm  # noqa: B018
 
@@ -261,7 +262,7 @@ def test_w_norm_needs_the_trajectory():
 def test_bad_arguments(kw, err, match):
     args = dict(H=torch.tensor([1.0, 2.0]), u=torch.ones(2), w0=torch.zeros(2), eps=0.1, steps=3)
     with pytest.raises(err, match=match):
-        ols.gd(**{**args, **kw})
+        dynamics.gd(**{**args, **kw})
 
 
 @pytest.mark.parametrize("kw, err, match", [
@@ -278,9 +279,9 @@ def test_bngd_bad_arguments(kw, err, match):
     args = dict(H=torch.tensor([1.0, 2.0]), u=torch.ones(2), a0=1.0, w0=torch.ones(2), eps=0.1,
                 eps_a=1.0, steps=3)
     with pytest.raises(err, match=match):
-        ols.bngd(**{**args, **kw})
+        dynamics.bngd(**{**args, **kw})
 
 
 def test_mbngd_bad_arguments():
     with pytest.raises(ValueError, match="nonzero"):
-        ols.mbngd(torch.tensor([1.0, 2.0]), torch.ones(2), torch.zeros(2), 1.0, 3)
+        dynamics.mbngd(torch.tensor([1.0, 2.0]), torch.ones(2), torch.zeros(2), 1.0, 3)

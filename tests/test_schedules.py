@@ -1,11 +1,11 @@
-"""lib.schedules against closed forms, independent root finding and direct loops."""
+"""lib.explr.schedules against closed forms, independent root finding and direct loops."""
 
 import math
 
 import numpy as np
 import pytest
 
-from lib import schedules
+from lib.explr import schedules
 
 
 def larger_root(eta, lam, gamma):

@@ -1,6 +1,5 @@
 """lib.widgets: one slider mechanism, live (ipywidgets + Agg) and precomputed (site SVG)."""
 
-import json
 import math
 import re
 
@@ -11,49 +10,7 @@ import torch
 from lib import site_figure
 from lib.widgets import InteractiveFigure, Slider
 
-# A demo figure like the intro page's (DEMO_DEFS + DEMO_FIGURE); the real intro page is
-# checked in the built book by tests/test_book.py and tests/test_browser.py.
-DEMO_DEFS = '''\
-import torch
-from lib import ols, plotting
-from lib.widgets import Slider, InteractiveFigure
-
-def compute(eta, kappa):
-    """60 GD steps of size η on J(w) = ½ (w − u)ᵀ H (w − u), H = diag(1, κ)."""
-    return ols.gd(H=torch.tensor([1.0, kappa]), u=torch.ones(2), w0=torch.zeros(2),
-                  eps=eta, steps=60)
-
-def draw(fig):
-    ax = fig.subplots()
-    ax.set(yscale="log", xlim=(0, 60), ylim=(1e-12, 1e6), xlabel="step k", ylabel="loss J(w_k)")
-    line, = ax.plot([], [])
-    def update(res):
-        line.set_data(range(len(res.loss)), res.loss)
-        plotting.mark_divergence(ax, res.loss)
-    return update
-'''
-DEMO_FIGURE = '''\
-InteractiveFigure(compute, draw, [
-    Slider("eta", "η", 1e-3, 2.0, default=0.1, log=True),
-    Slider("kappa", "κ", 1, 1e3, default=10, log=True),
-], title="GD on a quadratic")
-'''
-
-
-def demo(**kwargs):
-    """(figure, namespace) of the intro demo; kwargs replace InteractiveFigure arguments."""
-    ns = {}
-    exec(DEMO_DEFS, ns)
-    if not kwargs:
-        return eval(DEMO_FIGURE, ns), ns
-    sliders = kwargs.pop("sliders", [Slider("eta", "η", 1e-3, 2.0, default=0.1, log=True, grid=3),
-                                     Slider("kappa", "κ", 1, 1e3, default=10, log=True, grid=3)])
-    return InteractiveFigure(ns["compute"], ns["draw"], sliders, **kwargs), ns
-
-
-def site_data(page: str) -> dict:
-    text = re.search(r'<script type="application/json" id="[^"]+">(.*?)</script>', page, re.S)
-    return json.loads(text.group(1).replace("<\\/", "</"))
+from tools.sitekit import demo, site_data  # the intro-like demo figure, shared with bench/
 
 
 @pytest.fixture(autouse=True)

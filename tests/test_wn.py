@@ -1,4 +1,4 @@
-"""lib.wn, lib.wn_checks, lib.wn_experiments, lib.wn_figures: weight-normalised two-layer
+"""lib.wn.networks, lib.wn.theory, lib.wn.experiments, lib.wn.figures: weight-normalised two-layer
 ReLU networks (Dukler, Gu & Montúfar 2020), checked against independent computations."""
 
 import math
@@ -8,8 +8,8 @@ import numpy as np
 import pytest
 import torch
 
-from lib import scale, wn, wn_checks, wn_figures
-from lib import wn_experiments as wx
+from lib import scale
+from lib.wn import experiments, figures, networks, theory
 
 matplotlib.use("Agg")
 
@@ -22,7 +22,7 @@ def isolated_cache(tmp_path, monkeypatch):
 
 @pytest.fixture(scope="module")
 def data():
-    return wx.unit_sphere_data(12, 6, seed=3)
+    return experiments.unit_sphere_data(12, 6, seed=3)
 
 
 def numpy_forward(v, g, c, X):
@@ -36,49 +36,49 @@ def perturbed(p, seed=0, flip=0.25):
     """Parameters away from initialisation, with a share of negative lengths g_k."""
     gen = torch.Generator().manual_seed(seed)
     signs = torch.where(torch.rand(p.width, generator=gen, dtype=p.g.dtype) < flip, -1.0, 1.0)
-    return wn.WNParams(p.v + 0.3 * torch.randn(p.v.shape, generator=gen, dtype=p.v.dtype),
-                       p.g * signs * (1 + 0.2 * torch.rand(p.width, generator=gen,
-                                                           dtype=p.g.dtype)),
-                       p.c)
+    return networks.WNParams(p.v + 0.3 * torch.randn(p.v.shape, generator=gen, dtype=p.v.dtype),
+                             p.g * signs * (1 + 0.2 * torch.rand(p.width, generator=gen,
+                                                                 dtype=p.g.dtype)),
+                             p.c)
 
 
 # --- data, initialisation, forward -------------------------------------------------------
 def test_unit_sphere_data_is_seeded_unit_norm_with_bounded_targets():
-    X, y = wx.unit_sphere_data(30, 7, seed=5)
+    X, y = experiments.unit_sphere_data(30, 7, seed=5)
     assert X.shape == (30, 7) and y.shape == (30,) and X.dtype == torch.float64
     np.testing.assert_allclose(X.norm(dim=1).numpy(), 1.0, atol=1e-14)
     assert y.abs().max() <= 1
-    X2, y2 = wx.unit_sphere_data(30, 7, seed=5)
+    X2, y2 = experiments.unit_sphere_data(30, 7, seed=5)
     assert torch.equal(X, X2) and torch.equal(y, y2)
-    assert not torch.equal(X, wx.unit_sphere_data(30, 7, seed=6)[0])
+    assert not torch.equal(X, experiments.unit_sphere_data(30, 7, seed=6)[0])
 
 
 def test_init_wn_follows_the_paper_initialisation():
     for alpha in (0.1, 1.0, 10.0):
-        p = wn.init_wn(6, 5000, alpha, seed=1)
+        p = networks.init_wn(6, 5000, alpha, seed=1)
         assert p.v.shape == (5000, 6) and p.g.shape == (5000,) and p.c.shape == (5000,)
         torch.testing.assert_close(p.g, p.v.norm(dim=1) / alpha, rtol=1e-15, atol=0)
         assert set(p.c.tolist()) == {-1.0, 1.0}
         assert abs(p.c.mean()) < 0.05                      # ±1 with equal odds
         assert abs(p.v.std().item() / alpha - 1) < 0.02    # v ~ N(0, α² I)
-    z = wn.init_wn(6, 50, 1.0, seed=2).v
-    torch.testing.assert_close(wn.init_wn(6, 50, 7.5, seed=2).v / 7.5, z, rtol=1e-15, atol=0)
+    z = networks.init_wn(6, 50, 1.0, seed=2).v
+    torch.testing.assert_close(networks.init_wn(6, 50, 7.5, seed=2).v / 7.5, z, rtol=1e-15, atol=0)
 
 
 def test_forward_matches_numpy_at_arbitrary_parameters(data):
     X, _ = data
-    p = perturbed(wn.init_wn(6, 40, 0.7, seed=0))
-    np.testing.assert_allclose(wn.forward(p, X).numpy(), numpy_forward(p.v, p.g, p.c, X),
+    p = perturbed(networks.init_wn(6, 40, 0.7, seed=0))
+    np.testing.assert_allclose(networks.forward(p, X).numpy(), numpy_forward(p.v, p.g, p.c, X),
                                rtol=1e-12)
     w = p.weights()                                         # w_k = g_k v_k/‖v_k‖, same function
-    np.testing.assert_allclose(wn.forward(p, X).numpy(),
+    np.testing.assert_allclose(networks.forward(p, X).numpy(),
                                (torch.relu(X @ w.T) @ p.c / math.sqrt(40)).numpy(), rtol=1e-12)
 
 
 def test_initial_function_does_not_depend_on_alpha(data):
     X, _ = data
-    out = wn_checks.initial_outputs(X, alphas=[0.01, 0.3, 1.0, 20.0, 500.0], width=64, seed=4)
-    z, c = wn.init_wn(6, 64, 1.0, seed=4).v, wn.init_wn(6, 64, 1.0, seed=4).c
+    out = theory.initial_outputs(X, alphas=[0.01, 0.3, 1.0, 20.0, 500.0], width=64, seed=4)
+    z, c = networks.init_wn(6, 64, 1.0, seed=4).v, networks.init_wn(6, 64, 1.0, seed=4).c
     reference = numpy_forward(z, z.norm(dim=1), c, X)       # un-normalised net with w = z
     for key, f0 in out.items():
         np.testing.assert_allclose(f0.numpy(), reference, rtol=1e-12, atol=1e-14, err_msg=str(key))
@@ -88,23 +88,23 @@ def test_initial_function_does_not_depend_on_alpha(data):
 @pytest.mark.parametrize("alpha", [0.1, 1.0, 10.0])
 def test_jacobian_blocks_are_V_over_alpha_squared_and_G(data, alpha):
     X, _ = data
-    for p in (wn.init_wn(6, 30, alpha, seed=1), perturbed(wn.init_wn(6, 30, alpha, seed=1))):
-        Jv, Jg = wn_checks.jacobians(p, X)                  # autograd
-        V, G = wn.gram_matrices(p, X, alpha)                # closed form
-        assert (wn_checks.gram(Jv) - V / alpha**2).abs().max() < 1e-10
-        assert (wn_checks.gram(Jg) - G).abs().max() < 1e-10
-        torch.testing.assert_close(wn.evolution_kernel(p, X), V / alpha**2 + G,
+    for p in (networks.init_wn(6, 30, alpha, seed=1), perturbed(networks.init_wn(6, 30, alpha, seed=1))):
+        Jv, Jg = theory.jacobians(p, X)                  # autograd
+        V, G = networks.gram_matrices(p, X, alpha)                # closed form
+        assert (theory.gram(Jv) - V / alpha**2).abs().max() < 1e-10
+        assert (theory.gram(Jg) - G).abs().max() < 1e-10
+        torch.testing.assert_close(networks.evolution_kernel(p, X), V / alpha**2 + G,
                                    rtol=1e-12, atol=1e-14)
 
 
 def test_at_alpha_one_the_kernel_is_the_unnormalised_ntk(data):
     X, _ = data
-    p = wn.init_wn(6, 50, 1.0, seed=2)
-    H_autograd = wn_checks.gram(wn_checks.plain_jacobian(p.weights(), p.c, X))
-    V, G = wn.gram_matrices(p, X, 1.0)
+    p = networks.init_wn(6, 50, 1.0, seed=2)
+    H_autograd = theory.gram(theory.plain_jacobian(p.weights(), p.c, X))
+    V, G = networks.gram_matrices(p, X, 1.0)
     assert (V + G - H_autograd).abs().max() < 1e-10
-    assert (wn_checks.plain_ntk(p.weights(), X) - H_autograd).abs().max() < 1e-10
-    rows = {r["alpha"]: r for r in wn_checks.decomposition_errors(X, [0.5, 1.0, 2.0], width=50)}
+    assert (theory.plain_ntk(p.weights(), X) - H_autograd).abs().max() < 1e-10
+    rows = {r["alpha"]: r for r in theory.decomposition_errors(X, [0.5, 1.0, 2.0], width=50)}
     assert rows[1.0]["Lambda - H"] < 1e-10
     assert rows[0.5]["Lambda - H"] > 1e-2 and rows[2.0]["Lambda - H"] > 1e-2   # only at α = 1
     assert all(r["JvJv - V/a^2"] < 1e-10 and r["JgJg - G"] < 1e-10 for r in rows.values())
@@ -112,33 +112,33 @@ def test_at_alpha_one_the_kernel_is_the_unnormalised_ntk(data):
 
 def test_gram_matrices_at_initialisation_do_not_depend_on_alpha(data):
     X, _ = data
-    V1, G1 = wn.gram_matrices(wn.init_wn(6, 80, 1.0, seed=3), X, 1.0)
+    V1, G1 = networks.gram_matrices(networks.init_wn(6, 80, 1.0, seed=3), X, 1.0)
     for alpha in (0.05, 3.0, 40.0):
-        V, G = wn.gram_matrices(wn.init_wn(6, 80, alpha, seed=3), X, alpha)
+        V, G = networks.gram_matrices(networks.init_wn(6, 80, alpha, seed=3), X, alpha)
         torch.testing.assert_close(V, V1, rtol=1e-12, atol=1e-14)
         torch.testing.assert_close(G, G1, rtol=1e-12, atol=1e-14)
 
 
 def test_natural_gradient_form_of_the_kernel(data):
     X, _ = data
-    for p in (wn.init_wn(6, 30, 0.4, seed=0), perturbed(wn.init_wn(6, 30, 0.4, seed=0), seed=2)):
-        K = wn_checks.natural_gradient_kernel(p, X)
-        assert (K - wn.evolution_kernel(p, X)).abs().max() < 1e-10
+    for p in (networks.init_wn(6, 30, 0.4, seed=0), perturbed(networks.init_wn(6, 30, 0.4, seed=0), seed=2)):
+        K = theory.natural_gradient_kernel(p, X)
+        assert (K - networks.evolution_kernel(p, X)).abs().max() < 1e-10
     # at initialisation S = v̂v̂ᵀ + α⁻²(I − v̂v̂ᵀ): build J_w S J_wᵀ with dense matrices
-    p = wn.init_wn(6, 8, 0.4, seed=0)
-    Jw = wn_checks.plain_jacobian(p.weights(), p.c, X).reshape(len(X), -1)
+    p = networks.init_wn(6, 8, 0.4, seed=0)
+    Jw = theory.plain_jacobian(p.weights(), p.c, X).reshape(len(X), -1)
     u = p.v / p.v.norm(dim=1, keepdim=True)
     eye = torch.eye(6, dtype=X.dtype)
     S = torch.block_diag(*[torch.outer(a, a) + (eye - torch.outer(a, a)) / 0.4**2 for a in u])
-    assert (Jw @ S @ Jw.T - wn.evolution_kernel(p, X)).abs().max() < 1e-10
+    assert (Jw @ S @ Jw.T - networks.evolution_kernel(p, X)).abs().max() < 1e-10
 
 
 def test_lambda_min_is_bounded_by_both_parts(data):
     X, _ = data
     for alpha in (0.1, 1.0, 5.0, 50.0):
-        V, G = wn.gram_matrices(wn.init_wn(6, 200, alpha, seed=0), X, alpha)
-        lam = wn_checks.least_eigenvalue(V / alpha**2 + G)
-        bound = max(wn_checks.least_eigenvalue(V) / alpha**2, wn_checks.least_eigenvalue(G))
+        V, G = networks.gram_matrices(networks.init_wn(6, 200, alpha, seed=0), X, alpha)
+        lam = theory.least_eigenvalue(V / alpha**2 + G)
+        bound = max(theory.least_eigenvalue(V) / alpha**2, theory.least_eigenvalue(G))
         assert lam >= bound - 1e-12 and bound > 0
 
 
@@ -147,7 +147,7 @@ def test_limit_kernels_against_independent_monte_carlo(data):
     """Closed forms vs NumPy averages over 400k Gaussian directions, within 5 standard errors."""
     X, _ = data
     Xn = X.numpy()[:6]
-    H, V, G = (K.numpy() for K in wn.limit_kernels(X[:6]))
+    H, V, G = (K.numpy() for K in networks.limit_kernels(X[:6]))
     u = np.random.default_rng(0).standard_normal((400_000, 6))
     proj = Xn @ (u / np.linalg.norm(u, axis=1, keepdims=True)).T           # (6, N)
     act = proj >= 0
@@ -164,7 +164,7 @@ def test_limit_kernels_against_independent_monte_carlo(data):
 
 def test_limit_kernel_diagonals_and_split(data):
     X, _ = data
-    H, V, G = wn.limit_kernels(X)
+    H, V, G = networks.limit_kernels(X)
     np.testing.assert_allclose(H.diagonal().numpy(), 0.5, atol=1e-7)         # arccos(1) round-off
     np.testing.assert_allclose(G.diagonal().numpy(), 1 / (2 * 6), atol=1e-7)  # order 1/d
     torch.testing.assert_close(V, H - G, rtol=0, atol=0)
@@ -172,8 +172,8 @@ def test_limit_kernel_diagonals_and_split(data):
 
 def test_monte_carlo_kernels_converge_to_the_closed_form(data):
     X, _ = data
-    H, V, G = wn.limit_kernels(X)
-    Hm, Vm, Gm = wn_checks.monte_carlo_kernels(X, samples=60_000, seed=0, chunk=25_000)
+    H, V, G = networks.limit_kernels(X)
+    Hm, Vm, Gm = theory.monte_carlo_kernels(X, samples=60_000, seed=0, chunk=25_000)
     assert (Hm - H).abs().max() < 0.01 and (Vm - V).abs().max() < 0.01
     assert (Gm - G).abs().max() < 0.003
     torch.testing.assert_close(Vm + Gm, Hm, rtol=1e-12, atol=1e-14)
@@ -181,29 +181,29 @@ def test_monte_carlo_kernels_converge_to_the_closed_form(data):
 
 def test_least_eigenvalues_positive_for_non_parallel_data_only(data):
     X, _ = data
-    for K in wn.limit_kernels(X):
-        assert wn_checks.least_eigenvalue(K) > 1e-4
+    for K in networks.limit_kernels(X):
+        assert theory.least_eigenvalue(K) > 1e-4
     repeated = torch.cat([X, X[:1]])
-    for K in wn.limit_kernels(repeated):
-        assert abs(wn_checks.least_eigenvalue(K)) < 1e-12
+    for K in networks.limit_kernels(repeated):
+        assert abs(theory.least_eigenvalue(K)) < 1e-12
 
 
 def test_finite_width_grams_concentrate_at_rate_one_over_sqrt_m(data):
     X, _ = data
     widths = [16, 64, 256, 1024, 4096]
-    conc = wn_checks.concentration(X, widths, seeds=4)
+    conc = theory.concentration(X, widths, seeds=4)
     for key in ("err_V", "err_G"):
-        slope = wx.loglog_slope(widths, conc[key].mean(1))
+        slope = experiments.loglog_slope(widths, conc[key].mean(1))
         assert -0.7 < slope < -0.35, (key, slope)
-    _, V, G = wn.limit_kernels(X)
-    assert abs(conc["lam_V"][-1].mean() / wn_checks.least_eigenvalue(V) - 1) < 0.1
-    assert abs(conc["lam_G"][-1].mean() / wn_checks.least_eigenvalue(G) - 1) < 0.1
+    _, V, G = networks.limit_kernels(X)
+    assert abs(conc["lam_V"][-1].mean() / theory.least_eigenvalue(V) - 1) < 0.1
+    assert abs(conc["lam_G"][-1].mean() / theory.least_eigenvalue(G) - 1) < 0.1
 
 
 def test_length_kernel_is_singular_with_fewer_units_than_points(data):
     X, _ = data                                      # n = 12 points
-    _, G = wn.gram_matrices(wn.init_wn(6, 8, 1.0, seed=0), X, 1.0)
-    assert abs(wn_checks.least_eigenvalue(G)) < 1e-12
+    _, G = networks.gram_matrices(networks.init_wn(6, 8, 1.0, seed=0), X, 1.0)
+    assert abs(theory.least_eigenvalue(G)) < 1e-12
 
 
 # --- training ------------------------------------------------------------------------------
@@ -218,11 +218,11 @@ def path_rtol(p, X, y, eta, steps, normalized=True, delta=1e-9):
     perturbation of θ forward with the amplification A it measures here (perturb v by δ,
     compare the loss curves), so after T steps the paths differ by ≤ max(A, 1)·T·n·m·ε.
     """
-    h = wn.train(p, X, y, eta, steps, normalized=normalized)
+    h = networks.train(p, X, y, eta, steps, normalized=normalized)
     gen = torch.Generator().manual_seed(1)
-    q = wn.WNParams(p.v * (1 + delta * torch.randn(p.v.shape, generator=gen, dtype=p.v.dtype)),
-                    p.g, p.c)
-    hq = wn.train(q, X, y, eta, steps, normalized=normalized)
+    q = networks.WNParams(p.v * (1 + delta * torch.randn(p.v.shape, generator=gen, dtype=p.v.dtype)),
+                          p.g, p.c)
+    hq = networks.train(q, X, y, eta, steps, normalized=normalized)
     amp = np.max(np.abs(hq.loss - h.loss) / np.abs(h.loss)) / delta
     return max(amp, 1.0) * steps * X.shape[0] * p.width * EPS
 
@@ -231,7 +231,7 @@ def manual_gd(p, X, y, eta, steps, normalized):
     """Independent GD with torch.autograd on L = ½Σ(f − y)² (no lib.train)."""
     if normalized:
         params = [p.v.clone().requires_grad_(), p.g.clone().requires_grad_()]
-        f = lambda: wn._forward(params[0], params[1], p.c, X)  # noqa: E731
+        f = lambda: networks._forward(params[0], params[1], p.c, X)  # noqa: E731
     else:
         params = [p.weights().clone().requires_grad_()]
         f = lambda: torch.relu(X @ params[0].T) @ p.c / math.sqrt(p.width)  # noqa: E731
@@ -251,8 +251,8 @@ def manual_gd(p, X, y, eta, steps, normalized):
 @pytest.mark.parametrize("normalized", [True, False])
 def test_train_is_gradient_descent_on_the_sum_of_squares(data, normalized):
     X, y = data
-    p = wn.init_wn(6, 40, 0.5, seed=1)
-    h = wn.train(p, X, y, eta=0.05, steps=25, normalized=normalized)
+    p = networks.init_wn(6, 40, 0.5, seed=1)
+    h = networks.train(p, X, y, eta=0.05, steps=25, normalized=normalized)
     losses, final = manual_gd(p, X, y, 0.05, 25, normalized)
     tol = path_rtol(p, X, y, 0.05, 25, normalized)          # two code paths: see path_rtol
     np.testing.assert_allclose(h.loss, losses, rtol=tol)
@@ -263,39 +263,39 @@ def test_train_is_gradient_descent_on_the_sum_of_squares(data, normalized):
     else:   # the plain net reports v = w and g = ‖w‖
         close(h.params.v, final[0])
         close(h.params.weights(), final[0])
-    assert torch.equal(p.v, wn.init_wn(6, 40, 0.5, seed=1).v)       # input not modified
+    assert torch.equal(p.v, networks.init_wn(6, 40, 0.5, seed=1).v)       # input not modified
 
 
 def test_train_records_kernel_patterns_and_distances(data):
     X, y = data
-    p = wn.init_wn(6, 60, 1.0, seed=0)
-    h = wn.train(p, X, y, eta=0.3, steps=23, observe_every=5)
+    p = networks.init_wn(6, 60, 1.0, seed=0)
+    h = networks.train(p, X, y, eta=0.3, steps=23, observe_every=5)
     assert h.observed.tolist() == [0, 5, 10, 15, 20, 23] and h.step.tolist() == list(range(24))
     eig = lambda K: torch.linalg.eigvalsh(K).numpy()  # noqa: E731
     # a stacked (K = 1) matmul vs a plain one: entries differ by ≤ m·ε·‖Λ‖, eigenvalues
     # by as much (Weyl), so small ones are compared against λ_max
-    lam0 = eig(wn.evolution_kernel(p, X))
+    lam0 = eig(networks.evolution_kernel(p, X))
     np.testing.assert_allclose(h.spectrum[0], lam0, rtol=0, atol=60 * EPS * lam0[-1])
     np.testing.assert_allclose(h.spectrum[-1], torch.linalg.eigvalsh(
-        wn.evolution_kernel(h.params, X)).numpy(), rtol=1e-10)
+        networks.evolution_kernel(h.params, X)).numpy(), rtol=1e-10)
     assert h.sign_changes[0] == 0 and h.dist_v[0] == 0 and h.dist_g[0] == 0
     flips = ((X @ h.params.v.T) * h.params.g >= 0) != (X @ p.v.T >= 0)
     assert h.sign_changes[-1] == pytest.approx(flips.double().mean().item(), abs=1e-15)
     dist = (h.params.v - p.v).norm() / p.v.norm()
     assert h.dist_v[-1] == pytest.approx(dist.item(), rel=1e-12)
     np.testing.assert_array_equal(h.lam_min, h.spectrum[:, 0])
-    plain = wn.train(p, X, y, eta=0.3, steps=3, normalized=False)
+    plain = networks.train(p, X, y, eta=0.3, steps=3, normalized=False)
     np.testing.assert_allclose(plain.spectrum[0], torch.linalg.eigvalsh(
-        wn_checks.plain_ntk(p.weights(), X)).numpy(), rtol=1e-12)
+        theory.plain_ntk(p.weights(), X)).numpy(), rtol=1e-12)
 
 
 def test_train_batch_equals_separate_runs(data):
     X, y = data
-    ps = [wn.init_wn(6, 30, a, seed=s) for a, s in ((0.3, 0), (1.0, 1), (4.0, 2))]
+    ps = [networks.init_wn(6, 30, a, seed=s) for a, s in ((0.3, 0), (1.0, 1), (4.0, 2))]
     etas = [0.01, 0.2, 1.0]
-    batch = wn.train_batch(ps, X, y, etas, steps=15, observe_every=15)
+    batch = networks.train_batch(ps, X, y, etas, steps=15, observe_every=15)
     for p, eta, hb in zip(ps, etas, batch):
-        h = wn.train(p, X, y, eta, steps=15, observe_every=15)
+        h = networks.train(p, X, y, eta, steps=15, observe_every=15)
         tol = path_rtol(p, X, y, eta, 15)                   # vmap vs one model: see path_rtol
         np.testing.assert_allclose(hb.loss, h.loss, rtol=tol)
         # Λ is quadratic in the Jacobian: ‖δΛ‖ ≤ 2·tol·‖Λ‖, and by Weyl every eigenvalue
@@ -308,10 +308,10 @@ def test_train_batch_equals_separate_runs(data):
 
 def test_norm_of_v_grows_by_pythagoras_and_gradients_are_orthogonal(data):
     X, y = data
-    p = wn.init_wn(6, 50, 0.1, seed=0)
-    assert wn_checks.radial_cosines(p, X, y).abs().max() < 1e-12
+    p = networks.init_wn(6, 50, 0.1, seed=0)
+    assert theory.radial_cosines(p, X, y).abs().max() < 1e-12
     eta = 0.2                                      # far past the edge: the norm jumps
-    h = wn.train(p, X, y, eta=eta, steps=30, observe_every=30).history
+    h = networks.train(p, X, y, eta=eta, steps=30, observe_every=30).history
     vsq, gsq = h.weight_norm_sq["w"][:, 0], h.grad_norm_sq["w"]
     np.testing.assert_allclose(np.diff(vsq), eta**2 * gsq[:-1], rtol=1e-9)
     assert vsq[-1] > 2 * vsq[0]
@@ -320,38 +320,38 @@ def test_norm_of_v_grows_by_pythagoras_and_gradients_are_orthogonal(data):
 def test_linear_convergence_at_the_rate_of_the_kernel(data):
     """A small over-parameterised net: L(t) falls geometrically, at the rate λ_min(Λ) sets."""
     X, y = data
-    p = wn.init_wn(6, 400, 1.0, seed=0)
-    K0 = wn.evolution_kernel(p, X)
+    p = networks.init_wn(6, 400, 1.0, seed=0)
+    K0 = networks.evolution_kernel(p, X)
     eta = 1.0 / float(torch.linalg.eigvalsh(K0)[-1])
-    h = wn.train(p, X, y, eta, steps=200, observe_every=200)
+    h = networks.train(p, X, y, eta, steps=200, observe_every=200)
     assert h.loss[-1] < 1e-10 * h.loss[0]
     t = np.arange(20, 120)
     fit = np.polyfit(t, np.log(h.loss[t]), 1, full=True)                     # straight on log scale
     assert fit[1][0] / np.sum((np.log(h.loss[t]) - np.log(h.loss[t]).mean()) ** 2) < 1e-3
-    measured = wx.measured_ratio(h.loss)
-    assert abs(measured / wx.predicted_ratio(K0, eta) - 1) < 0.02
-    KT = wn.evolution_kernel(h.params, X)                   # the kernel at the end of training
-    assert abs(measured / wx.predicted_ratio(KT, eta) - 1) < 0.01
-    linear = wx.linear_loss(K0, wn.forward(p, X) - y, eta, 200)   # the linearised curve:
+    measured = experiments.measured_ratio(h.loss)
+    assert abs(measured / experiments.predicted_ratio(K0, eta) - 1) < 0.02
+    KT = networks.evolution_kernel(h.params, X)                   # the kernel at the end of training
+    assert abs(measured / experiments.predicted_ratio(KT, eta) - 1) < 0.01
+    linear = experiments.linear_loss(K0, networks.forward(p, X) - y, eta, 200)   # the linearised curve:
     np.testing.assert_allclose(np.log(h.loss[1:101] / h.loss[0]),    # log-loss within 20 %
                                np.log(linear[1:101] / linear[0]), rtol=0.2)
 
 
 def test_beyond_the_edge_wn_rescales_itself_while_the_plain_net_diverges(data):
     X, y = data
-    p = wn.init_wn(6, 200, 0.1, seed=0)
-    edge = 2 / float(torch.linalg.eigvalsh(wn.evolution_kernel(p, X))[-1])
-    alpha_eff = lambda h: wx.effective_alpha(h.history.weight_norm_sq["w"],  # noqa: E731
-                                             h.history.weight_norm_sq["g"][:, :1])
-    inside = wn.train(p, X, y, 0.3 * edge, steps=150, observe_every=150)
+    p = networks.init_wn(6, 200, 0.1, seed=0)
+    edge = 2 / float(torch.linalg.eigvalsh(networks.evolution_kernel(p, X))[-1])
+    alpha_eff = lambda h: experiments.effective_alpha(h.history.weight_norm_sq["w"],  # noqa: E731
+                                                      h.history.weight_norm_sq["g"][:, :1])
+    inside = networks.train(p, X, y, 0.3 * edge, steps=150, observe_every=150)
     assert abs(alpha_eff(inside)[0] - 0.1) < 1e-12 and abs(alpha_eff(inside)[-1] / 0.1 - 1) < 0.02
-    beyond = wn.train(p, X, y, 10 * edge, steps=150, observe_every=150)
+    beyond = networks.train(p, X, y, 10 * edge, steps=150, observe_every=150)
     assert alpha_eff(beyond)[-1] > 2 * 0.1 and beyond.loss[-1] < 1e-6 * beyond.loss[0]
-    q = wn.init_wn(6, 200, 1.0, seed=0)
-    plain_edge = 2 / float(torch.linalg.eigvalsh(wn_checks.plain_ntk(q.weights(), X))[-1])
-    just_past = wn.train(q, X, y, 1.2 * plain_edge, steps=150, normalized=False, observe_every=150)
+    q = networks.init_wn(6, 200, 1.0, seed=0)
+    plain_edge = 2 / float(torch.linalg.eigvalsh(theory.plain_ntk(q.weights(), X))[-1])
+    just_past = networks.train(q, X, y, 1.2 * plain_edge, steps=150, normalized=False, observe_every=150)
     assert just_past.loss[-1] < 1e-6 * just_past.loss[0]     # a narrow window of recovery ...
-    plain = wn.train(q, X, y, 3 * plain_edge, steps=150, normalized=False, observe_every=150)
+    plain = networks.train(q, X, y, 3 * plain_edge, steps=150, normalized=False, observe_every=150)
     assert plain.diverged_at is not None or plain.loss[-1] > 1e6 * plain.loss[0]   # ... then not
 
 
@@ -365,37 +365,37 @@ def test_linear_loss_and_ratios_against_direct_iteration():
     for _ in range(41):
         expected.append(0.5 * float(r @ r))
         r = r - eta * K @ r
-    np.testing.assert_allclose(wx.linear_loss(K, r0, eta, 40), expected, rtol=1e-10)
+    np.testing.assert_allclose(experiments.linear_loss(K, r0, eta, 40), expected, rtol=1e-10)
     lam = torch.linalg.eigvalsh(K).numpy()
-    assert wx.predicted_ratio(K, eta) == pytest.approx(max((1 - eta * lam) ** 2), rel=1e-14)
+    assert experiments.predicted_ratio(K, eta) == pytest.approx(max((1 - eta * lam) ** 2), rel=1e-14)
     geometric = 3.0 * 0.9 ** np.arange(100)
-    assert wx.measured_ratio(geometric) == pytest.approx(0.9, rel=1e-12)
+    assert experiments.measured_ratio(geometric) == pytest.approx(0.9, rel=1e-12)
     floored = np.concatenate([geometric[:50], np.full(50, 1e-30)])   # round-off floor ignored
-    assert wx.measured_ratio(floored, floor=1e-20) == pytest.approx(0.9, rel=1e-12)
-    assert wx.rate_from_ratio((1 - 0.2 * 0.7) ** 2, 0.2) == pytest.approx(0.7, rel=1e-12)
+    assert experiments.measured_ratio(floored, floor=1e-20) == pytest.approx(0.9, rel=1e-12)
+    assert experiments.rate_from_ratio((1 - 0.2 * 0.7) ** 2, 0.2) == pytest.approx(0.7, rel=1e-12)
 
 
 def test_limit_least_eigenvalue_interpolates_between_the_regimes(data):
     X, _ = data
-    _, V, G = wn.limit_kernels(X)
-    lam_V, lam_G = wn_checks.least_eigenvalue(V), wn_checks.least_eigenvalue(G)
-    small, large = wx.limit_least_eigenvalue(X, [1e-3, 1e4])
+    _, V, G = networks.limit_kernels(X)
+    lam_V, lam_G = theory.least_eigenvalue(V), theory.least_eigenvalue(G)
+    small, large = experiments.limit_least_eigenvalue(X, [1e-3, 1e4])
     assert small * 1e-6 == pytest.approx(lam_V, rel=1e-3)          # λ_min(V∞)/α², α = 10⁻³
     assert large == pytest.approx(lam_G, rel=1e-3)
-    assert wx.tuned_step(X, 1.0) == pytest.approx(1 / float(torch.linalg.eigvalsh(V + G)[-1]))
+    assert experiments.tuned_step(X, 1.0) == pytest.approx(1 / float(torch.linalg.eigvalsh(V + G)[-1]))
 
 
 def small_sizes(**kw):
     base = dict(n=12, d=6, width=120, widths=(12, 48, 192), kernel_widths=(10, 100),
                 mc_samples=1000, steps=300, seeds=2, etas=(0.01, 0.1, 1.0, 4.0, 10.0),
                 alphas=(0.1, 1.0, 30.0, 100.0))
-    return wx.Sizes(**{**base, **kw})
+    return experiments.Sizes(**{**base, **kw})
 
 
 def test_regime_sweep_shows_the_two_regimes_and_the_edge():
-    X, y = wx.unit_sphere_data(20, 10, seed=0)                       # the chapter's data
+    X, y = experiments.unit_sphere_data(20, 10, seed=0)                       # the chapter's data
     sz = small_sizes(n=20, d=10, width=300, etas=(0.01, 0.1, 1.0, 3.16, 10.0))
-    rs = wx.regime_sweep(X, y, sz, cache="test-wn-regimes")
+    rs = experiments.regime_sweep(X, y, sz, cache="test-wn-regimes")
     assert rs.loss.shape == (4, 5, 2, 301) and rs.plain_loss.shape == (5, 2, 301)
     edge = rs.edge()
     assert edge[0] / edge[1] == pytest.approx(0.01, rel=0.25)        # the stable step ∝ α²
@@ -422,28 +422,28 @@ def test_regime_sweep_shows_the_two_regimes_and_the_edge():
     assert np.all(rs.loss[0, 3, :, -1] < 1e-3 * rs.loss[0, 3, :, 0])  # WN, α = 0.1, η = 3.16
     blown = rs.loss[:, -1, :, -1] / rs.loss[:, -1, :, 0]               # η = 10: the lengths blow up
     assert np.all(~np.isfinite(blown) | (blown > 1e6))
-    _, _, G = wn.limit_kernels(X)                                      # ... past 2/λ_max(G)
+    _, _, G = networks.limit_kernels(X)                                      # ... past 2/λ_max(G)
     assert edge[-1] == pytest.approx(2 / float(torch.linalg.eigvalsh(G)[-1]), rel=0.1)
     assert 2 / float(torch.linalg.eigvalsh(G)[-1]) < 10
-    again = wx.regime_sweep(X, y, sz, cache="test-wn-regimes")       # from the cache
+    again = experiments.regime_sweep(X, y, sz, cache="test-wn-regimes")       # from the cache
     np.testing.assert_array_equal(again.loss, rs.loss)
 
 
 def test_width_sweep_moves_less_as_width_grows(data):
     X, y = data
-    ws = wx.width_sweep(X, y, small_sizes(widths=(24, 96, 384), steps=100))
+    ws = experiments.width_sweep(X, y, small_sizes(widths=(24, 96, 384), steps=100))
     assert ws.loss.shape == (3, 2, 101) and ws.lam_min.shape == (3, 2, 21)
     assert ws.observed.tolist() == list(range(0, 101, 5))
     for key in ("dist_v", "sign_changes"):
         end = getattr(ws, key)[..., -1].mean(1)
         assert np.all(np.diff(end) < 0), key
-        assert -0.8 < wx.loglog_slope(ws.widths, end) < -0.3, key
+        assert -0.8 < experiments.loglog_slope(ws.widths, end) < -0.3, key
     np.testing.assert_allclose(ws.linear[..., 0], ws.loss[..., 0], rtol=1e-12)
 
 
 def test_kernel_drift_on_the_chapter_data_is_small_at_large_width():
-    X, y = wx.unit_sphere_data(20, 10, seed=0)
-    ws = wx.width_sweep(X, y, small_sizes(n=20, d=10, widths=(20, 141, 1000), steps=300))
+    X, y = experiments.unit_sphere_data(20, 10, seed=0)
+    ws = experiments.width_sweep(X, y, small_sizes(n=20, d=10, widths=(20, 141, 1000), steps=300))
     drift = np.abs(ws.lam_min[..., -1] / ws.lam_min[..., 0] - 1).mean(1)
     assert drift[2] < drift[1] and drift[2] < 0.1
     final = ws.loss[..., -1] / ws.loss[..., 0]
@@ -453,50 +453,50 @@ def test_kernel_drift_on_the_chapter_data_is_small_at_large_width():
 
 def test_crossover_scale_grows_like_sqrt_d_at_fixed_angles():
     """Exercise 3: padding the inputs with zeros keeps the angles; G∞ shrinks like 1/d."""
-    X, _ = wx.unit_sphere_data(20, 10, seed=0)
+    X, _ = experiments.unit_sphere_data(20, 10, seed=0)
     ratio = {}
     for d in (10, 40):
         Xd = torch.cat([X, torch.zeros(20, d - 10, dtype=X.dtype)], 1)
-        H, V, G = wn.limit_kernels(Xd)
-        ratio[d] = wn_checks.least_eigenvalue(V) / wn_checks.least_eigenvalue(G)   # α*²
-        np.testing.assert_allclose((G * d).numpy(), (wn.limit_kernels(X)[2] * 10).numpy(),
+        H, V, G = networks.limit_kernels(Xd)
+        ratio[d] = theory.least_eigenvalue(V) / theory.least_eigenvalue(G)   # α*²
+        np.testing.assert_allclose((G * d).numpy(), (networks.limit_kernels(X)[2] * 10).numpy(),
                                    rtol=1e-12, atol=1e-15)
     assert 3.8 < ratio[40] / ratio[10] < 4.6
 
 
 def test_chapter_data_crossover_scale():
-    X, _ = wx.unit_sphere_data(20, 10, seed=0)
-    _, V, G = wn.limit_kernels(X)
-    ratio = wn_checks.least_eigenvalue(V) / wn_checks.least_eigenvalue(G)
+    X, _ = experiments.unit_sphere_data(20, 10, seed=0)
+    _, V, G = networks.limit_kernels(X)
+    ratio = theory.least_eigenvalue(V) / theory.least_eigenvalue(G)
     assert 20 < ratio < 50                   # "some thirty times": α* = √ratio ≈ 4.5 … 7
 
 
 def test_comparison_grid_batch_equals_single_runs(data):
     X, y = data
-    runs = wx.Comparison(X, y, steps=30, alphas=[0.1, 10.0], etas=[0.01, 1.0])
-    alone = wx.Comparison(X, y, steps=30, alphas=[], etas=[])        # every call trains alone
+    runs = experiments.Comparison(X, y, steps=30, alphas=[0.1, 10.0], etas=[0.01, 1.0])
+    alone = experiments.Comparison(X, y, steps=30, alphas=[], etas=[])        # every call trains alone
     for a, e in ((0.1, 0.01), (10.0, 1.0)):
         r, s = runs(a, e, 24), alone(a, e, 24)
         assert r["eta"] == e
-        p = wn.init_wn(6, 24, a, 0)           # a grid of 4 in one vmap vs alone: see path_rtol
-        tol = max(path_rtol(p, X, y, e, 30), path_rtol(wn.init_wn(6, 24, 1.0, 0), X, y, e, 30,
+        p = networks.init_wn(6, 24, a, 0)           # a grid of 4 in one vmap vs alone: see path_rtol
+        tol = max(path_rtol(p, X, y, e, 30), path_rtol(networks.init_wn(6, 24, 1.0, 0), X, y, e, 30,
                                                        normalized=False))
         for key in ("wn", "plain"):
             np.testing.assert_allclose(r[key], s[key], rtol=tol, err_msg=key)
         for key in ("wn_spec0", "wn_specT", "plain_spec0", "plain_specT"):   # Weyl, as above
             np.testing.assert_allclose(r[key], s[key], rtol=0, atol=2 * tol * s[key].max(),
                                        err_msg=key)
-    plain_once = wn.train(wn.init_wn(6, 24, 1.0, 0), X, y, 1.0, 30, normalized=False)
-    tol = path_rtol(wn.init_wn(6, 24, 1.0, 0), X, y, 1.0, 30, normalized=False)
+    plain_once = networks.train(networks.init_wn(6, 24, 1.0, 0), X, y, 1.0, 30, normalized=False)
+    tol = path_rtol(networks.init_wn(6, 24, 1.0, 0), X, y, 1.0, 30, normalized=False)
     np.testing.assert_allclose(runs(0.1, 1.0, 24)["plain"], plain_once.loss, rtol=tol)
 
 
 def test_slider_figure_draws_every_result(data):
     from lib.widgets import InteractiveFigure, Slider
     X, y = data
-    runs = wx.Comparison(X, y, steps=20, alphas=[0.1, 1.0], etas=[0.1, 10.0])
+    runs = experiments.Comparison(X, y, steps=20, alphas=[0.1, 1.0], etas=[0.1, 10.0])
     fig = InteractiveFigure(lambda alpha, eta: runs(alpha, eta, 16),
-                            lambda f: wn_figures.draw_comparison(f, steps=20, n=12),
+                            lambda f: figures.draw_comparison(f, steps=20, n=12),
                             [Slider("alpha", "α", 0.1, 1.0, default=1.0, log=True, grid=2),
                              Slider("eta", "η", 0.1, 10.0, default=0.1, log=True, grid=2)])
     a = fig.figure.axes[0]
@@ -509,24 +509,24 @@ def test_slider_figure_draws_every_result(data):
 def test_figures_draw_from_results(data):
     X, y = data
     sz = small_sizes(steps=40)
-    p = wn.init_wn(6, 30, 0.1, seed=0)
-    run = wn.train(p, X, y, 0.1, 40, observe_every=10)
-    H, V, G = wn.limit_kernels(X)
-    conc = wn_checks.concentration(X, [10, 40], seeds=2)
-    rs = wx.regime_sweep(X, y, sz)
-    ws = wx.width_sweep(X, y, sz)
+    p = networks.init_wn(6, 30, 0.1, seed=0)
+    run = networks.train(p, X, y, 0.1, 40, observe_every=10)
+    H, V, G = networks.limit_kernels(X)
+    conc = theory.concentration(X, [10, 40], seeds=2)
+    rs = experiments.regime_sweep(X, y, sz)
+    ws = experiments.width_sweep(X, y, sz)
     grid = np.geomspace(0.1, 100, 5)
-    figs = [wn_figures.norm_growth(run, 0.1), wn_figures.kernel_heatmaps(H, V, G),
-            wn_figures.concentration([10, 40], conc, 0.1, 0.01),
-            wn_figures.regimes(rs, 0.01, (grid, wx.limit_least_eigenvalue(X, grid)), 0.1, 0.01),
-            wn_figures.edge(rs), wn_figures.widths(ws)]
+    figs = [figures.norm_growth(run, 0.1), figures.kernel_heatmaps(H, V, G),
+            figures.concentration([10, 40], conc, 0.1, 0.01),
+            figures.regimes(rs, 0.01, (grid, experiments.limit_least_eigenvalue(X, grid)), 0.1, 0.01),
+            figures.edge(rs), figures.widths(ws)]
     for f in figs:
         assert all(ax.get_xlabel() for ax in f.axes if ax.get_label() != "<colorbar>")
     matplotlib.pyplot.close("all")
 
 
 def test_sizes_follow_the_book_scale():
-    cpu, gpu = wx.sizes(scale.current("cpu")), wx.sizes(scale.current("gpu"))
+    cpu, gpu = experiments.sizes(scale.current("cpu")), experiments.sizes(scale.current("gpu"))
     assert cpu.width == 3 * scale.current("cpu").width and gpu.width > cpu.width
     assert cpu.seeds == scale.current("cpu").seeds and gpu.steps > cpu.steps
     assert len(cpu.etas) == scale.current("cpu").grid - 2 and min(cpu.etas) == pytest.approx(0.01)
@@ -535,31 +535,31 @@ def test_sizes_follow_the_book_scale():
 
 # --- bad input ------------------------------------------------------------------------------
 @pytest.mark.parametrize("call, match", [
-    (lambda: wn.init_wn(6, 0, 1.0), "width"),
-    (lambda: wn.init_wn(0, 5, 1.0), "n_in"),
-    (lambda: wn.init_wn(6, 5, 0.0), "alpha"),
-    (lambda: wn.init_wn(6, 5, -1.0), "alpha"),
-    (lambda: wn.init_wn(6, 5, float("nan")), "alpha"),
-    (lambda: wn.init_wn(6, 5, 1.0, seed=-1), "seed"),
-    (lambda: wx.unit_sphere_data(10, 1), "d"),
-    (lambda: wn.forward(wn.init_wn(6, 5, 1.0), torch.ones(3, 4, dtype=torch.float64)), "columns"),
-    (lambda: wn.forward(wn.init_wn(6, 5, 1.0), torch.ones(6)), "^X must have 2"),
-    (lambda: wn.gram_matrices(wn.init_wn(6, 5, 1.0), wx.unit_sphere_data(4, 6)[0], 0), "alpha"),
-    (lambda: wn.limit_kernels(2 * wx.unit_sphere_data(4, 6)[0]), "unit norm"),
-    (lambda: wn.train(wn.init_wn(6, 5, 1.0), *wx.unit_sphere_data(4, 6), eta=0, steps=3), "eta"),
-    (lambda: wn.train(wn.init_wn(6, 5, 1.0), *wx.unit_sphere_data(4, 6), eta=0.1, steps=0),
+    (lambda: networks.init_wn(6, 0, 1.0), "width"),
+    (lambda: networks.init_wn(0, 5, 1.0), "n_in"),
+    (lambda: networks.init_wn(6, 5, 0.0), "alpha"),
+    (lambda: networks.init_wn(6, 5, -1.0), "alpha"),
+    (lambda: networks.init_wn(6, 5, float("nan")), "alpha"),
+    (lambda: networks.init_wn(6, 5, 1.0, seed=-1), "seed"),
+    (lambda: experiments.unit_sphere_data(10, 1), "d"),
+    (lambda: networks.forward(networks.init_wn(6, 5, 1.0), torch.ones(3, 4, dtype=torch.float64)), "columns"),
+    (lambda: networks.forward(networks.init_wn(6, 5, 1.0), torch.ones(6)), "^X must have 2"),
+    (lambda: networks.gram_matrices(networks.init_wn(6, 5, 1.0), experiments.unit_sphere_data(4, 6)[0], 0), "alpha"),
+    (lambda: networks.limit_kernels(2 * experiments.unit_sphere_data(4, 6)[0]), "unit norm"),
+    (lambda: networks.train(networks.init_wn(6, 5, 1.0), *experiments.unit_sphere_data(4, 6), eta=0, steps=3), "eta"),
+    (lambda: networks.train(networks.init_wn(6, 5, 1.0), *experiments.unit_sphere_data(4, 6), eta=0.1, steps=0),
      "steps"),
-    (lambda: wn.train(wn.init_wn(6, 5, 1.0), wx.unit_sphere_data(4, 6)[0], torch.ones(3),
-                      eta=0.1, steps=3), "^X and y must have the same length"),
-    (lambda: wn.train(wn.init_wn(6, 5, 1.0), *wx.unit_sphere_data(4, 6), eta=0.1, steps=9,
-                      log_every=2, observe_every=3), "multiple"),
-    (lambda: wn.train_batch([wn.init_wn(6, 5, 1.0)], *wx.unit_sphere_data(4, 6), etas=[0.1, 0.2],
-                            steps=3), "^etas must hold one η per network"),
-    (lambda: wn_checks.monte_carlo_kernels(wx.unit_sphere_data(4, 6)[0], samples=0), "samples"),
-    (lambda: wx.linear_loss(torch.eye(3), torch.ones(2), 0.1, 5), "^r0 must have shape"),
-    (lambda: wx.linear_loss(torch.ones(3, 2), torch.ones(3), 0.1, 5), "^K must be square"),
-    (lambda: wx.measured_ratio([1.0, 0.5]), "^loss must be a curve with at least three"),
-    (lambda: wx.Comparison(*wx.unit_sphere_data(4, 6), steps=5, alphas=[1], etas=[1])(1, 1, 0),
+    (lambda: networks.train(networks.init_wn(6, 5, 1.0), experiments.unit_sphere_data(4, 6)[0], torch.ones(3),
+                            eta=0.1, steps=3), "^X and y must have the same length"),
+    (lambda: networks.train(networks.init_wn(6, 5, 1.0), *experiments.unit_sphere_data(4, 6), eta=0.1, steps=9,
+                            log_every=2, observe_every=3), "multiple"),
+    (lambda: networks.train_batch([networks.init_wn(6, 5, 1.0)], *experiments.unit_sphere_data(4, 6), etas=[0.1, 0.2],
+                                  steps=3), "^etas must hold one η per network"),
+    (lambda: theory.monte_carlo_kernels(experiments.unit_sphere_data(4, 6)[0], samples=0), "samples"),
+    (lambda: experiments.linear_loss(torch.eye(3), torch.ones(2), 0.1, 5), "^r0 must have shape"),
+    (lambda: experiments.linear_loss(torch.ones(3, 2), torch.ones(3), 0.1, 5), "^K must be square"),
+    (lambda: experiments.measured_ratio([1.0, 0.5]), "^loss must be a curve with at least three"),
+    (lambda: experiments.Comparison(*experiments.unit_sphere_data(4, 6), steps=5, alphas=[1], etas=[1])(1, 1, 0),
      "width"),
 ])
 def test_bad_input_raises_value_error(call, match):
@@ -569,9 +569,9 @@ def test_bad_input_raises_value_error(call, match):
 
 def test_float64_device_keeps_cuda_and_falls_back_to_the_cpu():
     if torch.cuda.is_available():
-        assert wx.float64_device("cuda").type == "cuda"
+        assert experiments.float64_device("cuda").type == "cuda"
     else:                                                        # no CUDA here: refused
         with pytest.raises(ValueError, match="^device is 'cuda' but CUDA is not available"):
-            wx.float64_device("cuda")
-    assert wx.float64_device("mps") == torch.device("cpu")      # MPS has no float64
-    assert wx.float64_device(torch.device("cpu")) == torch.device("cpu")
+            experiments.float64_device("cuda")
+    assert experiments.float64_device("mps") == torch.device("cpu")      # MPS has no float64
+    assert experiments.float64_device(torch.device("cpu")) == torch.device("cpu")

@@ -4,7 +4,7 @@ The chapter's networks, scale-invariance checks on a real network, gradient desc
 ``w`` beside its adaptive form on the sphere (Theorem 2.5), the norm identities
 (Lemma 2.4, with and without weight decay), gradient-norm summaries and the schedules
 of the convergence theorems. The training experiments built on these live in
-:mod:`lib.autorate_experiments`; every training run goes through :mod:`lib.train`.
+:mod:`lib.autorate.experiments`; every training run goes through :mod:`lib.train`.
 
 All scale-invariant weights (parameter group ``w``) are treated as ONE vector w: scaling
 every normalised layer by the same c > 0 leaves the loss unchanged, so the paper's

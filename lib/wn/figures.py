@@ -1,7 +1,7 @@
 """Figures of the weight-normalisation chapter, drawn in the book's style from lib results.
 
-Every function takes results computed by :mod:`lib.wn`, :mod:`lib.wn_checks` or
-:mod:`lib.wn_experiments` and returns a matplotlib figure; nothing is computed here
+Every function takes results computed by :mod:`lib.wn.networks`, :mod:`lib.wn.theory` or
+:mod:`lib.wn.experiments` and returns a matplotlib figure; nothing is computed here
 beyond means and reference lines.
 """
 
@@ -10,11 +10,11 @@ from matplotlib import pyplot as plt
 from matplotlib.figure import Figure
 from matplotlib.ticker import MaxNLocator
 
-from lib import checks, plotting, wn
-from lib import wn_experiments as wx
+from lib import checks, plotting
+from lib.wn import experiments, networks
 
 C = plotting.PALETTE
-BLOW_UP = wn.BLOW_UP  # a loss above BLOW_UP × L(0) is drawn as diverged (as wn.train records)
+BLOW_UP = networks.BLOW_UP  # a loss above BLOW_UP × L(0) is drawn as diverged (as networks.train records)
 
 
 def _loglog_guide(ax, x, y0, slope, label):
@@ -25,8 +25,8 @@ def _loglog_guide(ax, x, y0, slope, label):
 
 def norm_growth(h, eta, zoom=20):
     """Loss of one WN run, and ‖v_t‖² next to ‖v_0‖² + η² Σ_{s<t} ‖∇_v L(s)‖² (Pythagoras)
-    over the first ``zoom`` steps, where the norm moves. ``h`` from :func:`lib.wn.train`."""
-    h = checks.instance("h", h, wn.WNHistory, "lib.wn.train")
+    over the first ``zoom`` steps, where the norm moves. ``h`` from :func:`lib.wn.networks.train`."""
+    h = checks.instance("h", h, networks.WNHistory, "lib.wn.networks.train")
     eta, zoom = checks.positive("eta", eta), checks.integer("zoom", zoom)
     fig, (a, b) = plt.subplots(1, 2, figsize=(10, 4))
     rec = h.history
@@ -63,7 +63,7 @@ def kernel_heatmaps(H, V, G):
 def concentration(widths, conc, lam_V_inf, lam_G_inf):
     """Distance of V(0), G(0) from their limits against m, and their least eigenvalues.
 
-    ``conc`` from :func:`lib.wn_checks.concentration` at ``widths``; λ_min finite numbers.
+    ``conc`` from :func:`lib.wn.theory.concentration` at ``widths``; λ_min finite numbers.
     """
     widths = checks.positive_array("widths", widths, ndim=1)
     conc = checks.mapping_keys("conc", conc, ("err_V", "err_G", "lam_V", "lam_G"))
@@ -96,10 +96,10 @@ def concentration(widths, conc, lam_V_inf, lam_G_inf):
 def regimes(rs, eta, limit_curve, lam_V_inf, lam_G_inf):
     """Left: loss at the grid step nearest ``eta`` for every α. Right: rates against α.
 
-    ``rs`` from :func:`lib.wn_experiments.regime_sweep`; ``limit_curve`` is (α grid,
+    ``rs`` from :func:`lib.wn.experiments.regime_sweep`; ``limit_curve`` is (α grid,
     λ_min(Λ∞_α)), two 1-D arrays of one length; the measured rates are ``rs.rates()``.
     """
-    rs = checks.instance("rs", rs, wx.RegimeSweep, "lib.wn_experiments.regime_sweep")
+    rs = checks.instance("rs", rs, experiments.RegimeSweep, "lib.wn.experiments.regime_sweep")
     eta = checks.positive("eta", eta)
     if not isinstance(limit_curve, (tuple, list)) or len(limit_curve) != 2:
         raise TypeError("limit_curve must be a pair (alpha grid, lambda_min), got "
@@ -143,7 +143,7 @@ def regimes(rs, eta, limit_curve, lam_V_inf, lam_G_inf):
 def edge(rs):
     """Left: log10 L(T)/L(0) over η × α (and the plain net), each α's edge 2/λ_max(Λ(0))
     marked. Right: the effective scale α_eff(T)/α against η. ``rs`` from ``regime_sweep``."""
-    rs = checks.instance("rs", rs, wx.RegimeSweep, "lib.wn_experiments.regime_sweep")
+    rs = checks.instance("rs", rs, experiments.RegimeSweep, "lib.wn.experiments.regime_sweep")
     fig, (a, b) = plt.subplots(2, 1, figsize=(9, 9), gridspec_kw={"height_ratios": [1.15, 1]})
     ratio = lambda L: np.median(L[..., -1] / L[..., 0], -1)  # noqa: E731  (median over seeds)
     final = np.vstack([ratio(rs.loss), ratio(rs.plain_loss)[None]])        # (A + 1, E)
@@ -180,9 +180,9 @@ def edge(rs):
 def widths(ws, show=(0, 2, -1)):
     """Loss against the kernel prediction, λ_min(Λ(t)) and the distance moved as m grows.
 
-    ``ws`` from :func:`lib.wn_experiments.width_sweep`; ``show`` indices of its widths.
+    ``ws`` from :func:`lib.wn.experiments.width_sweep`; ``show`` indices of its widths.
     """
-    ws = checks.instance("ws", ws, wx.WidthSweep, "lib.wn_experiments.width_sweep")
+    ws = checks.instance("ws", ws, experiments.WidthSweep, "lib.wn.experiments.width_sweep")
     n = len(ws.widths)
     if isinstance(show, (str, bytes)) or not hasattr(show, "__iter__"):
         raise TypeError(f"show must be a list of indices of ws.widths, got {type(show).__name__}")

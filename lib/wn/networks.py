@@ -59,7 +59,7 @@ class WNParams:
         return self.v * (self.g / self.v.norm(dim=1))[:, None]
 
 
-# --- checks of arguments shared by lib.wn, lib.wn_checks and lib.wn_experiments ----------
+# --- checks of arguments shared by lib.wn.networks, lib.wn.theory and lib.wn.experiments ----------
 UNIT_TOL = 1e-6  # |‖x_i‖ − 1| allowed: rows normalised in float32 (error ~√d·6e-8) pass
 
 

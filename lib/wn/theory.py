@@ -1,4 +1,4 @@
-"""Independent computations that check the weight-normalisation kernels of :mod:`lib.wn`.
+"""Independent computations that check the weight-normalisation kernels of :mod:`lib.wn.networks`.
 
 Parameter Jacobians by reverse-mode autograd (Proposition 1), the un-normalised NTK,
 Monte Carlo estimates of the limit kernels, the natural-gradient form of the WN
@@ -10,7 +10,8 @@ import math
 import numpy as np
 import torch
 
-from lib import checks, wn
+from lib import checks
+from lib.wn import networks
 
 
 def plain_ntk(w: torch.Tensor, X: torch.Tensor) -> torch.Tensor:
@@ -18,7 +19,7 @@ def plain_ntk(w: torch.Tensor, X: torch.Tensor) -> torch.Tensor:
 
     w (m, d) finite weights; X (n, d) finite inputs of w's dtype.
     """
-    wn.check_inputs(X, checks.tensor("w", w, ndim=2))
+    networks.check_inputs(X, checks.tensor("w", w, ndim=2))
     act = (X @ w.T >= 0).to(X.dtype)
     return (X @ X.T) * (act @ act.T) / w.shape[0]
 
@@ -30,29 +31,29 @@ def monte_carlo_kernels(X: torch.Tensor, samples: int, seed: int = 0, chunk: int
     accumulated in chunks to bound memory. Standard errors shrink like samples^(−1/2).
     Chunk i draws with seed·100003 + i, so ``seed`` ≤ (2⁶³ − 1)/200006.
     """
-    X = wn.check_inputs(X)
+    X = networks.check_inputs(X)
     samples, chunk = checks.integer("samples", samples), checks.integer("chunk", chunk)
     seed = checks.integer("seed", seed, lo=0, hi=checks.SEED_MAX // 200_006)
     V = torch.zeros(X.shape[0], X.shape[0], dtype=X.dtype, device=X.device)
     G = torch.zeros_like(V)
     for i, start in enumerate(range(0, samples, chunk)):
-        p = wn.init_wn(X.shape[1], min(chunk, samples - start), 1.0, seed=seed * 100_003 + i,
-                       dtype=X.dtype, device=X.device)
-        Vc, Gc = wn.gram_matrices(p, X, 1.0)
+        p = networks.init_wn(X.shape[1], min(chunk, samples - start), 1.0, seed=seed * 100_003 + i,
+                             dtype=X.dtype, device=X.device)
+        Vc, Gc = networks.gram_matrices(p, X, 1.0)
         V, G = V + Vc * p.width, G + Gc * p.width
     return (V + G) / samples, V / samples, G / samples
 
 
 def least_eigenvalue(K: torch.Tensor) -> float:
     """λ_min of a symmetric matrix K (n, n), finite (float)."""
-    K = wn.check_kernel("K", K)
+    K = networks.check_kernel("K", K)
     return float(torch.linalg.eigvalsh(K)[0])
 
 
-def jacobians(params: wn.WNParams, X: torch.Tensor):
+def jacobians(params: networks.WNParams, X: torch.Tensor):
     """(J_v (n, m, d), J_g (n, m)): ∂f(x_i)/∂v_k and ∂f(x_i)/∂g_k by reverse-mode autograd."""
-    wn.check_inputs(X, wn.check_params(params).v)
-    fn = lambda v, g: wn.forward(wn.WNParams(v, g, params.c), X)  # noqa: E731
+    networks.check_inputs(X, networks.check_params(params).v)
+    fn = lambda v, g: networks.forward(networks.WNParams(v, g, params.c), X)  # noqa: E731
     return torch.func.jacrev(fn, argnums=(0, 1))(params.v, params.g)
 
 
@@ -63,7 +64,7 @@ def plain_jacobian(w: torch.Tensor, c: torch.Tensor, X: torch.Tensor) -> torch.T
     """
     w = checks.tensor("w", w, ndim=2)
     checks.tensor("c", c, shape=(w.shape[0],), dtype=w.dtype)
-    wn.check_inputs(X, w)
+    networks.check_inputs(X, w)
     fn = lambda w_: torch.relu(X @ w_.T) @ c / math.sqrt(w_.shape[0])  # noqa: E731
     return torch.func.jacrev(fn)(w)
 
@@ -80,10 +81,10 @@ def initial_outputs(X, alphas, width, seed=0) -> dict:
 
     X (n, d) finite; ``alphas`` a non-empty list of numbers > 0 (the keys of the result).
     """
-    X, alphas = wn.check_inputs(X), _alphas(alphas)
+    X, alphas = networks.check_inputs(X), _alphas(alphas)
     width, seed = checks.integer("width", width), checks.seed("seed", seed)
-    init = lambda a: wn.init_wn(X.shape[1], width, a, seed, X.dtype, X.device)  # noqa: E731
-    out = {a: wn.forward(init(a), X) for a in alphas}
+    init = lambda a: networks.init_wn(X.shape[1], width, a, seed, X.dtype, X.device)  # noqa: E731
+    out = {a: networks.forward(init(a), X) for a in alphas}
     p = init(alphas[0])
     out["plain"] = torch.relu(X @ (p.v / alphas[0]).T) @ p.c / math.sqrt(width)
     return out
@@ -95,13 +96,13 @@ def decomposition_errors(X, alphas, width, seed=0) -> list:
     One row per α; H is the un-normalised NTK (autograd) at w = g v/‖v‖, which Λ
     matches at initialisation only when α = 1. Arguments as for :func:`initial_outputs`.
     """
-    X, alphas = wn.check_inputs(X), _alphas(alphas)
+    X, alphas = networks.check_inputs(X), _alphas(alphas)
     width, seed = checks.integer("width", width), checks.seed("seed", seed)
     rows = []
     for a in alphas:
-        p = wn.init_wn(X.shape[1], width, a, seed, X.dtype, X.device)
+        p = networks.init_wn(X.shape[1], width, a, seed, X.dtype, X.device)
         Jv, Jg = jacobians(p, X)
-        V, G = wn.gram_matrices(p, X, a)
+        V, G = networks.gram_matrices(p, X, a)
         H = gram(plain_jacobian(p.weights(), p.c, X))
         err = lambda A, B: float((A - B).abs().max())  # noqa: E731
         rows.append({"alpha": a, "JvJv - V/a^2": err(gram(Jv), V / a**2),
@@ -109,9 +110,9 @@ def decomposition_errors(X, alphas, width, seed=0) -> list:
     return rows
 
 
-def natural_gradient_kernel(params: wn.WNParams, X) -> torch.Tensor:
+def natural_gradient_kernel(params: networks.WNParams, X) -> torch.Tensor:
     """J_w S J_wᵀ (n, n): the plain NTK with metric S_k = v̂v̂ᵀ + (g_k/‖v_k‖)²(I − v̂v̂ᵀ)."""
-    wn.check_inputs(X, wn.check_params(params).v)
+    networks.check_inputs(X, networks.check_params(params).v)
     Jw = plain_jacobian(params.weights(), params.c, X)        # (n, m, d)
     u = params.v / params.v.norm(dim=1, keepdim=True)            # (m, d) v̂_k
     s = (params.g / params.v.norm(dim=1)) ** 2                   # (m,)
@@ -120,15 +121,15 @@ def natural_gradient_kernel(params: wn.WNParams, X) -> torch.Tensor:
     return torch.einsum("imd,jmd->ij", Jw, SJ)
 
 
-def radial_cosines(params: wn.WNParams, X, y) -> torch.Tensor:
+def radial_cosines(params: networks.WNParams, X, y) -> torch.Tensor:
     """(m,) cos of the angle between v_k and ∇_{v_k}L (0: the gradient is orthogonal).
 
     X (n, d) and y (n,) finite, of the network's dtype.
     """
-    wn.check_inputs(X, wn.check_params(params).v)
+    networks.check_inputs(X, networks.check_params(params).v)
     checks.same_length(X=X, y=checks.tensor("y", y, ndim=1, dtype=X.dtype))
     v = params.v.detach().clone().requires_grad_()
-    loss = 0.5 * (wn.forward(wn.WNParams(v, params.g, params.c), X) - y).pow(2).sum()
+    loss = 0.5 * (networks.forward(networks.WNParams(v, params.g, params.c), X) - y).pow(2).sum()
     (grad,) = torch.autograd.grad(loss, v)
     return (v * grad).sum(1).detach() / (v.norm(dim=1) * grad.norm(dim=1)).detach()
 
@@ -140,12 +141,12 @@ def concentration(X, widths, seeds) -> dict:
     X (n, d) unit-norm rows; ``widths`` a non-empty list of integers ≥ 1; ``seeds`` ≥ 1.
     """
     widths, seeds = _widths(widths), checks.integer("seeds", seeds)
-    _, V_inf, G_inf = wn.limit_kernels(X)
+    _, V_inf, G_inf = networks.limit_kernels(X)
     out = {k: np.zeros((len(widths), seeds)) for k in ("err_V", "err_G", "lam_V", "lam_G")}
     for i, m in enumerate(widths):
         for s in range(seeds):
-            p = wn.init_wn(X.shape[1], m, 1.0, s, X.dtype, X.device)
-            V, G = wn.gram_matrices(p, X, 1.0)
+            p = networks.init_wn(X.shape[1], m, 1.0, s, X.dtype, X.device)
+            V, G = networks.gram_matrices(p, X, 1.0)
             out["err_V"][i, s] = float(torch.linalg.matrix_norm(V - V_inf, 2))
             out["err_G"][i, s] = float(torch.linalg.matrix_norm(G - G_inf, 2))
             out["lam_V"][i, s], out["lam_G"][i, s] = least_eigenvalue(V), least_eigenvalue(G)

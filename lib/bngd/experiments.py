@@ -1,6 +1,6 @@
 """BNGD against GD on least squares: the paper's problems, its figure 1, and sweeps over ε.
 
-Cai, Li & Shen (2019) compare BNGD (:func:`lib.ols.bngd`) with plain GD at its best
+Cai, Li & Shen (2019) compare BNGD (:func:`lib.bngd.dynamics.bngd`) with plain GD at its best
 step size on H = diag(logspace(0, log10 κ, d)). Their figure 1 colours every
 configuration (a₀, ε, ε_a) by two questions: is the final effective step ε̂ within a
 factor 0.8 of GD's optimal step, and is the final BNGD loss below GD's? This module
@@ -14,7 +14,8 @@ from dataclasses import dataclass, field
 import numpy as np
 import torch
 
-from lib import bngd_theory, checks, ols, synthetic
+from lib import checks, synthetic
+from lib.bngd import dynamics, theory
 
 # Cell classes of figure 1, in the order of CLASS_LABELS.
 CLASS_LABELS = ("ε̂ near ε_opt, loss below GD", "ε̂ near ε_opt, loss not below GD",
@@ -47,8 +48,8 @@ class Problem:
         return float(self.u @ (self.h * self.u))
 
     @property
-    def gd(self) -> ols.GDConstants:
-        return ols.gd_constants(self.h)
+    def gd(self) -> dynamics.GDConstants:
+        return dynamics.gd_constants(self.h)
 
 
 def paper_problem(kappa: float, d: int = 100, seed: int = 0, start: str = "Hu",
@@ -167,9 +168,9 @@ def figure1(problem: Problem, config: Figure1Config = Figure1Config()) -> Figure
     eps = torch.tensor(config.eps, **dt)[:, None]
     eps_a = torch.tensor(config.eps_a, **dt)
     start = time.perf_counter()
-    res = ols.bngd(problem.h, problem.u, a0, problem.w0, eps, eps_a, config.steps)
+    res = dynamics.bngd(problem.h, problem.u, a0, problem.w0, eps, eps_a, config.steps)
     seconds = time.perf_counter() - start
-    gd = ols.gd(problem.h, problem.u, problem.w0, problem.gd.eps_opt, config.steps)
+    gd = dynamics.gd(problem.h, problem.u, problem.w0, problem.gd.eps_opt, config.steps)
     return Figure1Result(problem, config, res.loss[-1].cpu().numpy(),
                          res.eff_step[-1].cpu().numpy(), float(gd.loss[-1]), seconds)
 
@@ -182,11 +183,11 @@ class EpsSweep:
     loss_gd: np.ndarray   # (steps+1, n) J₀(w_k)/c
     loss_bn: np.ndarray   # (steps+1, n) J(a_k, w_k)/c
     eff_step: np.ndarray  # (steps, n) ε̂_k of BNGD
-    gd: ols.GDConstants   # GD's limits for this problem
+    gd: dynamics.GDConstants   # GD's limits for this problem
 
     def steps_to(self, tol: float) -> tuple[np.ndarray, np.ndarray]:
         """(GD, BNGD) first step with loss/c ≤ tol, −1 where not reached in the run."""
-        return tuple(bngd_theory.steps_to_tolerance(torch.from_numpy(x), tol).numpy()
+        return tuple(theory.steps_to_tolerance(torch.from_numpy(x), tol).numpy()
                      for x in (self.loss_gd, self.loss_bn))
 
 
@@ -198,8 +199,8 @@ def eps_sweep(problem: Problem, eps, steps: int, a0: float = 1.0, eps_a: float =
     checks.instance("problem", problem, Problem)
     eps = checks.positive_array("eps", eps, ndim=1)
     eps = torch.as_tensor(eps, dtype=torch.float64, device=problem.h.device)
-    bn = ols.bngd(problem.h, problem.u, a0, problem.w0, eps, eps_a, steps)
-    gd = ols.gd(problem.h, problem.u, problem.w0, eps, steps)
+    bn = dynamics.bngd(problem.h, problem.u, a0, problem.w0, eps, eps_a, steps)
+    gd = dynamics.gd(problem.h, problem.u, problem.w0, eps, steps)
     c = problem.c
     return EpsSweep(eps.cpu().numpy(), (gd.loss / c).cpu().numpy(), (bn.loss / c).cpu().numpy(),
                     bn.eff_step.cpu().numpy(), problem.gd)
@@ -210,7 +211,7 @@ def best_rates(problem: Problem) -> dict:
     minimiser (κ* of H*), ((κ−1)/(κ+1) and (κ*−1)/(κ*+1))."""
     checks.instance("problem", problem, Problem)
     kappa = problem.kappa
-    kstar = bngd_theory.pseudo_condition(problem.h, problem.u)
+    kstar = theory.pseudo_condition(problem.h, problem.u)
     return {"kappa": kappa, "kappa_star": kstar, "gd": (kappa - 1) / (kappa + 1),
             "bngd": (kstar - 1) / (kstar + 1)}
 
@@ -229,10 +230,10 @@ def gd_rates(kappa: float, steps: int = 200, n_eps: int = 121, eps_range=(1e-5, 
     steps, n_eps = checks.integer("steps", steps, lo=2), checks.integer("n_eps", n_eps)
     eps_range = checks.interval("eps_range", eps_range)
     h = torch.tensor([1.0, float(kappa)], dtype=torch.float64)
-    k = ols.gd_constants(h)
+    k = dynamics.gd_constants(h)
     eps = np.union1d(np.geomspace(*eps_range, n_eps), [k.eps_opt, k.eps_max])  # both exactly
     starts = torch.eye(2, dtype=torch.float64)[:, None, :]                        # (2, 1, 2)
-    loss = ols.gd(h, torch.zeros(2), starts, torch.from_numpy(eps), steps).loss.numpy()
+    loss = dynamics.gd(h, torch.zeros(2), starts, torch.from_numpy(eps), steps).loss.numpy()
     inside = (loss > 1e-280) & (loss < 1e280)                                     # (T+1, 2, n)
     last = steps - np.argmax(inside[::-1], axis=0)                                 # K per run
     pick = lambda kk: np.take_along_axis(loss, kk[None], 0)[0]  # noqa: E731
@@ -275,8 +276,8 @@ def _slider_batch(kappa, eps_a, a0, eps, steps):
     p = paper_problem(kappa, d=SLIDER_D)
     c, k = p.c, p.gd
     e = torch.tensor(eps, dtype=torch.float64)
-    bn = ols.bngd(p.h, p.u, a0, p.w0, e, eps_a, steps)
-    gd = ols.gd(p.h, p.u, p.w0, torch.cat([e, torch.tensor([k.eps_opt], dtype=torch.float64)]), steps)
+    bn = dynamics.bngd(p.h, p.u, a0, p.w0, e, eps_a, steps)
+    gd = dynamics.gd(p.h, p.u, p.w0, torch.cat([e, torch.tensor([k.eps_opt], dtype=torch.float64)]), steps)
     loss_gd = (gd.loss / c).numpy()
     return {"bngd": (bn.loss / c).numpy(), "gd": loss_gd[:, :-1], "gd_opt": loss_gd[:, -1],
             "eff_step": bn.eff_step.numpy(), "constants": k}

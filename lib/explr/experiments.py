@@ -16,7 +16,8 @@ import torch
 from torch import nn
 from torch.func import functional_call
 
-from lib import checks, data as _data, schedules, stack, sweep, train
+from lib import checks, data as _data, stack, sweep, train
+from lib.explr import schedules
 from lib.models import NormLinear
 
 DATASETS = ("fashion_mnist", "cifar10")  # names :func:`lib.data.load` knows
@@ -181,7 +182,7 @@ def exp_lr_momentum(eta: float, weight_decay: float, momentum: float):
     The theorem asks for θ̃_{−1} = α θ_{−1}, with η̃_{−1} = ηα. In PyTorch's form the
     buffer is v_0 = (θ_{−1} − θ_0)/η_{−1}; run A starts with v_0 = 0, i.e. θ_{−1} = θ_0,
     so the exp-LR run needs ṽ_0 = (αθ_0 − θ_0)/(ηα) = −(1 − α)/(αη) · θ_0.
-    Accepts what :func:`lib.schedules.exp_lr_alpha` accepts.
+    Accepts what :func:`lib.explr.schedules.exp_lr_alpha` accepts.
     """
     alpha = schedules.exp_lr_alpha(eta, weight_decay, momentum)
     coef = -(1 - alpha) / (alpha * float(eta))
@@ -263,7 +264,7 @@ def equivalence(data, sizes=(196, 32, 32, 10), eta=0.1, weight_decay=5e-3, momen
                 steps=300, batch_size=100, dtype=torch.float64, seed=0) -> dict:
     """Run A (constant η, WD λ, momentum γ) against B (exp_lr, no WD, Theorem 2.9 start).
 
-    Arguments as in :func:`paired_runs` and :func:`lib.schedules.exp_lr`; ``sizes`` of the
+    Arguments as in :func:`paired_runs` and :func:`lib.explr.schedules.exp_lr`; ``sizes`` of the
     ScaleInvariantMLP. Returns :func:`paired_runs`' dict plus ``alpha``; B's weights should
     be α^{−t} times A's.
     """

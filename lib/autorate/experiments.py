@@ -3,7 +3,7 @@
 Sweeps of full-batch gradient descent over learning rates (sections 2 and 4), stochastic
 gradient descent with Theorem 4.2's schedules measured against the gradient of the
 objective SGD actually minimises (section 5), and the computations behind the chapter's
-sliders. Built on :mod:`lib.autorate`; every run goes through :mod:`lib.train` or
+sliders. Built on :mod:`lib.autorate.theory`; every run goes through :mod:`lib.train` or
 :mod:`lib.sweep`.
 """
 
@@ -13,7 +13,7 @@ import numpy as np
 import torch
 
 from lib import cache, checks, stack, sweep, train
-from lib.autorate import check_data, eval_steps, make_mlp, sgd_schedules
+from lib.autorate.theory import check_data, eval_steps, make_mlp, sgd_schedules
 
 
 def _values(name: str, values, nonneg: bool = False) -> np.ndarray:

@@ -3,13 +3,13 @@
 The residual e = u − (wᵀg/σ²) w and the effective step ε̂ of BNGD (paper eq. 11–12), the
 matrix H* = H − Huuᵀ H/(uᵀHu) and its pseudo-condition number κ* (section 3.3), and
 the number of steps a loss curve needs to reach a tolerance. The dynamics themselves
-are in :mod:`lib.ols`.
+are in :mod:`lib.bngd.dynamics`.
 """
 
 import torch
 
 from lib import checks
-from lib.ols import BNGDResult, as_operator
+from lib.bngd.dynamics import BNGDResult, as_operator
 
 
 def _problem(H, u, dtype):
@@ -67,7 +67,7 @@ def residual_recursion_gap(H, u, result: BNGDResult, dtype=torch.float64) -> flo
 
     result: the BNGDResult of that run on (H, u) (u nonzero)."""
     if not isinstance(result, BNGDResult):
-        raise TypeError(f"result must be a BNGDResult (from ols.bngd), got {type(result).__name__}")
+        raise TypeError(f"result must be a BNGDResult (from lib.bngd.dynamics.bngd), got {type(result).__name__}")
     if result.w_path is None:
         raise ValueError("result has no path: call bngd(..., trajectory=True) for the recursion")
     matvec, d, u = _problem(H, u, dtype)

@@ -1,7 +1,7 @@
 """Experiments of the weight-normalisation chapter: kernel predictions, checks and sweeps.
 
-The network, its kernels and its training are in :mod:`lib.wn` (independent checks in
-:mod:`lib.wn_checks`); this module holds the chapter's sizes and data, what the
+The network, its kernels and its training are in :mod:`lib.wn.networks` (independent checks in
+:mod:`lib.wn.theory`); this module holds the chapter's sizes and data, what the
 linearised (kernel) dynamics predict, and the training sweeps over the initialisation
 scale α, the step η and the width m (through :mod:`lib.sweep`), including the slider's.
 """
@@ -14,7 +14,8 @@ import numpy as np
 import torch
 
 from lib import scale as _scale
-from lib import checks, sweep, wn, wn_checks
+from lib import checks, sweep
+from lib.wn import networks, theory
 from lib import train as _train
 
 
@@ -94,9 +95,9 @@ def unit_sphere_data(n, d, seed=0, dtype=torch.float64, device="cpu"):
 def linear_loss(K: torch.Tensor, r0: torch.Tensor, eta: float, steps: int) -> np.ndarray:
     """(steps+1,) losses ½‖(I − ηK)^t r0‖² of GD on the linearised network (K fixed).
 
-    K (n, n) symmetric (:func:`lib.wn.check_kernel`), r0 (n,) finite, η > 0, steps ≥ 0.
+    K (n, n) symmetric (:func:`lib.wn.networks.check_kernel`), r0 (n,) finite, η > 0, steps ≥ 0.
     """
-    K = wn.check_kernel("K", K)
+    K = networks.check_kernel("K", K)
     r0 = checks.tensor("r0", r0, shape=(K.shape[0],), dtype=K.dtype)
     eta, steps = checks.positive("eta", eta), checks.integer("steps", steps, lo=0)
     lam, Q = torch.linalg.eigh(K)
@@ -110,7 +111,7 @@ def predicted_ratio(K: torch.Tensor, eta: float) -> float:
     """Late-time loss ratio per step of the linearised network: max_i (1 − ηλ_i(K))².
 
     K (n, n) symmetric, η > 0."""
-    K, eta = wn.check_kernel("K", K), checks.positive("eta", eta)
+    K, eta = networks.check_kernel("K", K), checks.positive("eta", eta)
     return float(torch.max((1 - eta * torch.linalg.eigvalsh(K)) ** 2))
 
 
@@ -165,14 +166,14 @@ def limit_evolution_kernel(X, alpha: float) -> torch.Tensor:
     """Λ∞ = V∞/α² + G∞ (n, n): the infinite-width kernel at initialisation scale α > 0
     (X (n, d) with unit-norm rows)."""
     alpha = checks.positive("alpha", alpha)
-    _, V, G = wn.limit_kernels(X)
+    _, V, G = networks.limit_kernels(X)
     return V / alpha**2 + G
 
 
 def limit_least_eigenvalue(X, alphas) -> np.ndarray:
     """λ_min(Λ∞_α) for every α (a non-empty list of numbers > 0): the predicted rate."""
     alphas = _numbers("alphas", alphas)
-    wn.check_inputs(X, unit=True)
+    networks.check_inputs(X, unit=True)
     return np.array([float(torch.linalg.eigvalsh(limit_evolution_kernel(X, a))[0])
                      for a in alphas])
 
@@ -186,8 +187,8 @@ def _initial_spectra(X, alphas, width, seeds, normalized=True):
     """(len(alphas), seeds, n) eigenvalues of Λ(0) (of the plain NTK if not normalized)."""
     out = []
     for a in alphas:
-        ps = [wn.init_wn(X.shape[1], width, a, s, X.dtype, X.device) for s in range(seeds)]
-        K = [wn.evolution_kernel(p, X) if normalized else wn_checks.plain_ntk(p.weights(), X)
+        ps = [networks.init_wn(X.shape[1], width, a, s, X.dtype, X.device) for s in range(seeds)]
+        K = [networks.evolution_kernel(p, X) if normalized else theory.plain_ntk(p.weights(), X)
              for p in ps]
         out.append(torch.stack([torch.linalg.eigvalsh(k) for k in K]).cpu().numpy())
     return np.stack(out)
@@ -230,7 +231,7 @@ class RegimeSweep:
 def _check_data(X, y, sz, cache):
     if not isinstance(sz, Sizes):
         raise TypeError(f"sz must be Sizes (from sizes()), got {type(sz).__name__}")
-    X = wn.check_inputs(X, unit=True)
+    X = networks.check_inputs(X, unit=True)
     if X.shape[1] != sz.d:
         raise ValueError(f"X has {X.shape[1]} columns but sz.d = {sz.d}")
     checks.same_length(X=X, y=checks.tensor("y", y, ndim=1, dtype=X.dtype))
@@ -239,7 +240,7 @@ def _check_data(X, y, sz, cache):
 
 
 def _make(width, d, normalized):
-    return functools.partial(wn.make_module, n_in=d, width=width, normalized=normalized)
+    return functools.partial(networks.make_module, n_in=d, width=width, normalized=normalized)
 
 
 def regime_sweep(X, y, sz: Sizes, cache: str | None = None) -> RegimeSweep:
@@ -265,9 +266,9 @@ def regime_sweep(X, y, sz: Sizes, cache: str | None = None) -> RegimeSweep:
 def _width_runs(width, X, y, alpha, eta, steps, seeds, device):
     """``seeds`` runs at one width (trained together), as plain arrays (S, ...) for the cache."""
     X, y = torch.as_tensor(X, device=device), torch.as_tensor(y, device=device)
-    ps = [wn.init_wn(X.shape[1], width, alpha, s, X.dtype, X.device) for s in range(seeds)]
-    hs = wn.train_batch(ps, X, y, [eta] * seeds, steps, observe_every=OBSERVE_EVERY)
-    linear = [linear_loss(wn.evolution_kernel(p, X), wn.forward(p, X) - y, eta, steps) for p in ps]
+    ps = [networks.init_wn(X.shape[1], width, alpha, s, X.dtype, X.device) for s in range(seeds)]
+    hs = networks.train_batch(ps, X, y, [eta] * seeds, steps, observe_every=OBSERVE_EVERY)
+    linear = [linear_loss(networks.evolution_kernel(p, X), networks.forward(p, X) - y, eta, steps) for p in ps]
     get = lambda k: np.stack([getattr(h, k) for h in hs])  # noqa: E731
     return {"loss": get("loss"), "linear": np.stack(linear), "observed": hs[0].observed,
             **{k: get(k) for k in ("lam_min", "sign_changes", "dist_v", "dist_g")}}
@@ -331,7 +332,7 @@ class Comparison:
     """
 
     def __init__(self, X, y, steps, alphas, etas, seed=0):
-        self.X = wn.check_inputs(X)
+        self.X = networks.check_inputs(X)
         self.y = checks.tensor("y", y, ndim=1, dtype=self.X.dtype)
         checks.same_length(X=self.X, y=self.y)
         self.steps, self.seed = checks.integer("steps", steps), checks.seed("seed", seed)
@@ -345,10 +346,10 @@ class Comparison:
 
     def _train(self, width, alphas, etas):
         """WN runs for every (α, η) pair given, and the plain run for every η."""
-        train = functools.partial(wn.train_batch, X=self.X, y=self.y, steps=self.steps,
+        train = functools.partial(networks.train_batch, X=self.X, y=self.y, steps=self.steps,
                                   observe_every=self.steps)
-        init = lambda a: wn.init_wn(self.X.shape[1], width, a, self.seed,  # noqa: E731
-                                    self.X.dtype, self.X.device)
+        init = lambda a: networks.init_wn(self.X.shape[1], width, a, self.seed,  # noqa: E731
+                                          self.X.dtype, self.X.device)
         pairs = [(a, e) for a in alphas for e in etas]
         hs = train([init(a) for a, _ in pairs], etas=[e for _, e in pairs])
         plain = train([init(1.0)] * len(etas), etas=etas, normalized=False)

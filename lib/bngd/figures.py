@@ -1,7 +1,7 @@
 """Figures of the BNGD chapter, drawn in the book style from results of lib computations.
 
-Every function takes results (from :mod:`lib.ols`, :mod:`lib.bngd_figure` or
-:mod:`lib.bn_experiments`) and returns a pyplot Figure (so a notebook shows it); the two
+Every function takes results (from :mod:`lib.bngd.dynamics`, :mod:`lib.bngd.experiments` or
+:mod:`lib.bngd.networks`) and returns a pyplot Figure (so a notebook shows it); the two
 ``draw_*`` functions are the ``draw`` halves of the chapter's interactive figures.
 """
 
@@ -13,8 +13,8 @@ from matplotlib.figure import Figure
 from matplotlib.patches import Patch
 
 from lib import checks, plotting
-from lib.bngd_figure import CLASS_LABELS, EpsSweep, Figure1Result
-from lib.ols import BNGDResult, GDConstants
+from lib.bngd.experiments import CLASS_LABELS, EpsSweep, Figure1Result
+from lib.bngd.dynamics import BNGDResult, GDConstants
 
 P = plotting.PALETTE
 CLASS_COLOURS = (P[2], P[5], P[1], "#DDDDDD", "#000000")   # order of CLASS_LABELS
@@ -95,7 +95,7 @@ def dynamics(run, eps, gd, c=None) -> Figure:
     with ``c`` = uᵀHu the gain panel marks the optimal gain √c. eps: one value per run."""
     checks.instance("run", run, BNGDResult)
     if run.w_path is None or run.loss.ndim != 2:
-        raise ValueError("run must come from ols.bngd(..., trajectory=True) over a 1-D batch of ε")
+        raise ValueError("run must come from lib.bngd.dynamics.bngd(..., trajectory=True) over a 1-D batch of ε")
     eps = checks.positive_array("eps", eps, ndim=1)
     if len(eps) != run.loss.shape[1]:
         raise ValueError(f"eps has {len(eps)} values but run has {run.loss.shape[1]} runs")
