@@ -1,5 +1,5 @@
-"""lib.autorate.theory and lib.autorate.experiments refuse bad input by name, before any training,
-and record a diverged run as a result (never an exception)."""
+"""lib.autorate.theory, lib.autorate.experiments and the shared lib.invariance they rest on refuse
+bad input by name, before any training, and record a diverged run as a result (never an exception)."""
 
 import math
 
@@ -9,7 +9,7 @@ import torch
 from hypothesis import strategies as st
 
 from contracts import INF, NAN, Case, parametrize
-from lib import models, stack, sweep, train
+from lib import invariance, models, stack, sweep, train
 from lib.autorate import experiments, theory
 from lib.data import Dataset
 
@@ -103,6 +103,19 @@ BAD_RECORD = st.sampled_from([
     {**record(), "weight_norm_sq_w": np.ones(5)}, {**record(), "grad_norm_sq_w": "x"}])
 
 
+def _bad_params():
+    """Not a tensor for every parameter name of net(): other containers, a name missing or
+    extra, a value that is not a tensor or not floating."""
+    good = dict(net().named_parameters())
+    first = next(iter(good))
+    return [None, list(good.values()), {k: v for k, v in good.items() if k != first},
+            {**good, "extra": torch.ones(1)}, {**good, first: good[first].tolist()},
+            {**good, first: good[first].long()}]
+
+
+BAD_PARAMS = st.sampled_from(_bad_params())
+
+
 def family():
     return {"step": np.arange(3), "loss": np.ones((2, 3)), "diverged_at": np.array([-1, -1])}
 
@@ -116,9 +129,17 @@ CASES = [
                                        init_scale=1.0, norm="bn_smooth", activation="softplus"),
        {"seed": "seed", "width": "size", "depth": "size", "n_in": "size", "n_out": "size",
         "init_scale": "positive", "norm": BAD_NORM, "activation": BAD_ACTIVATION}),
-    Case(theory.check_data, lambda: dict(data=tiny(), forward=net()),
+    Case(invariance.check_data, lambda: dict(data=tiny(), forward=net()),
          {"data": BAD_MODEL_DATA, "forward": st.sampled_from([3, "f", [1]])}),
-    Case(theory.scale_invariance,
+    Case(invariance.group_names, lambda: dict(model=net()), {"model": BAD_MODEL}),
+    Case(invariance.check_model_data, lambda: dict(model=net(), data=tiny(), loss="cross_entropy"),
+         {"model": BAD_MODEL, "data": BAD_MODEL_DATA, "loss": BAD_LOSS}),
+    Case(invariance.loss_and_grads,
+         lambda: dict(model=net(), params=dict(net().named_parameters()), X=tiny()[0], y=tiny()[1],
+                      loss="cross_entropy"),
+         {"model": st.sampled_from([None, "net", net]), "params": BAD_PARAMS, "X": "tensor",
+          "y": "labels", "loss": BAD_LOSS}),
+    Case(invariance.scale_invariance,
          lambda: dict(model=net(), data=tiny(), scales=[0.5, 2.0], loss="cross_entropy"),
          {"model": BAD_MODEL, "data": BAD_MODEL_DATA, "scales": "positive_array", "loss": BAD_LOSS}),
     Case(theory.sphere_vs_gd, lambda: dict(model=net(), data=tiny(), eta_w=1.0, eta_g=0.1,
@@ -332,7 +353,7 @@ def test_data_with_nan_empty_or_mismatched_shapes(no_training, data, words, for_
     """Bad for every function; or (too narrow, too many classes) for a network built
     beforehand, while the experiments build their networks to fit the data."""
     def calls():
-        yield lambda: theory.scale_invariance(net(), data, [1.0])
+        yield lambda: invariance.scale_invariance(net(), data, [1.0])
         yield lambda: theory.sphere_vs_gd(net(), data, 1.0, 0.1, 2)
         yield lambda: experiments.expected_gradients(stack.from_models([net()]), data,
                                                      torch.tensor([[0, 1], [2, 3]]))

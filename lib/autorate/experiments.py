@@ -13,7 +13,8 @@ import numpy as np
 import torch
 
 from lib import cache, checks, stack, sweep, train
-from lib.autorate.theory import check_data, eval_steps, make_mlp, sgd_schedules
+from lib.autorate.theory import eval_steps, make_mlp, sgd_schedules
+from lib.invariance import check_data
 
 
 def _values(name: str, values, nonneg: bool = False) -> np.ndarray:

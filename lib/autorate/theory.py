@@ -1,10 +1,10 @@
 """Auto rate-tuning by batch normalisation (Arora, Li & Lyu 2019): the theory's objects.
 
-The chapter's networks, scale-invariance checks on a real network, gradient descent on
-``w`` beside its adaptive form on the sphere (Theorem 2.5), the norm identities
-(Lemma 2.4, with and without weight decay), gradient-norm summaries and the schedules
-of the convergence theorems. The training experiments built on these live in
-:mod:`lib.autorate.experiments`; every training run goes through :mod:`lib.train`.
+The chapter's networks, gradient descent on ``w`` beside its adaptive form on the sphere
+(Theorem 2.5), the norm identities (Lemma 2.4, with and without weight decay),
+gradient-norm summaries and the schedules of the convergence theorems. The training experiments built on these live in
+:mod:`lib.autorate.experiments`; every training run goes through :mod:`lib.train`. The
+scale-invariance check on a real network is shared: :mod:`lib.invariance`.
 
 All scale-invariant weights (parameter group ``w``) are treated as ONE vector w: scaling
 every normalised layer by the same c > 0 leaves the loss unchanged, so the paper's
@@ -17,9 +17,8 @@ from collections.abc import Mapping
 
 import numpy as np
 import torch
-from torch.func import functional_call
 
-from lib import checks, models, stack, train
+from lib import checks, invariance, models, stack, train
 
 
 class PlainMLP(models.MLP):
@@ -75,120 +74,22 @@ def make_mlp(seed=0, width=100, depth=2, norm="bn_smooth", activation="softplus"
     return model
 
 
-def check_data(data, forward=None) -> tuple[torch.Tensor, torch.Tensor]:
-    """``(X, y)`` of a classification data set, a ``lib.data.Dataset`` or an ``(X, y)`` pair.
-
-    Refused by name unless X is a finite, non-empty floating (N, ...) tensor and y holds N
-    integer labels >= 0 on the same device. With ``forward`` (x ↦ the network's outputs on
-    a few examples, its state left alone), data the network cannot read or labels beyond
-    its outputs are refused too.
-    """
-    if hasattr(data, "X") and hasattr(data, "y"):
-        (X, y), names = (data.X, data.y), ("data.X", "data.y")
-    elif isinstance(data, (tuple, list)) and len(data) == 2:
-        (X, y), names = data, ("data[0] (X)", "data[1] (y)")
-    else:
-        raise TypeError(f"data must be a lib.data.Dataset or an (X, y) pair of tensors, "
-                        f"got {type(data).__name__}")
-    X = checks.tensor(names[0], X, ndim=(2, 3, 4))
-    y = checks.tensor(names[1], y, ndim=1, floating=False)
-    checks.labels(names[1], y, n_classes=max(int(y.max()) + 1, 1), n=X.shape[0])
-    if X.device != y.device:
-        raise ValueError(f"data's X and y must be on one device, got {X.device} and {y.device}")
-    if forward is not None:
-        _fits(checks.function("forward", forward), X, y)
-    return X, y
-
-
-def _fits(forward, X, y) -> None:
-    try:
-        with torch.no_grad():
-            out = forward(X[:2])
-    except RuntimeError as err:  # wrong width, dtype or device: torch's words, our name
-        raise ValueError(f"data of shape {tuple(X.shape)} and dtype {X.dtype} does not fit "
-                         f"the model: {err}") from None
-    if int(y.max()) >= out.shape[-1]:
-        raise ValueError(f"data's labels go up to {int(y.max())} but the model has "
-                         f"{out.shape[-1]} outputs")
-
-
-def _model(model) -> torch.nn.Module:
-    """A module with finite parameters and a non-empty scale-invariant group ``w``."""
-    if not isinstance(model, torch.nn.Module):
-        raise TypeError(f"model must be a torch.nn.Module, got {type(model).__name__}")
-    if not all(bool(torch.isfinite(p).all()) for p in model.parameters()):
-        raise ValueError("model has non-finite parameters (NaN or inf)")
-    _group_names(model)
-    return model
-
-
-def _loss_and_grads(model, params, X, y, loss):
-    """Loss and gradients at ``params`` (train mode; the model's buffers are not touched)."""
-    leaves = {n: p.detach().requires_grad_() for n, p in params.items()}
-    buffers = {n: b.clone() for n, b in model.named_buffers()}
-    with torch.enable_grad():
-        out = functional_call(model, (leaves, buffers), (X,))
-        value = train.loss_and_accuracy(out, y, loss)[0]
-        grads = torch.autograd.grad(value, list(leaves.values()))
-    return value.detach(), dict(zip(leaves, grads))
-
-
-def _group_names(model):
-    names = stack.group_names(model)
-    if not names.get("w"):
-        raise ValueError("model has no scale-invariant weights (empty group 'w')")
-    return names["w"], names.get("g", [])
-
-
-def _checked(model, data, loss):
-    """The contract of the functions that take a model and its data: (X, y), all checked."""
-    _model(model), _name("loss", loss, train.LOSSES)
-    buffers = {n: b.clone() for n, b in model.named_buffers()}
-    params = dict(model.named_parameters())
-    return check_data(data, lambda x: functional_call(model, (params, buffers), (x,)))
-
-
 def _sq(tensors) -> torch.Tensor:
     return sum(t.pow(2).sum() for t in tensors)
 
 
-def scale_invariance(model, data, scales, loss="cross_entropy") -> dict:
-    """How the loss and gradient change when every weight of group ``w`` is multiplied by c.
-
-    Returns arrays over ``scales``: ``loss_gap`` |F(cw) − F(w)|/|F(w)|, ``grad_gap``
-    ‖c ∇F(cw) − ∇F(w)‖/‖∇F(w)‖ and ``cosine`` ⟨cw, ∇F(cw)⟩/(‖cw‖ ‖∇F(cw)‖).
-    For an exactly scale-invariant loss all three vanish.
-    """
-    scales = checks.positive_array("scales", scales, ndim=1)
-    X, y = _checked(model, data, loss)
-    w, _ = _group_names(model)
-    base = dict(model.named_parameters())
-    f0, g0 = _loss_and_grads(model, base, X, y, loss)
-    out = {"scale": scales, "loss_gap": [], "grad_gap": [], "cosine": []}
-    for c in scales:
-        scaled = {n: p * c if n in w else p for n, p in base.items()}
-        f, g = _loss_and_grads(model, scaled, X, y, loss)
-        gap = _sq([c * g[n] - g0[n] for n in w]).sqrt() / _sq([g0[n] for n in w]).sqrt()
-        dot = sum((scaled[n].detach() * g[n]).sum() for n in w)
-        norms = _sq([scaled[n].detach() for n in w]).sqrt() * _sq([g[n] for n in w]).sqrt()
-        cos = dot / norms
-        out["loss_gap"].append(abs((f - f0) / f0).item())
-        out["grad_gap"].append(gap.item())
-        out["cosine"].append(cos.item())
-    return {k: np.asarray(v, dtype=float) for k, v in out.items()}
-
-
 def _on_sphere(model, params):
     """(params with group w divided by its norm, ‖w‖²): the point (V; g) and G."""
-    w, _ = _group_names(model)
+    w = stack.group_names(model)["w"]  # unchecked: a GD iterate may be non-finite
     G = _sq([params[n] for n in w])
     return {n: p / G.sqrt() if n in w else p.detach().clone() for n, p in params.items()}, G
 
 
 def _sphere_step(model, params, G, eta_w, eta_g, X, y, loss):
     """One step of Theorem 2.5 from (V; g) = ``params`` and G; returns (loss, params, G)."""
-    w, g = _group_names(model)
-    value, grads = _loss_and_grads(model, params, X, y, loss)
+    names = stack.group_names(model)
+    w, g = names["w"], names.get("g", [])
+    value, grads = invariance.loss_and_grads(model, params, X, y, loss)
     stepped = {n: params[n] - eta_w / G * grads[n] for n in w}
     norm = _sq(stepped.values()).sqrt()
     new = {n: p / norm for n, p in stepped.items()}
@@ -214,7 +115,7 @@ def sphere_vs_gd(model, data, eta_w, eta_g, steps, loss="cross_entropy") -> dict
     """
     eta_w, eta_g = checks.positive("eta_w", eta_w), checks.positive("eta_g", eta_g)
     steps = checks.integer("steps", steps)
-    X, y = _checked(model, data, loss)
+    X, y = invariance.check_model_data(model, data, loss)
     net = copy.deepcopy(model)
     config = train.TrainConfig(steps=1, lr={"w": eta_w, "g": eta_g}, loss=loss)
     params, G = _on_sphere(net, dict(net.named_parameters()))
@@ -225,9 +126,9 @@ def sphere_vs_gd(model, data, eta_w, eta_g, steps, loss="cross_entropy") -> dict
         out["norm_sq"].append(gd_G.item()), out["G"].append(G.item())
         out["path_gap"].append(_max_gap(gd_point, params))
         if t == steps:
-            out["loss_sphere"].append(_loss_and_grads(net, params, X, y, loss)[0].item())
+            out["loss_sphere"].append(invariance.loss_and_grads(net, params, X, y, loss)[0].item())
             now = dict(net.named_parameters())
-            out["loss_gd"].append(_loss_and_grads(net, now, X, y, loss)[0].item())
+            out["loss_gd"].append(invariance.loss_and_grads(net, now, X, y, loss)[0].item())
             break
         value, params, G = _sphere_step(net, params, G, eta_w, eta_g, X, y, loss)
         _, one, _ = _sphere_step(net, gd_point, gd_G, eta_w, eta_g, X, y, loss)
