@@ -1,5 +1,5 @@
-"""Bad input to lib.wn.networks, lib.wn.theory, lib.wn.experiments and lib.wn.figures is refused by
-name (ValueError/TypeError), and divergence of networks.train is a recorded result."""
+"""Bad input to lib.wn.networks, lib.wn.training, lib.wn.theory, lib.wn.experiments and lib.wn.figures is refused by
+name (ValueError/TypeError), and divergence of training.train is a recorded result."""
 
 import math
 
@@ -11,14 +11,14 @@ from matplotlib.figure import Figure
 
 from contracts import NAN, Case, parametrize
 from lib import scale
-from lib.wn import experiments, figures, networks, theory
+from lib.wn import experiments, figures, networks, theory, training
 
 X, Y = experiments.unit_sphere_data(4, 3, seed=0)                  # tiny: 4 unit-norm points in R³
 P = networks.init_wn(3, 5, 1.0, seed=0)                         # m = 5 units
 K = networks.limit_kernels(X)[0]
 SZ = experiments.Sizes(n=4, d=3, width=5, widths=(2, 4), kernel_widths=(2,), mc_samples=10, steps=2,
                        seeds=1, etas=(0.1,), alphas=(1.0,))
-RUN = networks.train(P, X, Y, 0.1, 2)
+RUN = training.train(P, X, Y, 0.1, 2)
 RS = experiments.RegimeSweep(np.array([1.0]), np.array([0.1]), np.arange(3), np.ones((1, 1, 1, 3)),
                              np.ones((1, 1, 1, 3)), np.ones((1, 1, 3)), np.ones((1, 1, 4)), np.ones((1, 4)))
 WS = experiments.WidthSweep(np.array([2, 4]), 0.1, *[np.ones((2, 1, 3))] * 2, np.arange(3),
@@ -79,21 +79,24 @@ CASES = [
     Case(networks.evolution_kernel, lambda: {**params(), "X": X.clone()},
          {"params": bad_params(), "X": "tensor"}),
     Case(networks.limit_kernels, lambda: {"X": X.clone()}, {"X": "tensor"}),
+    Case(networks.kernel_and_pattern, lambda: {"v": P.v.clone(), "g": P.g.clone(), "X": X.clone()},
+         {"v": bad_shapes(P.v), "g": bad_shapes(P.g), "X": "tensor"}),
     Case(networks.WNNet, params, {"params": bad_params()}),
     Case(networks.PlainNet, params, {"params": bad_params()}),
     Case(networks.make_module, lambda: dict(seed=0, alpha=1.0, n_in=3, width=2),
          {"seed": "seed", "alpha": "positive", "n_in": "size", "width": "size",
           "normalized": "bool", "dtype": "dtype"}),
-    Case(networks.train, lambda: {**params(), **data(), "eta": 0.1, "steps": 1},
+    # lib.wn.training
+    Case(training.train, lambda: {**params(), **data(), "eta": 0.1, "steps": 1},
          {"params": bad_params(), "X": "tensor", "y": "tensor", "eta": "positive",
           "steps": "size", "normalized": "bool", "log_every": "size", "observe_every": "size"}),
-    Case(networks.train_batch, lambda: {"params_list": [P], **data(), "etas": [0.1], "steps": 1},
+    Case(training.train_batch, lambda: {"params_list": [P], **data(), "etas": [0.1], "steps": 1},
          {"params_list": st.sampled_from([None, [], P, [None], "ab", [P.v]]), "X": "tensor",
           "y": "tensor", "etas": bad_list, "steps": "size", "log_every": "size"}),
     Case(networks.check_inputs, lambda: {"X": X.clone()}, {"X": bad_alone(X)}),
     Case(networks.check_params, params, {"params": bad_params()}),
     Case(networks.check_kernel, lambda: {"name": "K", "K": K.clone()}, {"K": bad_kernel()}),
-    Case(networks.blow_up_step, lambda: {"h": RUN.history}, {"h": st.sampled_from([None, RUN, {}])}),
+    Case(training.blow_up_step, lambda: {"h": RUN.history}, {"h": st.sampled_from([None, RUN, {}])}),
     # lib.wn.theory
     Case(theory.plain_ntk, lambda: {"w": P.v.clone(), "X": X.clone()},
          {"w": "tensor", "X": "tensor"}),
@@ -190,9 +193,9 @@ CASES = [
 ]
 
 EXEMPT = {
-    networks.WNHistory: "a record of one run, filled by networks.train from the training loop's history",
+    training.WNHistory: "a record of one run, filled by training.train from the training loop's history",
     experiments.RegimeSweep: "a record of results, filled by regime_sweep from lib.sweep's arrays",
-    experiments.WidthSweep: "a record of results, filled by width_sweep from networks.train_batch's runs",
+    experiments.WidthSweep: "a record of results, filled by width_sweep from training.train_batch's runs",
 }
 
 test_bad_input_is_refused_by_name = parametrize(CASES)
@@ -201,10 +204,10 @@ test_bad_input_is_refused_by_name = parametrize(CASES)
 # --- the cases the issue lists ------------------------------------------------------------
 def test_a_huge_step_is_recorded_as_divergence_not_raised():
     """η = 1e100: the loss overflows to ~1e200, then every ReLU dies and it sits at ½‖y‖²."""
-    h = networks.train(P, X, Y, eta=1e100, steps=5)
+    h = training.train(P, X, Y, eta=1e100, steps=5)
     assert h.diverged_at == 1 and h.history.diverged_at == 1
     assert h.step.tolist() == [0] and len(h.loss) == 1 and len(h.spectrum) == 1
-    batch = networks.train_batch([P, P], X, Y, etas=[0.1, 1e100], steps=5)
+    batch = training.train_batch([P, P], X, Y, etas=[0.1, 1e100], steps=5)
     assert batch[0].diverged_at is None and batch[1].diverged_at == 1
 
 
@@ -212,16 +215,16 @@ def test_the_chapters_stable_runs_are_not_diverged():
     sz = experiments.sizes(scale.current("cpu"))
     Xc, yc = experiments.unit_sphere_data(sz.n, sz.d, seed=0)
     p = networks.init_wn(sz.d, sz.width, alpha=0.1, seed=0)               # section 1's run
-    run = networks.train(p, Xc, yc, eta=0.1, steps=sz.steps, observe_every=sz.steps)
+    run = training.train(p, Xc, yc, eta=0.1, steps=sz.steps, observe_every=sz.steps)
     assert run.diverged_at is None and len(run.loss) == sz.steps + 1
     # past its edge, WN's loss first rises, then the lengths rescale and it converges
     edge = 2 / float(torch.linalg.eigvalsh(networks.evolution_kernel(p, Xc))[-1])
-    past = networks.train(p, Xc, yc, eta=10 * edge, steps=150, observe_every=150)
+    past = training.train(p, Xc, yc, eta=10 * edge, steps=150, observe_every=150)
     assert past.diverged_at is None and past.loss.max() > past.loss[0]
     assert past.loss[-1] < 1e-6 * past.loss[0]
     for m in sz.widths[:3]:                                          # the width sweep's step
         q = networks.init_wn(sz.d, m, 1.0, seed=0)
-        h = networks.train(q, Xc, yc, experiments.tuned_step(Xc, 1.0), steps=50, observe_every=50)
+        h = training.train(q, Xc, yc, experiments.tuned_step(Xc, 1.0), steps=50, observe_every=50)
         assert h.diverged_at is None
 
 
@@ -235,7 +238,7 @@ def test_bad_data_is_a_value_error_naming_it_not_divergence(where, poison):
     else:
         bad.view(-1)[1] = float(poison)
     with pytest.raises(ValueError, match=f"^{where} must"):
-        networks.train(P, Xb, yb, eta=0.1, steps=2)
+        training.train(P, Xb, yb, eta=0.1, steps=2)
 
 
 def test_linear_loss_refuses_a_non_symmetric_kernel():
@@ -272,11 +275,11 @@ def test_seeds_are_integers_in_range(seed, error):
 
 
 @pytest.mark.parametrize("call, error, match", [
-    (lambda: networks.train(P, X, Y[:3], 0.1, 2), ValueError, "^X and y must have the same length"),
-    (lambda: networks.train(P, X[:, :2], Y, 0.1, 2), ValueError, "^X has 2 columns"),
+    (lambda: training.train(P, X, Y[:3], 0.1, 2), ValueError, "^X and y must have the same length"),
+    (lambda: training.train(P, X[:, :2], Y, 0.1, 2), ValueError, "^X has 2 columns"),
     (lambda: networks.forward(networks.init_wn(4, 5, 1.0), X), ValueError, "^X has 3 columns"),
-    (lambda: networks.train(P, X.float(), Y, 0.1, 2), TypeError, "^X must have the network's dtype"),
-    (lambda: networks.train_batch([P, networks.init_wn(3, 6, 1.0)], X, Y, [0.1, 0.1], 2), ValueError,
+    (lambda: training.train(P, X.float(), Y, 0.1, 2), TypeError, "^X must have the network's dtype"),
+    (lambda: training.train_batch([P, networks.init_wn(3, 6, 1.0)], X, Y, [0.1, 0.1], 2), ValueError,
      "^params_list must hold networks of one shape"),
     (lambda: networks.init_wn(3, 0, 1.0), ValueError, "^width must be an integer"),
     (lambda: networks.init_wn(3, 2.0, 1.0), TypeError, "^width must be an integer"),
@@ -287,11 +290,11 @@ def test_seeds_are_integers_in_range(seed, error):
      "^X has 3 columns but sz.d = 4"),
     (lambda: networks.init_wn(3, 2, 0.0), ValueError, "^alpha must be a finite number > 0"),
     (lambda: networks.init_wn(3, 2, NAN), ValueError, "^alpha must be a finite number > 0"),
-    (lambda: networks.train(P, X, Y, 0.0, 2), ValueError, "^eta must be a finite number > 0"),
-    (lambda: networks.train(P, X, Y, NAN, 2), ValueError, "^eta must be a finite number > 0"),
-    (lambda: networks.train(P, X, Y, 0.1, 2.0), TypeError, "^steps must be an integer"),
-    (lambda: networks.train(P, X, Y, 0.1, 2, log_every=1.5), TypeError, "^log_every must be an integer"),
-    (lambda: networks.train(P, X, Y, 0.1, 2, log_every=0), ValueError, "^log_every must be an integer"),
+    (lambda: training.train(P, X, Y, 0.0, 2), ValueError, "^eta must be a finite number > 0"),
+    (lambda: training.train(P, X, Y, NAN, 2), ValueError, "^eta must be a finite number > 0"),
+    (lambda: training.train(P, X, Y, 0.1, 2.0), TypeError, "^steps must be an integer"),
+    (lambda: training.train(P, X, Y, 0.1, 2, log_every=1.5), TypeError, "^log_every must be an integer"),
+    (lambda: training.train(P, X, Y, 0.1, 2, log_every=0), ValueError, "^log_every must be an integer"),
 ])
 def test_mismatched_and_out_of_range_arguments_are_refused_by_name(call, error, match):
     with pytest.raises(error, match=match):
@@ -299,11 +302,11 @@ def test_mismatched_and_out_of_range_arguments_are_refused_by_name(call, error, 
 
 
 def test_non_finite_parameters_are_recorded_but_refused_as_input():
-    h = networks.train(P, X, Y, eta=1e100, steps=3)
+    h = training.train(P, X, Y, eta=1e100, steps=3)
     assert h.params.v.abs().max() > 1e150                   # the record keeps what happened
     nan = networks.WNParams(P.v, P.g * NAN, P.c)                  # a record may hold NaN ...
     with pytest.raises(ValueError, match="^params.g must be finite"):
         networks.forward(nan, X)                                  # ... but it is no input
     with pytest.raises(ValueError, match="^params.g must be finite"):
-        networks.train(nan, X, Y, 0.1, 2)
+        training.train(nan, X, Y, 0.1, 2)
     assert math.isfinite(float(networks.forward(P, X).sum()))

@@ -1,4 +1,4 @@
-"""lib.wn.networks, lib.wn.theory, lib.wn.experiments, lib.wn.figures: weight-normalised two-layer
+"""lib.wn.networks, lib.wn.training, lib.wn.theory, lib.wn.experiments, lib.wn.figures: weight-normalised two-layer
 ReLU networks (Dukler, Gu & Montúfar 2020), checked against independent computations."""
 
 import math
@@ -9,7 +9,7 @@ import pytest
 import torch
 
 from lib import scale
-from lib.wn import experiments, figures, networks, theory
+from lib.wn import experiments, figures, networks, theory, training
 
 matplotlib.use("Agg")
 
@@ -218,11 +218,11 @@ def path_rtol(p, X, y, eta, steps, normalized=True, delta=1e-9):
     perturbation of θ forward with the amplification A it measures here (perturb v by δ,
     compare the loss curves), so after T steps the paths differ by ≤ max(A, 1)·T·n·m·ε.
     """
-    h = networks.train(p, X, y, eta, steps, normalized=normalized)
+    h = training.train(p, X, y, eta, steps, normalized=normalized)
     gen = torch.Generator().manual_seed(1)
     q = networks.WNParams(p.v * (1 + delta * torch.randn(p.v.shape, generator=gen, dtype=p.v.dtype)),
                           p.g, p.c)
-    hq = networks.train(q, X, y, eta, steps, normalized=normalized)
+    hq = training.train(q, X, y, eta, steps, normalized=normalized)
     amp = np.max(np.abs(hq.loss - h.loss) / np.abs(h.loss)) / delta
     return max(amp, 1.0) * steps * X.shape[0] * p.width * EPS
 
@@ -252,7 +252,7 @@ def manual_gd(p, X, y, eta, steps, normalized):
 def test_train_is_gradient_descent_on_the_sum_of_squares(data, normalized):
     X, y = data
     p = networks.init_wn(6, 40, 0.5, seed=1)
-    h = networks.train(p, X, y, eta=0.05, steps=25, normalized=normalized)
+    h = training.train(p, X, y, eta=0.05, steps=25, normalized=normalized)
     losses, final = manual_gd(p, X, y, 0.05, 25, normalized)
     tol = path_rtol(p, X, y, 0.05, 25, normalized)          # two code paths: see path_rtol
     np.testing.assert_allclose(h.loss, losses, rtol=tol)
@@ -269,7 +269,7 @@ def test_train_is_gradient_descent_on_the_sum_of_squares(data, normalized):
 def test_train_records_kernel_patterns_and_distances(data):
     X, y = data
     p = networks.init_wn(6, 60, 1.0, seed=0)
-    h = networks.train(p, X, y, eta=0.3, steps=23, observe_every=5)
+    h = training.train(p, X, y, eta=0.3, steps=23, observe_every=5)
     assert h.observed.tolist() == [0, 5, 10, 15, 20, 23] and h.step.tolist() == list(range(24))
     eig = lambda K: torch.linalg.eigvalsh(K).numpy()  # noqa: E731
     # a stacked (K = 1) matmul vs a plain one: entries differ by ≤ m·ε·‖Λ‖, eigenvalues
@@ -284,7 +284,7 @@ def test_train_records_kernel_patterns_and_distances(data):
     dist = (h.params.v - p.v).norm() / p.v.norm()
     assert h.dist_v[-1] == pytest.approx(dist.item(), rel=1e-12)
     np.testing.assert_array_equal(h.lam_min, h.spectrum[:, 0])
-    plain = networks.train(p, X, y, eta=0.3, steps=3, normalized=False)
+    plain = training.train(p, X, y, eta=0.3, steps=3, normalized=False)
     np.testing.assert_allclose(plain.spectrum[0], torch.linalg.eigvalsh(
         theory.plain_ntk(p.weights(), X)).numpy(), rtol=1e-12)
 
@@ -293,9 +293,9 @@ def test_train_batch_equals_separate_runs(data):
     X, y = data
     ps = [networks.init_wn(6, 30, a, seed=s) for a, s in ((0.3, 0), (1.0, 1), (4.0, 2))]
     etas = [0.01, 0.2, 1.0]
-    batch = networks.train_batch(ps, X, y, etas, steps=15, observe_every=15)
+    batch = training.train_batch(ps, X, y, etas, steps=15, observe_every=15)
     for p, eta, hb in zip(ps, etas, batch):
-        h = networks.train(p, X, y, eta, steps=15, observe_every=15)
+        h = training.train(p, X, y, eta, steps=15, observe_every=15)
         tol = path_rtol(p, X, y, eta, 15)                   # vmap vs one model: see path_rtol
         np.testing.assert_allclose(hb.loss, h.loss, rtol=tol)
         # Λ is quadratic in the Jacobian: ‖δΛ‖ ≤ 2·tol·‖Λ‖, and by Weyl every eigenvalue
@@ -311,7 +311,7 @@ def test_norm_of_v_grows_by_pythagoras_and_gradients_are_orthogonal(data):
     p = networks.init_wn(6, 50, 0.1, seed=0)
     assert theory.radial_cosines(p, X, y).abs().max() < 1e-12
     eta = 0.2                                      # far past the edge: the norm jumps
-    h = networks.train(p, X, y, eta=eta, steps=30, observe_every=30).history
+    h = training.train(p, X, y, eta=eta, steps=30, observe_every=30).history
     vsq, gsq = h.weight_norm_sq["w"][:, 0], h.grad_norm_sq["w"]
     np.testing.assert_allclose(np.diff(vsq), eta**2 * gsq[:-1], rtol=1e-9)
     assert vsq[-1] > 2 * vsq[0]
@@ -323,7 +323,7 @@ def test_linear_convergence_at_the_rate_of_the_kernel(data):
     p = networks.init_wn(6, 400, 1.0, seed=0)
     K0 = networks.evolution_kernel(p, X)
     eta = 1.0 / float(torch.linalg.eigvalsh(K0)[-1])
-    h = networks.train(p, X, y, eta, steps=200, observe_every=200)
+    h = training.train(p, X, y, eta, steps=200, observe_every=200)
     assert h.loss[-1] < 1e-10 * h.loss[0]
     t = np.arange(20, 120)
     fit = np.polyfit(t, np.log(h.loss[t]), 1, full=True)                     # straight on log scale
@@ -343,15 +343,15 @@ def test_beyond_the_edge_wn_rescales_itself_while_the_plain_net_diverges(data):
     edge = 2 / float(torch.linalg.eigvalsh(networks.evolution_kernel(p, X))[-1])
     alpha_eff = lambda h: experiments.effective_alpha(h.history.weight_norm_sq["w"],  # noqa: E731
                                                       h.history.weight_norm_sq["g"][:, :1])
-    inside = networks.train(p, X, y, 0.3 * edge, steps=150, observe_every=150)
+    inside = training.train(p, X, y, 0.3 * edge, steps=150, observe_every=150)
     assert abs(alpha_eff(inside)[0] - 0.1) < 1e-12 and abs(alpha_eff(inside)[-1] / 0.1 - 1) < 0.02
-    beyond = networks.train(p, X, y, 10 * edge, steps=150, observe_every=150)
+    beyond = training.train(p, X, y, 10 * edge, steps=150, observe_every=150)
     assert alpha_eff(beyond)[-1] > 2 * 0.1 and beyond.loss[-1] < 1e-6 * beyond.loss[0]
     q = networks.init_wn(6, 200, 1.0, seed=0)
     plain_edge = 2 / float(torch.linalg.eigvalsh(theory.plain_ntk(q.weights(), X))[-1])
-    just_past = networks.train(q, X, y, 1.2 * plain_edge, steps=150, normalized=False, observe_every=150)
+    just_past = training.train(q, X, y, 1.2 * plain_edge, steps=150, normalized=False, observe_every=150)
     assert just_past.loss[-1] < 1e-6 * just_past.loss[0]     # a narrow window of recovery ...
-    plain = networks.train(q, X, y, 3 * plain_edge, steps=150, normalized=False, observe_every=150)
+    plain = training.train(q, X, y, 3 * plain_edge, steps=150, normalized=False, observe_every=150)
     assert plain.diverged_at is not None or plain.loss[-1] > 1e6 * plain.loss[0]   # ... then not
 
 
@@ -486,7 +486,7 @@ def test_comparison_grid_batch_equals_single_runs(data):
         for key in ("wn_spec0", "wn_specT", "plain_spec0", "plain_specT"):   # Weyl, as above
             np.testing.assert_allclose(r[key], s[key], rtol=0, atol=2 * tol * s[key].max(),
                                        err_msg=key)
-    plain_once = networks.train(networks.init_wn(6, 24, 1.0, 0), X, y, 1.0, 30, normalized=False)
+    plain_once = training.train(networks.init_wn(6, 24, 1.0, 0), X, y, 1.0, 30, normalized=False)
     tol = path_rtol(networks.init_wn(6, 24, 1.0, 0), X, y, 1.0, 30, normalized=False)
     np.testing.assert_allclose(runs(0.1, 1.0, 24)["plain"], plain_once.loss, rtol=tol)
 
@@ -510,7 +510,7 @@ def test_figures_draw_from_results(data):
     X, y = data
     sz = small_sizes(steps=40)
     p = networks.init_wn(6, 30, 0.1, seed=0)
-    run = networks.train(p, X, y, 0.1, 40, observe_every=10)
+    run = training.train(p, X, y, 0.1, 40, observe_every=10)
     H, V, G = networks.limit_kernels(X)
     conc = theory.concentration(X, [10, 40], seeds=2)
     rs = experiments.regime_sweep(X, y, sz)
@@ -546,14 +546,14 @@ def test_sizes_follow_the_book_scale():
     (lambda: networks.forward(networks.init_wn(6, 5, 1.0), torch.ones(6)), "^X must have 2"),
     (lambda: networks.gram_matrices(networks.init_wn(6, 5, 1.0), experiments.unit_sphere_data(4, 6)[0], 0), "alpha"),
     (lambda: networks.limit_kernels(2 * experiments.unit_sphere_data(4, 6)[0]), "unit norm"),
-    (lambda: networks.train(networks.init_wn(6, 5, 1.0), *experiments.unit_sphere_data(4, 6), eta=0, steps=3), "eta"),
-    (lambda: networks.train(networks.init_wn(6, 5, 1.0), *experiments.unit_sphere_data(4, 6), eta=0.1, steps=0),
+    (lambda: training.train(networks.init_wn(6, 5, 1.0), *experiments.unit_sphere_data(4, 6), eta=0, steps=3), "eta"),
+    (lambda: training.train(networks.init_wn(6, 5, 1.0), *experiments.unit_sphere_data(4, 6), eta=0.1, steps=0),
      "steps"),
-    (lambda: networks.train(networks.init_wn(6, 5, 1.0), experiments.unit_sphere_data(4, 6)[0], torch.ones(3),
+    (lambda: training.train(networks.init_wn(6, 5, 1.0), experiments.unit_sphere_data(4, 6)[0], torch.ones(3),
                             eta=0.1, steps=3), "^X and y must have the same length"),
-    (lambda: networks.train(networks.init_wn(6, 5, 1.0), *experiments.unit_sphere_data(4, 6), eta=0.1, steps=9,
+    (lambda: training.train(networks.init_wn(6, 5, 1.0), *experiments.unit_sphere_data(4, 6), eta=0.1, steps=9,
                             log_every=2, observe_every=3), "multiple"),
-    (lambda: networks.train_batch([networks.init_wn(6, 5, 1.0)], *experiments.unit_sphere_data(4, 6), etas=[0.1, 0.2],
+    (lambda: training.train_batch([networks.init_wn(6, 5, 1.0)], *experiments.unit_sphere_data(4, 6), etas=[0.1, 0.2],
                                   steps=3), "^etas must hold one η per network"),
     (lambda: theory.monte_carlo_kernels(experiments.unit_sphere_data(4, 6)[0], samples=0), "samples"),
     (lambda: experiments.linear_loss(torch.eye(3), torch.ones(2), 0.1, 5), "^r0 must have shape"),

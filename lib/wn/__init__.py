@@ -1,8 +1,9 @@
 """Chapter "Weight normalisation and two-layer ReLU networks" (Dukler, Gu & Montúfar, 2020).
 
-``networks``: the weight-normalised network, its kernels and its training loop; ``theory``:
-numerical checks of the paper's decompositions and concentration; ``experiments``: the
-regime and width sweeps; ``figures``: drawing.
+``networks``: the weight-normalised network (parameters, initialisation, modules) and its
+kernels; ``training``: full-batch GD through the book's training loop, with the kernel
+recorded and divergence cut; ``theory``: numerical checks of the paper's decompositions
+and concentration; ``experiments``: the regime and width sweeps; ``figures``: drawing.
 """
 
-__all__ = ["experiments", "figures", "networks", "theory"]
+__all__ = ["experiments", "figures", "networks", "theory", "training"]

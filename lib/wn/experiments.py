@@ -1,7 +1,7 @@
 """Experiments of the weight-normalisation chapter: kernel predictions, checks and sweeps.
 
-The network, its kernels and its training are in :mod:`lib.wn.networks` (independent checks in
-:mod:`lib.wn.theory`); this module holds the chapter's sizes and data, what the
+The network and its kernels are in :mod:`lib.wn.networks`, its training in
+:mod:`lib.wn.training` (independent checks in :mod:`lib.wn.theory`); this module holds the chapter's sizes and data, what the
 linearised (kernel) dynamics predict, and the training sweeps over the initialisation
 scale α, the step η and the width m (through :mod:`lib.sweep`), including the slider's.
 """
@@ -15,7 +15,7 @@ import torch
 
 from lib import scale as _scale
 from lib import checks, sweep
-from lib.wn import networks, theory
+from lib.wn import networks, theory, training
 from lib import train as _train
 
 
@@ -267,7 +267,7 @@ def _width_runs(width, X, y, alpha, eta, steps, seeds, device):
     """``seeds`` runs at one width (trained together), as plain arrays (S, ...) for the cache."""
     X, y = torch.as_tensor(X, device=device), torch.as_tensor(y, device=device)
     ps = [networks.init_wn(X.shape[1], width, alpha, s, X.dtype, X.device) for s in range(seeds)]
-    hs = networks.train_batch(ps, X, y, [eta] * seeds, steps, observe_every=OBSERVE_EVERY)
+    hs = training.train_batch(ps, X, y, [eta] * seeds, steps, observe_every=OBSERVE_EVERY)
     linear = [linear_loss(networks.evolution_kernel(p, X), networks.forward(p, X) - y, eta, steps) for p in ps]
     get = lambda k: np.stack([getattr(h, k) for h in hs])  # noqa: E731
     return {"loss": get("loss"), "linear": np.stack(linear), "observed": hs[0].observed,
@@ -346,7 +346,7 @@ class Comparison:
 
     def _train(self, width, alphas, etas):
         """WN runs for every (α, η) pair given, and the plain run for every η."""
-        train = functools.partial(networks.train_batch, X=self.X, y=self.y, steps=self.steps,
+        train = functools.partial(training.train_batch, X=self.X, y=self.y, steps=self.steps,
                                   observe_every=self.steps)
         init = lambda a: networks.init_wn(self.X.shape[1], width, a, self.seed,  # noqa: E731
                                           self.X.dtype, self.X.device)

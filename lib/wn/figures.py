@@ -1,6 +1,6 @@
 """Figures of the weight-normalisation chapter, drawn in the book's style from lib results.
 
-Every function takes results computed by :mod:`lib.wn.networks`, :mod:`lib.wn.theory` or
+Every function takes results computed by :mod:`lib.wn.training`, :mod:`lib.wn.theory` or
 :mod:`lib.wn.experiments` and returns a matplotlib figure; nothing is computed here
 beyond means and reference lines.
 """
@@ -11,10 +11,10 @@ from matplotlib.figure import Figure
 from matplotlib.ticker import MaxNLocator
 
 from lib import checks, plotting
-from lib.wn import experiments, networks
+from lib.wn import experiments, training
 
 C = plotting.PALETTE
-BLOW_UP = networks.BLOW_UP  # a loss above BLOW_UP × L(0) is drawn as diverged (as networks.train records)
+BLOW_UP = training.BLOW_UP  # a loss above BLOW_UP × L(0) is drawn as diverged (as training.train records)
 
 
 def _loglog_guide(ax, x, y0, slope, label):
@@ -25,8 +25,8 @@ def _loglog_guide(ax, x, y0, slope, label):
 
 def norm_growth(h, eta, zoom=20):
     """Loss of one WN run, and ‖v_t‖² next to ‖v_0‖² + η² Σ_{s<t} ‖∇_v L(s)‖² (Pythagoras)
-    over the first ``zoom`` steps, where the norm moves. ``h`` from :func:`lib.wn.networks.train`."""
-    h = checks.instance("h", h, networks.WNHistory, "lib.wn.networks.train")
+    over the first ``zoom`` steps, where the norm moves. ``h`` from :func:`lib.wn.training.train`."""
+    h = checks.instance("h", h, training.WNHistory, "lib.wn.training.train")
     eta, zoom = checks.positive("eta", eta), checks.integer("zoom", zoom)
     fig, (a, b) = plt.subplots(1, 2, figsize=(10, 4))
     rec = h.history
@@ -109,7 +109,14 @@ def regimes(rs, eta, limit_curve, lam_V_inf, lam_G_inf):
     checks.same_length(**{"limit_curve[0]": grid, "limit_curve[1]": curve})
     lam_V_inf, lam_G_inf = checks.number("lam_V_inf", lam_V_inf), checks.number("lam_G_inf", lam_G_inf)
     fig, (a, b) = plt.subplots(1, 2, figsize=(10, 4.4))
-    k = int(np.argmin(np.abs(np.log(rs.etas / eta))))
+    _regime_losses(a, rs, int(np.argmin(np.abs(np.log(rs.etas / eta)))))
+    _regime_rates(b, rs, grid, curve, lam_V_inf, lam_G_inf)
+    fig.tight_layout()
+    return fig
+
+
+def _regime_losses(a, rs, k):
+    """L(t)/L(0), median over seeds, for every α and the plain net at the step size rs.etas[k]."""
     for i, alpha in enumerate(rs.alphas):
         L = rs.loss[i, k]                                          # (S, T)
         a.semilogy(rs.step, np.median(L / L[:, :1], 0), color=C[i % 7], label=f"α = {alpha:.3g}")
@@ -118,6 +125,10 @@ def regimes(rs, eta, limit_curve, lam_V_inf, lam_G_inf):
     a.set(xlabel="step $t$", ylabel=r"$L(t)/L(0)$ (median of seeds)", ylim=(1e-20, 10),
           title=f"same step size η = {rs.etas[k]:.3g}")
     a.legend(fontsize=10, ncol=2)
+
+
+def _regime_rates(b, rs, grid, curve, lam_V_inf, lam_G_inf):
+    """The predicted rate λ_min(Λ∞_α) against α, its two asymptotes, and the measured rates."""
     b.plot(grid, curve, color=C[0], label=r"$\lambda_{\min}(\Lambda^\infty_\alpha)$")
     b.plot(rs.alphas, rs.spectrum[..., 0].mean(1), "o", color=C[0], mfc="none", ms=9,
            label=r"$\lambda_{\min}(\Lambda(0))$, width $m$")
@@ -136,8 +147,6 @@ def regimes(rs, eta, limit_curve, lam_V_inf, lam_G_inf):
     b.set(xscale="log", yscale="log", xlabel=r"initialisation scale $\alpha$",
           ylabel=r"rate $\lambda$ (per unit of $\eta$)", title="two regimes")
     b.legend(fontsize=10)
-    fig.tight_layout()
-    return fig
 
 
 def edge(rs):
@@ -203,6 +212,13 @@ def widths(ws, show=(0, 2, -1)):
     c.set(xlabel="step $t$", ylabel=r"$\lambda_{\min}(\Lambda(t))/\lambda_{\min}(\Lambda(0))$",
           title="the kernel drifts less as m grows")
     c.legend(fontsize=10, ncol=2)
+    _distances(b, ws)
+    fig.tight_layout()
+    return fig
+
+
+def _distances(b, ws):
+    """How far training moves against m: relative distances of v and g, changed ReLU patterns."""
     for key, col, name in (("dist_v", C[0], r"$\|v(T)-v(0)\|_F/\|v(0)\|_F$"),
                            ("dist_g", C[2], r"$\|g(T)-g(0)\|/\|g(0)\|$"),
                            ("sign_changes", C[3], "ReLU patterns changed")):
@@ -212,8 +228,6 @@ def widths(ws, show=(0, 2, -1)):
     b.set(xscale="log", yscale="log", xlabel="width $m$", ylabel="after $T$ steps",
           title="how far training moves (mean ± sd over seeds)")
     b.legend(fontsize=10)
-    fig.tight_layout()
-    return fig
 
 
 def as_diverged(loss):
@@ -225,6 +239,19 @@ def as_diverged(loss):
     if bad.size:
         loss[bad[0]:] = np.inf
     return loss
+
+
+def _spectrum_lines(b, n):
+    """The slider's right panel, empty: lines for the spectra of Λ(0), Λ(T), H(0) and 2/η."""
+    b.set(yscale="log", xlim=(0.5, n + 0.5), ylim=(1e-4, 1e3), xlabel="index $i$ (ascending)",
+          ylabel=r"eigenvalue $\lambda_i$", title=r"spectrum of $\Lambda$")
+    # lines, not markers: the site swaps each artist's SVG, and marker defs do not survive
+    s0, = b.plot([], [], "--", color=C[0], label=r"WN, $\Lambda(0)$")
+    sT, = b.plot([], [], "-", color=C[0], label=r"WN, $\Lambda(T)$")
+    p0, = b.plot([], [], ":", color="k", lw=2.5, label=r"un-normalised, $H(0)$")
+    edge, = b.plot([], [], color=C[3], lw=1.5, label=r"$2/\eta$")
+    b.legend(loc="lower right", fontsize=10)
+    return s0, sT, p0, edge
 
 
 def draw_comparison(fig, steps, n):
@@ -242,15 +269,8 @@ def draw_comparison(fig, steps, n):
     a.legend(loc="lower left")
     note = a.text(0.97, 0.95, "", transform=a.transAxes, ha="right", va="top", color=C[3],
                   fontsize=11, fontweight="bold")
-    b.set(yscale="log", xlim=(0.5, n + 0.5), ylim=(1e-4, 1e3), xlabel="index $i$ (ascending)",
-          ylabel=r"eigenvalue $\lambda_i$", title=r"spectrum of $\Lambda$")
+    s0, sT, p0, edge = _spectrum_lines(b, n)
     idx = np.arange(1, n + 1)
-    # lines, not markers: the site swaps each artist's SVG, and marker defs do not survive
-    s0, = b.plot([], [], "--", color=C[0], label=r"WN, $\Lambda(0)$")
-    sT, = b.plot([], [], "-", color=C[0], label=r"WN, $\Lambda(T)$")
-    p0, = b.plot([], [], ":", color="k", lw=2.5, label=r"un-normalised, $H(0)$")
-    edge, = b.plot([], [], color=C[3], lw=1.5, label=r"$2/\eta$")
-    b.legend(loc="lower right", fontsize=10)
 
     def update(res):
         wn_loss, plain_loss = as_diverged(res["wn"]), as_diverged(res["plain"])
