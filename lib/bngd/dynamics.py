@@ -11,6 +11,7 @@ Step sizes broadcast, so a whole grid of configurations runs as one batched tens
 computation; a configuration that diverges shows inf/NaN in its own entries only.
 """
 
+import functools
 import math
 import os
 from concurrent.futures import ThreadPoolExecutor
@@ -194,50 +195,84 @@ def mbngd(H, u, w0, eps, steps: int, dtype=torch.float64, trajectory: bool = Fal
 
 
 def _run(H, u, a0, w0, eps, eps_a, steps, dtype, trajectory, modified):
+    """:func:`bngd` (or :func:`mbngd` if ``modified``): check, flatten the batch, run it."""
     matvec, d = as_operator(H, dtype)
     dev = _device(H)
     u, w0 = _vector(u, d, "u", dtype, dev, batched=False), _vector(w0, d, "w0", dtype, dev)
     if not torch.all((w0 * matvec(w0)).sum(-1) > 0):
         raise ValueError("w0 must be nonzero with w0ᵀHw0 > 0 (σ = √(wᵀHw) would be 0)")
-    a0 = _values("a0", a0, dtype, dev)
-    eps, eps_a = _values("eps", eps, dtype, dev, True), _values("eps_a", eps_a, dtype, dev, True)
+    rates = (_values("a0", a0, dtype, dev), _values("eps", eps, dtype, dev, True),
+             _values("eps_a", eps_a, dtype, dev, True))
     steps = checks.integer("steps", steps, lo=0)
     checks.boolean("trajectory", trajectory)
-    try:
-        batch = torch.broadcast_shapes(a0.shape, eps.shape, eps_a.shape, w0.shape[:-1])
-    except RuntimeError:
-        raise ValueError(f"a0, eps, eps_a and the batch shape of w0 must broadcast together, got "
-                         f"{[tuple(x.shape) for x in (a0, eps, eps_a)]} and {tuple(w0.shape[:-1])}") from None
+    batch = _batch_shape(rates, w0)
     n = math.prod(batch)
-    flat = [torch.broadcast_to(x, batch).reshape(n) for x in (a0, eps, eps_a)]
+    flat = [torch.broadcast_to(x, batch).reshape(n) for x in rates]   # a0, eps, eps_a: (n,)
     w0 = torch.broadcast_to(w0, (*batch, d)).reshape(n, d)
     g = matvec(u)
     c = (u * g).sum()
-    loss_ = torch.empty(steps + 1, n, dtype=dtype, device=dev)
-    eff = torch.empty(steps, n, dtype=dtype, device=dev)
-    a_end, w_end = torch.empty(n, dtype=dtype, device=dev), torch.empty(n, d, dtype=dtype, device=dev)
-    paths = (torch.empty(steps + 1, n, dtype=dtype, device=dev),
-             torch.empty(steps + 1, n, d, dtype=dtype, device=dev)) if trajectory else None
-    block = BLOCK if dev.type == "cpu" else max(n, 1)
+    out = _Outputs.empty(steps, n, d, dtype, dev, trajectory)
 
     def run_block(s):
-        out = (loss_[:, s], eff[:, s], a_end[s], w_end[s],
-               None if paths is None else (paths[0][:, s], paths[1][:, s]))
-        _block(matvec, g, c, *(x[s] for x in flat), w0[s].clone(), steps, out, modified)
+        _block(matvec, g, c, *(x[s] for x in flat), w0[s].clone(), steps, out.part(s), modified)
 
+    _in_blocks(run_block, n, dev)
+    return out.result(batch, d)
+
+
+def _batch_shape(rates, w0) -> torch.Size:
+    """The broadcast shape of a0, eps, eps_a (``rates``) and the batch dimensions of w0."""
+    try:
+        return torch.broadcast_shapes(*(x.shape for x in rates), w0.shape[:-1])
+    except RuntimeError:
+        raise ValueError(f"a0, eps, eps_a and the batch shape of w0 must broadcast together, got "
+                         f"{[tuple(x.shape) for x in rates]} and {tuple(w0.shape[:-1])}") from None
+
+
+@dataclass(frozen=True)
+class _Outputs:
+    """Results of n flattened runs, allocated once and filled block by block."""
+
+    loss: torch.Tensor           # (steps+1, n)
+    eff: torch.Tensor            # (steps, n)
+    a: torch.Tensor              # (n,) final a
+    w: torch.Tensor              # (n, d) final w
+    paths: tuple | None          # (a_k (steps+1, n), w_k (steps+1, n, d)) with trajectory
+
+    @classmethod
+    def empty(cls, steps, n, d, dtype, device, trajectory) -> "_Outputs":
+        new = functools.partial(torch.empty, dtype=dtype, device=device)
+        paths = (new(steps + 1, n), new(steps + 1, n, d)) if trajectory else None
+        return cls(new(steps + 1, n), new(steps, n), new(n), new(n, d), paths)
+
+    def part(self, s: slice) -> tuple:
+        """The views of runs ``s``, in the order :func:`_block` writes them."""
+        paths = None if self.paths is None else (self.paths[0][:, s], self.paths[1][:, s])
+        return self.loss[:, s], self.eff[:, s], self.a[s], self.w[s], paths
+
+    def result(self, batch, d) -> BNGDResult:
+        """The BNGDResult, with the flat run axis n reshaped to ``batch``."""
+        def shaped(x, extra=()):
+            return x.reshape(*x.shape[:-1 - len(extra)], *batch, *extra)
+        paths = self.paths
+        return BNGDResult(loss=shaped(self.loss), eff_step=shaped(self.eff),
+                          a=self.a.reshape(batch), w=self.w.reshape(*batch, d),
+                          a_path=None if paths is None else shaped(paths[0]),
+                          w_path=None if paths is None else shaped(paths[1], (d,)))
+
+
+def _in_blocks(run, n: int, device) -> None:
+    """``run(s)`` for slices s covering range(n): cache-sized blocks on the CPU, run in
+    threads where cores are idle (:func:`_workers`); one block on a GPU."""
+    block = BLOCK if device.type == "cpu" else max(n, 1)
     blocks = [slice(lo, min(lo + block, n)) for lo in range(0, n, block)]
-    workers = _workers(dev, len(blocks))
+    workers = _workers(device, len(blocks))
     if workers > 1:
         with ThreadPoolExecutor(workers) as pool:
-            list(pool.map(run_block, blocks))
+            list(pool.map(run, blocks))
     else:
         for s in blocks:
-            run_block(s)
-    shaped = lambda x, extra=(): x.reshape(*x.shape[:-1 - len(extra)], *batch, *extra)  # noqa: E731
-    return BNGDResult(loss=shaped(loss_), eff_step=shaped(eff), a=a_end.reshape(batch),
-                      w=w_end.reshape(*batch, d),
-                      a_path=None if paths is None else shaped(paths[0]),
-                      w_path=None if paths is None else shaped(paths[1], (d,)))
+            run(s)
 
 
 def _workers(device, n_blocks: int) -> int:

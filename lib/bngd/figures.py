@@ -5,6 +5,8 @@ Every function takes results (from :mod:`lib.bngd.dynamics`, :mod:`lib.bngd.expe
 ``draw_*`` functions are the ``draw`` halves of the chapter's interactive figures.
 """
 
+import functools
+
 import numpy as np
 import torch
 from matplotlib import pyplot as plt
@@ -51,6 +53,14 @@ def _new(ncols=1, nrows=1, size=(6.4, 4.0), **kw):
     return fig, fig.subplots(nrows, ncols, squeeze=False, **kw)
 
 
+def _steps_per_decade(rho, low):
+    """ln 10/(−ln ρ) for contractions ρ (no lower than ``low``: drawn at the frame's foot);
+    NaN where ρ ≥ 1 (divergence)."""
+    with np.errstate(all="ignore"):
+        out = np.log(10) / -np.log(np.asarray(rho, float))
+    return np.where(out > 0, np.maximum(out, low), np.nan)
+
+
 def draw_gd_rates(fig, eps_range=(1e-5, 10.0), ylim=(0.3, 3e6)):
     """``draw`` for the κ slider: steps GD needs per decade of error against ε.
 
@@ -71,11 +81,7 @@ def draw_gd_rates(fig, eps_range=(1e-5, 10.0), ylim=(0.3, 3e6)):
     note = ax.text(0.97, 0.95, "", transform=ax.transAxes, va="top", ha="right", fontsize=11,
                    bbox=dict(boxstyle="round", fc="white", ec="0.8", alpha=0.9))
     ax.legend(loc="lower left")
-
-    def steps(rho):
-        with np.errstate(all="ignore"):
-            out = np.log(10) / -np.log(np.asarray(rho, float))
-        return np.where(out > 0, np.maximum(out, ylim[0] * 1.5), np.nan)
+    steps = functools.partial(_steps_per_decade, low=ylim[0] * 1.5)
 
     def update(r):
         k = r["constants"]
@@ -158,6 +164,12 @@ def _gd_region(ax, eps_max, right):
     ax.axvline(eps_max, color=P[3], ls=":", lw=1.2)
 
 
+# line styles of the ε-sweep panels: BNGD from a random w₀, BNGD from w₀ ∝ Hu, plain GD
+_BN = dict(marker="o", ms=3, color=P[0], label=r"BNGD, random $w_0$")
+_HU = dict(marker="s", ms=3, ls="--", color=P[1], label=r"BNGD, $w_0 \propto Hu$")
+_GD = dict(marker="o", ms=6, mfc="none", ls="none", color="k", zorder=5, label="GD")
+
+
 def eps_sweeps(sweep, sweep_hu, tol, show=(1e-3, 1.0, 1e3, 1e6)) -> Figure:
     """GD and BNGD against ε: final loss, final ε̂, steps to reach ``tol``, and the loss
     curves at the step sizes ``show``. Shaded: ε > 2/λ_max, where GD diverges.
@@ -166,48 +178,69 @@ def eps_sweeps(sweep, sweep_hu, tol, show=(1e-3, 1.0, 1e3, 1e6)) -> Figure:
     tol, show = checks.positive("tol", tol), checks.positive_array("show", show, ndim=1)
     fig, axes = _new(2, 2, size=(10.5, 8.0))
     (ax1, ax2), (ax3, ax4) = axes
-    eps, T = sweep.eps, sweep.loss_bn.shape[0] - 1
+    eps = sweep.eps
     for ax in (ax1, ax2, ax3):     # scales first: autoscaling a linear axis can overflow
         ax.set(xscale="log", yscale="log", xlabel=r"$\varepsilon$", xlim=(eps[0] / 2, eps[-1] * 2))
-    bn = dict(marker="o", ms=3, color=P[0], label=r"BNGD, random $w_0$")
-    hu = dict(marker="s", ms=3, ls="--", color=P[1], label=r"BNGD, $w_0 \propto Hu$")
-    gd = dict(marker="o", ms=6, mfc="none", ls="none", color="k", zorder=5, label="GD")
-    ax1.plot(eps, _floor(sweep.loss_bn[-1]), **bn)
-    ax1.plot(eps, _floor(sweep_hu.loss_bn[-1]), **hu)
-    ax1.plot(eps, _floor(_bounded(sweep.loss_gd[-1])), **gd)
-    ax1.set(ylabel="final loss / c", title=f"loss after {T} steps", ylim=(LOSS_FLOOR / 3, 30))
-    ax1.legend(fontsize=9, loc="center right")
-    eff = np.abs(sweep.eff_step[-1])
-    ax2.plot(eps, eff, **bn)
-    ax2.plot(eps, np.abs(sweep_hu.eff_step[-1]), **hu)
-    ax2.axhline(sweep.gd.eps_opt, color="0.3", ls="--", lw=1.2, label=r"GD's $\varepsilon_{\mathrm{opt}}$")
-    small, large = eff[0] / eps[0], eff[-1] * eps[-1]     # ε̂ ≈ small·ε and ≈ large/ε at the ends
-    ax2.plot(eps, small * eps, color="0.6", lw=1, label=r"$\propto\varepsilon$ and $\propto 1/\varepsilon$")
-    ax2.plot(eps, large / eps, color="0.6", lw=1)
-    ax2.set(ylabel=r"final effective step $\hat\varepsilon_T$", title="effective step",
-            ylim=(1e-30, 1e2))
-    ax2.legend(fontsize=9, loc="lower left")
-    for steps, style, height in ((sweep.steps_to(tol)[1], bn, 1.3), (sweep_hu.steps_to(tol)[1], hu, 1.6),
-                                 (sweep.steps_to(tol)[0], gd, 2.0)):
-        ax3.plot(eps, np.where(steps >= 0, steps, np.nan).astype(float), **style)
-        missed = steps < 0
-        ax3.plot(eps[missed], np.full(missed.sum(), height * T), "x", color=style["color"], ms=5)
-    ax3.axhline(T, color="0.5", lw=1)
-    ax3.set(ylim=(50, 3 * T), ylabel=f"steps until loss/c ≤ {tol:g}",
-            title=f"steps to converge (× : more than {T})")
-    ax3.legend(fontsize=9, loc="lower right")
+    _final_losses(ax1, sweep, sweep_hu)
+    _final_steps(ax2, sweep, sweep_hu)
+    _steps_to(ax3, sweep, sweep_hu, tol)
     for ax in (ax1, ax2, ax3):
         _gd_region(ax, sweep.gd.eps_max, eps[-1] * 2)
         ax.set_xlim(eps[0] / 2, eps[-1] * 2)
+    _sweep_curves(ax4, sweep, sweep_hu, show)
+    return fig
+
+
+def _final_losses(ax, sweep, sweep_hu):
+    """Loss after the last step against ε (GD's diverging runs left out)."""
+    eps, T = sweep.eps, sweep.loss_bn.shape[0] - 1
+    ax.plot(eps, _floor(sweep.loss_bn[-1]), **_BN)
+    ax.plot(eps, _floor(sweep_hu.loss_bn[-1]), **_HU)
+    ax.plot(eps, _floor(_bounded(sweep.loss_gd[-1])), **_GD)
+    ax.set(ylabel="final loss / c", title=f"loss after {T} steps", ylim=(LOSS_FLOOR / 3, 30))
+    ax.legend(fontsize=9, loc="center right")
+
+
+def _final_steps(ax, sweep, sweep_hu):
+    """Final effective step against ε, with GD's ε_opt and the ∝ ε, ∝ 1/ε asymptotes."""
+    eps, eff = sweep.eps, np.abs(sweep.eff_step[-1])
+    ax.plot(eps, eff, **_BN)
+    ax.plot(eps, np.abs(sweep_hu.eff_step[-1]), **_HU)
+    ax.axhline(sweep.gd.eps_opt, color="0.3", ls="--", lw=1.2, label=r"GD's $\varepsilon_{\mathrm{opt}}$")
+    small, large = eff[0] / eps[0], eff[-1] * eps[-1]     # ε̂ ≈ small·ε and ≈ large/ε at the ends
+    ax.plot(eps, small * eps, color="0.6", lw=1, label=r"$\propto\varepsilon$ and $\propto 1/\varepsilon$")
+    ax.plot(eps, large / eps, color="0.6", lw=1)
+    ax.set(ylabel=r"final effective step $\hat\varepsilon_T$", title="effective step",
+           ylim=(1e-30, 1e2))
+    ax.legend(fontsize=9, loc="lower left")
+
+
+def _steps_to(ax, sweep, sweep_hu, tol):
+    """Steps until loss/c ≤ tol against ε; a cross above the frame where a run never got there."""
+    eps, T = sweep.eps, sweep.loss_bn.shape[0] - 1
+    for steps, style, height in ((sweep.steps_to(tol)[1], _BN, 1.3),
+                                 (sweep_hu.steps_to(tol)[1], _HU, 1.6),
+                                 (sweep.steps_to(tol)[0], _GD, 2.0)):
+        ax.plot(eps, np.where(steps >= 0, steps, np.nan).astype(float), **style)
+        missed = steps < 0
+        ax.plot(eps[missed], np.full(missed.sum(), height * T), "x", color=style["color"], ms=5)
+    ax.axhline(T, color="0.5", lw=1)
+    ax.set(ylim=(50, 3 * T), ylabel=f"steps until loss/c ≤ {tol:g}",
+           title=f"steps to converge (× : more than {T})")
+    ax.legend(fontsize=9, loc="lower right")
+
+
+def _sweep_curves(ax, sweep, sweep_hu, show):
+    """BNGD's loss curves at the grid's step sizes nearest to ``show`` (dashed: w₀ ∝ Hu)."""
+    eps, T = sweep.eps, sweep.loss_bn.shape[0] - 1
     k = np.arange(1, T + 2)
     for i, e in enumerate(show):
         j = int(np.argmin(np.abs(np.log(eps / e))))
-        ax4.plot(k, _floor(sweep.loss_bn[:, j]), color=P[(0, 2, 4, 5)[i % 4]], label=f"ε = {eps[j]:.3g}")
-        ax4.plot(k, _floor(sweep_hu.loss_bn[:, j]), color=P[(0, 2, 4, 5)[i % 4]], ls="--", lw=1.2)
-    ax4.set(xscale="log", yscale="log", xlim=(1, T + 1), ylim=(LOSS_FLOOR / 3, 30),
-            xlabel="step $k$ + 1", ylabel="loss / c", title=r"loss curves (dashed: $w_0 \propto Hu$)")
-    ax4.legend(fontsize=9, loc="lower left")
-    return fig
+        ax.plot(k, _floor(sweep.loss_bn[:, j]), color=P[(0, 2, 4, 5)[i % 4]], label=f"ε = {eps[j]:.3g}")
+        ax.plot(k, _floor(sweep_hu.loss_bn[:, j]), color=P[(0, 2, 4, 5)[i % 4]], ls="--", lw=1.2)
+    ax.set(xscale="log", yscale="log", xlim=(1, T + 1), ylim=(LOSS_FLOOR / 3, 30),
+           xlabel="step $k$ + 1", ylabel="loss / c", title=r"loss curves (dashed: $w_0 \propto Hu$)")
+    ax.legend(fontsize=9, loc="lower left")
 
 
 def acceleration(sweep, k, curves, rates) -> Figure:
@@ -282,12 +315,8 @@ def figure1(results) -> Figure:
     return fig
 
 
-def lr_sweeps(panels, lrs) -> Figure:
-    """Loss after one epoch against the learning rate: ``{title: {label: (lr, seeds)}}``.
-
-    Lines are means over seeds, bands the range; a cross at the top marks a learning rate
-    at which some run diverged. ``lrs``: {title: learning rates > 0}, one per row of values.
-    """
+def _check_panels(panels, lrs):
+    """The arguments of :func:`lr_sweeps`: one (lr, seeds) array per label, one row per lr."""
     if not isinstance(panels, dict) or not panels:
         raise TypeError("panels must be a non-empty dict {title: {label: (lr, seeds) array}}")
     if not isinstance(lrs, dict) or set(lrs) != set(panels):
@@ -301,6 +330,15 @@ def lr_sweeps(panels, lrs) -> Figure:
             if v.ndim != 2 or v.shape[0] != n:
                 raise ValueError(f"panels must hold (lr, seeds) arrays with one row per value of "
                                  f"lrs ({n}), got shape {v.shape}")
+
+
+def lr_sweeps(panels, lrs) -> Figure:
+    """Loss after one epoch against the learning rate: ``{title: {label: (lr, seeds)}}``.
+
+    Lines are means over seeds, bands the range; a cross at the top marks a learning rate
+    at which some run diverged. ``lrs``: {title: learning rates > 0}, one per row of values.
+    """
+    _check_panels(panels, lrs)
     fig, axes = _new(len(panels), size=(5.25 * len(panels), 4.3))
     for ax, (title, curves) in zip(axes[0], panels.items()):
         finite_max = max(np.nanmax(np.where(np.isfinite(v), v, np.nan)) for v in curves.values())
