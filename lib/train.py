@@ -8,11 +8,13 @@ with η_t = η · schedule(t), and η, λ and the schedule chosen per parameter 
 :func:`fit` trains a :class:`lib.stack.Stack` of K models at once (vmap over the
 stack, each model with its own hyperparameters, seed and mini-batches); :func:`train`
 is the one-model case. The sweep engine (:mod:`lib.sweep`) calls :func:`fit` too.
+What a run is asked to do lives in :mod:`lib.config`, what it records in
+:mod:`lib.history`, the checks of its data in :mod:`lib.datachecks`; their public names
+are importable from here as well (``from lib.train import TrainConfig, History``).
 """
 
 import math
-from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Mapping
 
 import numpy as np
 import torch
@@ -22,158 +24,13 @@ from torch.func import vmap
 from lib import checks, progress
 from lib import models as _models
 from lib import stack as _stack
+# TrainConfig, History, unpack, ... are re-exported: callers import them from lib.train
+from lib.config import LOSSES, TrainConfig, check_config, per_group, schedule_factors
+from lib.datachecks import probe_model, unpack
+from lib.history import History, Recorder
 
-LOSSES = ("cross_entropy", "mse", "sse")
 SHARED = ("steps", "batch_size", "loss", "log_every")  # must agree across a stack
 PROGRESS_MIN_STEPS = 200  # shorter runs finish in a blink: no bar
-
-
-@dataclass(frozen=True)
-class TrainConfig:
-    """Hyperparameters of one training run (vary with ``dataclasses.replace``)."""
-
-    steps: int = 100                      # optimiser steps
-    batch_size: int | None = None         # None: full-batch GD; else SGD, reshuffled each epoch
-    lr: float | Mapping = 0.1             # η, or per group {"w": η_w, "g": η_g}
-    momentum: float = 0.0                 # γ in [0, 1)
-    weight_decay: float | Mapping = 0.0   # λ ≥ 0, or per group
-    schedule: Callable | Sequence | Mapping | None = None  # factor on η at step t (or per group)
-    loss: str = "cross_entropy"           # "cross_entropy", "mse" (mean of ½‖f − y‖², one-hot
-                                          # y for classes) or "sse" (the sum, not the mean)
-    log_every: int = 1                    # steps between records in the history
-    seed: int = 0                         # order of mini-batches
-
-    def __post_init__(self):
-        """Every field is checked (numbers made Python ints/floats) when made or replaced."""
-        put = lambda name, value: object.__setattr__(self, name, value)  # noqa: E731 (frozen)
-        put("steps", checks.integer("steps", self.steps))
-        if self.batch_size is not None:
-            put("batch_size", checks.integer("batch_size", self.batch_size))
-        put("lr", _each_group("lr", self.lr, checks.positive))
-        put("weight_decay", _each_group("weight_decay", self.weight_decay, checks.nonnegative))
-        put("momentum", checks.fraction("momentum", self.momentum))
-        _each_group("schedule", self.schedule, lambda n, s: _check_schedule(n, s, self.steps))
-        checks.choice("loss", self.loss, LOSSES)
-        put("log_every", checks.integer("log_every", self.log_every))
-        put("seed", checks.seed("seed", self.seed))
-
-
-def _each_group(name: str, value, check):
-    """``check`` applied to one value, or to each value of a per-group mapping."""
-    if not isinstance(value, Mapping):
-        return check(name, value)
-    if not value:
-        raise ValueError(f"{name} per group must name the groups, e.g. {{'w': ..., 'g': ...}}; got {{}}")
-    for group in value:
-        checks.string(f"{name} group names", group)
-    return {g: check(f"{name}[{g!r}]", v) for g, v in value.items()}
-
-
-def _check_schedule(name: str, schedule, steps: int):
-    """None, a callable (checked by :func:`schedule_factors` when training starts), or
-    at least ``steps`` factors, each finite and > 0."""
-    if schedule is not None and not callable(schedule):
-        _factors(name, schedule, steps)
-    return schedule
-
-
-def _factors(name: str, schedule, steps: int) -> np.ndarray:
-    factors = checks.positive_array(name, schedule, ndim=1)
-    if len(factors) < steps:
-        raise ValueError(f"{name} has {len(factors)} factors, need one per step ({steps})")
-    return factors
-
-
-@dataclass
-class History:
-    """What happened during one run; every array is indexed like ``step``."""
-
-    step: np.ndarray                 # (T,) step index t of each record
-    loss: np.ndarray                 # (T,) training loss at θ_t (of the batch, for SGD)
-    accuracy: np.ndarray             # (T,) training accuracy (NaN for regression)
-    lr: dict                         # group -> (T,) learning rate η_t
-    grad_norm_sq: dict               # group -> (T,) ‖∇_group L(θ_t)‖² (without weight decay)
-    weight_norm_sq: dict             # group -> (T, n_tensors) ‖θ_t‖² of each tensor
-    diverged_at: int | None = None   # first step with a non-finite loss (or ‖θ‖², ‖∇L‖²), if any
-    extra: dict = field(default_factory=dict)
-
-    def __post_init__(self):
-        n = len(checks.array("step", self.step, ndim=1, nonempty=False))
-        for name in ("loss", "accuracy"):
-            _per_record(name, getattr(self, name), n)
-        for name in ("lr", "grad_norm_sq", "weight_norm_sq", "extra"):
-            value = getattr(self, name)
-            if not isinstance(value, dict):
-                raise TypeError(f"{name} must be a dict of arrays, got {type(value).__name__}")
-            for key, v in value.items():
-                _per_record(f"{name}[{key!r}]", v, n)
-        if self.diverged_at is not None:
-            self.diverged_at = checks.integer("diverged_at", self.diverged_at, lo=0)
-
-    @property
-    def diverged(self) -> bool:
-        return self.diverged_at is not None
-
-    def effective_lr(self, group: str = "w") -> np.ndarray:
-        """η_t/‖w_t‖² per tensor, (T, n_tensors): the step size of the direction w/‖w‖."""
-        checks.choice("group", group, tuple(self.lr))
-        return self.lr[group][:, None] / self.weight_norm_sq[group]
-
-
-def _per_record(name: str, value, n: int) -> None:
-    arr = checks.array(name, value, finite=False, nonempty=False)
-    if arr.ndim == 0 or len(arr) != n:
-        raise ValueError(f"{name} must have one row per recorded step ({n}), got shape {arr.shape}")
-
-
-def per_group(value, names, what):
-    """``{group: value}``, accepting one value for all groups or a mapping per group.
-
-    ``names``: the groups (strings); ``what``: the argument's name for messages.
-    """
-    what, names = checks.string("what", what), _group_list(names)
-    if isinstance(value, Mapping):
-        if set(value) != set(names):
-            raise ValueError(f"{what} per group needs exactly the groups {sorted(names)}, "
-                             f"got {sorted(map(str, value))}")
-        return dict(value)
-    return {name: value for name in names}
-
-
-def _group_list(names) -> list:
-    if isinstance(names, (str, bytes)) or not isinstance(names, (Sequence, set, frozenset, dict)):
-        raise TypeError(f"names must be a list of group names, got {type(names).__name__}")
-    return [checks.string("names", n) for n in names]
-
-
-def check_config(config: TrainConfig, names, n_examples: int, name: str = "config") -> TrainConfig:
-    """``config`` if it fits a model with groups ``names`` and data of ``n_examples`` rows.
-
-    Its fields were checked when it was made; here: per-group values name exactly the
-    model's groups, and a mini-batch is no larger than the data.
-    """
-    config, names = checks.instance(name, config, TrainConfig), _group_list(names)
-    n = checks.integer("n_examples", n_examples)
-    for field_ in ("lr", "weight_decay", "schedule"):
-        per_group(getattr(config, field_), names, f"{name}.{field_}")
-    if config.batch_size is not None and config.batch_size > n:
-        raise ValueError(f"{name}.batch_size must be None (full batch) or at most the {n} "
-                         f"examples, got {config.batch_size}")
-    return config
-
-
-def schedule_factors(schedule, steps: int, name: str = "schedule") -> np.ndarray:
-    """(steps,) factors on η for t = 0..steps−1 from a callable, a sequence or None.
-
-    Every factor must be finite and > 0 (a callable is asked about every step here,
-    before training starts).
-    """
-    steps = checks.integer("steps", steps)
-    if schedule is None:
-        return np.ones(steps)
-    if callable(schedule):
-        return np.array([checks.positive(f"{name}({t})", schedule(t)) for t in range(steps)])
-    return _factors(name, schedule, steps)[:steps]
 
 
 def loss_and_accuracy(out: torch.Tensor, y: torch.Tensor, kind: str):
@@ -240,36 +97,6 @@ def _sgd_update(p, grad, buf, lr, weight_decay, momentum):
     return p - lr.view(shape) * buf, buf
 
 
-def unpack(data, name: str = "data"):
-    """``(X, y)`` of a ``lib.data.Dataset`` or an ``(X, y)`` pair, checked.
-
-    X: finite floating (n, ...) with n >= 1; y: (n,) integer labels, or real targets
-    (n, ...) of X's dtype; both on one device.
-    """
-    if hasattr(data, "X") and hasattr(data, "y"):
-        X, y = data.X, data.y
-    elif isinstance(data, (tuple, list)) and len(data) == 2:
-        X, y = data
-    else:
-        raise TypeError(f"{name} must be a lib.data.Dataset or an (X, y) pair, got "
-                        f"{type(data).__name__}")
-    X = checks.tensor(f"{name}.X", X, ndim=(2, 3, 4, 5))
-    y = checks.tensor(f"{name}.y", y, floating=None, ndim=(1, 2))
-    checks.same_length(**{f"{name}.X": X, f"{name}.y": y})
-    if y.dtype == torch.bool or y.is_complex():
-        raise TypeError(f"{name}.y must hold integer labels or real targets, got {y.dtype}")
-    if not torch.is_floating_point(y) and y.ndim != 1:
-        raise ValueError(f"{name}.y must be (n,) labels, got shape {tuple(y.shape)}")
-    if torch.is_floating_point(y) and y.dtype != X.dtype:
-        raise TypeError(f"{name}.y is {y.dtype} but {name}.X is {X.dtype}: targets and inputs "
-                        f"must share a dtype")
-    if X.device != y.device:
-        raise ValueError(f"{name}.X is on {X.device} but {name}.y on {y.device}")
-    return X, y
-
-
-
-
 def _batch_indices(configs, n: int, device):
     """Endless stream of (K, B) index tensors, one shuffled epoch per model; None = full batch."""
     bs = configs[0].batch_size
@@ -296,6 +123,10 @@ class _Hyper:
                              for l, s, c in zip(lrs, scheds, configs)]).T for g in names}
         self.wd = {g: as_t([per_group(c.weight_decay, names, "wd")[g] for c in configs]) for g in names}
         self.momentum = as_t([c.momentum for c in configs])
+        self.names = names
+
+    def lrs_at(self, t):
+        return {g: self.lr_at(g, t) for g in self.names}
 
     def lr_at(self, g, t):
         return self.eta[g][min(t, self.eta[g].shape[0] - 1)]
@@ -328,7 +159,7 @@ def fit(stack: _stack.Stack, data, configs, bar: bool = True, observe=None,
     configs = _check_configs(configs, stack, X.shape[0])
     checks.boolean("bar", bar), _optional_function("observe", observe)
     _optional_function("init_momentum", init_momentum)
-    _check_fit(stack, X, y, configs[0].loss)
+    _check_targets(probe_model(stack, X, y), y, configs[0].loss)
     return _run(stack, X, y, configs, bar, observe, init_momentum)
 
 
@@ -351,75 +182,59 @@ def _optional_function(name: str, value):
     return None if value is None else checks.function(name, value)
 
 
-def _check_fit(stack: _stack.Stack, X: torch.Tensor, y: torch.Tensor, loss: str,
-              name: str = "data") -> None:
-    """Raise a ValueError/TypeError naming ``name`` unless the stack's models can train on
-    (X, y): same dtype and device, a forward pass on two examples runs, labels in range."""
-    p = next(iter(stack.params.values()))
-    if X.dtype != p.dtype:
-        raise TypeError(f"{name}.X is {X.dtype} but the model's parameters are {p.dtype}: "
-                        f"convert one (e.g. model.double() or X.float())")
-    if X.device != p.device:
-        raise ValueError(f"{name}.X is on {X.device} but the model on {p.device}")
-    m = min(len(X), 2)
-    params = {n: v[0].detach() for n, v in stack.params.items()}
-    buffers = {n: b[0].clone() for n, b in stack.buffers.items()}  # the probe updates copies
+def _check_targets(out: torch.Tensor, y: torch.Tensor, loss: str, name: str = "data") -> None:
+    """The labels or targets fit the loss on the outputs ``out`` of :func:`probe_model`."""
     try:
-        with torch.no_grad(), torch.random.fork_rng(devices=[]):
-            out = stack(params, buffers, X[:m])
-    except (RuntimeError, ValueError, IndexError, TypeError) as err:
-        raise ValueError(f"{name}.X of shape {tuple(X.shape)} does not fit the model"
-                         f"{_expects(stack.template)}: {err}") from None
-    if not torch.is_floating_point(y) and out.ndim == 2:
-        checks.labels(f"{name}.y", y, out.shape[-1])
-    try:
-        loss_and_accuracy(out, y[:m], loss)
+        loss_and_accuracy(out, y[:min(len(y), 2)], loss)
     except (ValueError, TypeError) as err:
         raise ValueError(f"{name}.y does not fit the model's outputs: {err}") from None
-
-
-def _expects(template) -> str:
-    first = next((mod for mod in template.modules()
-                  if isinstance(mod, (torch.nn.Linear, torch.nn.modules.conv._ConvNd))), None)
-    if isinstance(first, torch.nn.Linear):
-        return f" (its first linear layer takes {first.in_features} features per example)"
-    return f" (its first convolution takes {first.in_channels} channels)" if first else ""
 
 
 def _run(stack, X, y, configs, bar, observe, init_momentum) -> list:
     """The training loop of :func:`fit`, on checked arguments."""
     first, names = configs[0], sorted(stack.groups)
     hyper = _Hyper(configs, names, next(iter(stack.params.values())).dtype, X.device)
-
-    def loss_fn(params, buffers, xb, yb):
-        return _loss_and_accuracy(stack(params, buffers, xb), yb, first.loss)
-
-    grad_fn = batched_grad(loss_fn, stack.size)
+    grad_fn = batched_grad(_loss_fn(stack, first.loss), stack.size)
     params, buffers = stack.params, stack.buffers
     bufs = _initial_momentum(params, init_momentum)
-    rec = _Recorder(stack.groups, stack.size)
+    rec, k = Recorder(stack.groups, stack.size), stack.size
     batches = _batch_indices(configs, X.shape[0], X.device)
     show = bar and first.steps >= PROGRESS_MIN_STEPS
     with progress.bar(first.steps, "training", disable=not show) as pbar:
         for t in range(first.steps + 1):
-            idx = next(batches)
-            xb, yb = ((X, y) if idx is None else (X[idx], y[idx]))
-            if idx is None:  # every model sees the full batch: expand without copying
-                xb, yb = xb.expand(stack.size, *xb.shape), yb.expand(stack.size, *yb.shape)
-            grads, (loss, acc) = grad_fn(params, buffers, xb, yb)
+            grads, (loss, acc) = grad_fn(params, buffers, *_batch(X, y, next(batches), k))
             rec.check(t, loss)
             if t % first.log_every == 0 or t == first.steps:
-                rec.record(t, loss, acc, {g: hyper.lr_at(g, t) for g in names}, params, grads,
+                rec.record(t, loss, acc, hyper.lrs_at(t), params, grads,
                            observe(params, t) if observe else {})
             if t == first.steps or rec.all_diverged():
                 break
-            for g in names:
-                lr, wd = hyper.lr_at(g, t), hyper.wd[g]
-                for n in stack.groups[g]:
-                    params[n], bufs[n] = _sgd_update(params[n], grads[n], bufs[n], lr, wd, hyper.momentum)
+            _sgd_step(stack.groups, params, bufs, grads, hyper, t)
             pbar.update(1)
     stack.params, stack.buffers = params, buffers
     return rec.histories()
+
+
+def _loss_fn(stack, kind: str):
+    """``loss_fn(params, buffers, xb, yb) -> (loss, accuracy)`` of one model of ``stack``."""
+    def loss_fn(params, buffers, xb, yb):
+        return _loss_and_accuracy(stack(params, buffers, xb), yb, kind)
+    return loss_fn
+
+
+def _batch(X, y, idx, k: int):
+    """This step's inputs and labels (K, B, ...): rows ``idx`` (K, B), or all rows if None."""
+    if idx is None:  # every model sees the full batch: expand without copying
+        return X.expand(k, *X.shape), y.expand(k, *y.shape)
+    return X[idx], y[idx]
+
+
+def _sgd_step(groups, params, bufs, grads, hyper, t: int) -> None:
+    """θ_t -> θ_{t+1} and v_t -> v_{t+1} of every stacked parameter, in place in the dicts."""
+    for g in hyper.names:
+        lr, wd = hyper.lr_at(g, t), hyper.wd[g]
+        for n in groups[g]:
+            params[n], bufs[n] = _sgd_update(params[n], grads[n], bufs[n], lr, wd, hyper.momentum)
 
 
 def _initial_momentum(params, init_momentum) -> dict:
@@ -478,53 +293,3 @@ def train(model: torch.nn.Module, data, config: TrainConfig, bar: bool = True,
     (history,) = fit(s, data, [config], bar=bar, observe=observe, init_momentum=init_momentum)
     _stack.write_back(s, [model])
     return history
-
-
-class _Recorder:
-    """Collects batched (K-model) records on the device; one transfer at the end.
-
-    A model diverges at the first step whose loss is not finite, or whose recorded
-    ‖θ‖² or ‖∇L‖² overflow (absurd parameters with a loss that happens to stay finite).
-    """
-
-    def __init__(self, groups, k):
-        self.groups, self.rows = groups, []
-        self.diverged_at = np.full(k, -1)
-
-    def check(self, t, loss):
-        self._mark(t, ~torch.isfinite(loss.detach()))
-
-    def _mark(self, t, bad: torch.Tensor):
-        bad = bad.cpu().numpy()
-        self.diverged_at[bad & (self.diverged_at < 0)] = t
-
-    def all_diverged(self):
-        return bool(np.all(self.diverged_at >= 0))
-
-    def record(self, t, loss, acc, lrs, params, grads, observed):
-        sq = lambda ts, names: torch.stack([ts[n].detach().flatten(1).pow(2).sum(1) for n in names], 1)  # noqa: E731
-        gsq = {g: sq(grads, ns).sum(1) for g, ns in self.groups.items()}    # (K,)
-        wsq = {g: sq(params, ns) for g, ns in self.groups.items()}          # (K, n_tensors)
-        norms = torch.cat([v.reshape(v.shape[0], -1) for v in (*gsq.values(), *wsq.values())], 1)
-        self._mark(t, ~torch.isfinite(norms).all(1))
-        self.rows.append((t, loss.detach(), acc.detach(), lrs, gsq, wsq,
-                          {k: torch.as_tensor(v).detach() for k, v in observed.items()}))
-
-    def histories(self):
-        np_ = lambda ts: torch.stack(ts).cpu().numpy().astype(float)  # noqa: E731  (T, K, ...)
-        step = np.array([r[0] for r in self.rows])
-        loss, acc = np_([r[1] for r in self.rows]), np_([r[2] for r in self.rows])
-        lr = {g: np_([r[3][g] for r in self.rows]) for g in self.groups}
-        gsq = {g: np_([r[4][g] for r in self.rows]) for g in self.groups}
-        wsq = {g: np_([r[5][g] for r in self.rows]) for g in self.groups}
-        extra = {k: np_([r[6][k] for r in self.rows]) for k in self.rows[0][6]} if self.rows else {}
-        out = []
-        for k, d in enumerate(self.diverged_at):
-            keep = step < d if d >= 0 else slice(None)
-            out.append(History(step=step[keep], loss=loss[keep, k], accuracy=acc[keep, k],
-                               lr={g: v[keep, k] for g, v in lr.items()},
-                               grad_norm_sq={g: v[keep, k] for g, v in gsq.items()},
-                               weight_norm_sq={g: v[keep, k] for g, v in wsq.items()},
-                               diverged_at=int(d) if d >= 0 else None,
-                               extra={n: v[keep, k] for n, v in extra.items()}))
-        return out

@@ -1,4 +1,5 @@
-"""Bad input to lib.train, lib.sweep, lib.stack and lib.models is refused by name.
+"""Bad input to lib.train (with lib.config, lib.history, lib.datachecks), lib.sweep, lib.stack
+and lib.models is refused by name.
 
 The property-based cases attack every argument of every public callable with bad values
 of its kind (tests/contracts.py); the explicit tests below are the cases issue 12 lists:
@@ -14,7 +15,8 @@ import torch
 from hypothesis import strategies as st
 
 from contracts import KINDS, Case, parametrize
-from lib import models, stack, sweep, train
+from lib import datachecks, models, stack, sweep, train
+from lib.history import Recorder
 from lib.models import MLP, NormLinear, SmallCNN
 from lib.train import History, TrainConfig
 
@@ -153,6 +155,15 @@ CASES = [
           "weight_decay": st.sampled_from([torch.tensor([-1.0, 0.0]), torch.zeros(3)]),
           "momentum": st.sampled_from([torch.tensor([1.0, 0.0]), torch.tensor([-0.1, 0.0])])}),
     Case(train.unpack, lambda: dict(data=(X(), Y())), {"data": bad_pairs}),
+    Case(datachecks.probe_model, lambda: dict(stack=a_stack(), X=X(), y=Y()),
+         {"stack": st.sampled_from([None, "s", net()]),
+          "X": st.sampled_from([None, X().tolist(), X().long(), X().double(), X()[:, :3],
+                                torch.randn(6, 5)]),
+          "y": st.sampled_from([None, Y().tolist(), Y() + 5, Y() - 1, Y().numpy()]),
+          "name": st.sampled_from([None, 3, b"data"])}),
+    Case(Recorder, lambda: dict(groups={"g": ["head.weight"]}, k=2),
+         {"groups": st.sampled_from([None, [("g", ["a"])], {3: ["a"]}, {"g": "a"}, {"g": None}]),
+          "k": "size"}),
     Case(train.fit, lambda: dict(stack=a_stack(), data=(X(), Y()), configs=[TrainConfig(steps=1)]),
          {"stack": st.sampled_from([None, "s", net()]), "data": bad_data,
           "configs": st.sampled_from([None, TrainConfig(steps=1), [], [TrainConfig(steps=1)] * 2,
