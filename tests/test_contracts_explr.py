@@ -1,4 +1,4 @@
-"""lib.explr.schedules and lib.explr.experiments refuse bad input by name (the exponential-LR chapter).
+"""lib.explr (schedules, networks, experiments, toy, figures) refuses bad input by name.
 
 The property-based cases attack every argument of every public callable; the tests after
 them are the specific bad inputs of issue 12: schedules that overflow float64, bad
@@ -12,10 +12,11 @@ import numpy as np
 import pytest
 import torch
 from hypothesis import strategies as st
+from matplotlib.figure import Figure
 
 from contracts import NAN, INF, Case, parametrize
 from lib import train
-from lib.explr import experiments, schedules
+from lib.explr import experiments, figures, networks, schedules, toy
 
 # ---- bad values of this group's argument kinds (where a harness kind does not fit) ----
 SIZES_BAD = st.one_of(st.integers(max_value=0), st.sampled_from([2.5, 3.0, NAN, "3", True]))
@@ -63,7 +64,7 @@ def array_bad(good):
                             np.zeros_like(good)])
 
 
-TOY_X, TOY_Y = experiments.toy_data(6, 3, seed=0)
+TOY_X, TOY_Y = toy.toy_data(6, 3, seed=0)
 TOY_W = np.array([1.0, 0.5, -0.2])
 TOY_X_BAD = st.sampled_from([None, "X", TOY_X[:, 0], TOY_X[:-1], TOY_X[:, :2], np.ones((6, 3)),
                              np.where(TOY_X > 0, NAN, TOY_X), TOY_X + 1j, TOY_X[:0]])
@@ -79,11 +80,43 @@ LRS = np.array([0.1, 0.1, 0.01])
 
 
 def tiny_mlp(seed):
-    return experiments.ScaleInvariantMLP((4, 3, 2), seed)
+    return networks.ScaleInvariantMLP((4, 3, 2), seed)
 
 
 def tiny_resnet(seed=0):
-    return experiments.PreResNet(widths=(2,), seed=seed)
+    return networks.PreResNet(widths=(2,), seed=seed)
+
+
+def fake_equivalence_runs():
+    """Results shaped like experiments.equivalence's for three (momentum, dtype) keys."""
+    g = np.random.default_rng(0)
+    run = lambda: dict(step=np.arange(4), theta_a=g.standard_normal((4, 3)),  # noqa: E731
+                       theta_b=g.standard_normal((4, 3)), alpha=0.99)
+    return {(0.0, torch.float64): run(), (0.9, torch.float64): run(), (0.9, torch.float32): run()}
+
+
+def fake_schedule_results():
+    """Results shaped like experiments.schedule_runs's: one schedule, two seeds."""
+    g = np.random.default_rng(0)
+    return {"a": [dict(step=np.arange(0, 9, 3), test_accuracy=g.uniform(size=3),
+                       weight_norm_sq=g.uniform(1, 2, (3, 5))) for _ in range(2)]}
+
+
+def fake_equilibrium():
+    """Results shaped like experiments.equilibrium's: one point, 6 steps."""
+    return [dict(eta=0.1, weight_decay=1e-2, momentum=0.0, predicted=2e-3,
+                 step_sq=np.linspace(1, 2, 6), norm_sq=np.linspace(3, 4, 6))]
+
+
+FIG_BAD = st.sampled_from([None, "fig", 3, np.zeros(2)])
+YLIM_BAD = st.sampled_from([None, (1.0,), (2.0, 1.0), (0.0, 1.0), (1.0, NAN), "ab"])
+RESULTS_BAD = st.sampled_from([None, {}, [1], {"a": 1}, {"a": []}, {"a": [{"step": [0]}]},
+                               {"a": [dict(step=[0], test_accuracy=[0.5])]}, "results"])
+POINTS_BAD = st.sampled_from([None, [], {}, [1], [{"eta": 0.1}], "points"])
+TOY_RUNS_BAD = st.sampled_from([None, {}, {"a": 1}, {"a": {"error": [0.1]}}, [1], "runs"])
+EQ_RUNS_BAD = st.sampled_from([None, {}, {"a": 1}, {(0.9, torch.float64): {"step": [0]}},
+                               {(0.9, "float64"): fake_equivalence_runs()[0.9, torch.float64]},
+                               {0.9: fake_equivalence_runs()[0.9, torch.float64]}, "runs"])
 
 
 HYPER = {"eta": "positive", "weight_decay": "nonneg", "momentum": "fraction"}
@@ -110,16 +143,28 @@ CASES = [
                                            alpha0=1.0),
          {"lrs": "positive_array", "weight_decay": "nonneg", "momentum": "fraction",
           "alpha0": UNIT_BAD}),
-    # lib.explr.experiments: networks
-    Case(experiments.ScaleInvariantMLP, lambda: dict(sizes=(4, 3, 2), seed=0),
+    # lib.explr.networks
+    Case(networks.ScaleInvariantMLP, lambda: dict(sizes=(4, 3, 2), seed=0),
          {"sizes": SIZES3_BAD, "seed": "seed"}),
-    Case(experiments.BatchNorm2dNoEps, lambda: dict(num_features=3), {"num_features": SIZES_BAD}),
-    Case(experiments.PreActBlock, lambda: dict(c_in=2, c_out=4, stride=2),
+    Case(networks.BatchNorm2dNoEps, lambda: dict(num_features=3), {"num_features": SIZES_BAD}),
+    Case(networks.PreActBlock, lambda: dict(c_in=2, c_out=4, stride=2),
          {"c_in": "size", "c_out": "size", "stride": "size"}),
-    Case(experiments.PreResNet, lambda: dict(in_channels=1, n_classes=3, widths=(2, 4), blocks=1,
-                                             stem_stride=2, seed=0),
+    Case(networks.PreResNet, lambda: dict(in_channels=1, n_classes=3, widths=(2, 4), blocks=1,
+                                          stem_stride=2, seed=0),
                {"in_channels": "size", "n_classes": "size", "widths": WIDTHS_BAD, "blocks": "size",
                 "stem_stride": "size", "seed": "seed"}),
+    Case(networks.layer_sizes, lambda: dict(name="sizes", value=(4, 3, 2), min_len=3),
+         {"name": st.sampled_from([None, 3, b"x", ("a",)]), "value": SIZES3_BAD,
+          "min_len": "size"}, names={"value": "sizes"}),
+    Case(networks.check_input, lambda: dict(model=tiny_mlp(0), X=mlp_pair(d=4, classes=2)[0],
+                                            name="data", y=mlp_pair(d=4, classes=2)[1]),
+         {"model": st.sampled_from([None, "net", 3, torch.zeros(2)]),
+          "X": st.sampled_from([None, "X", [[1.0] * 4] * 8, np.ones((8, 4)), torch.ones(8, 4).long(),
+                                torch.ones(0, 4), torch.ones(8, 3), torch.ones(1, 4), torch.ones(())]),
+          "name": st.sampled_from([None, 3, b"x", ("a",)]),
+          "y": st.sampled_from([torch.zeros(8), torch.arange(8) + 5, torch.arange(7) % 2,
+                                torch.zeros(8, 1, dtype=torch.long), [0] * 8, "y"])},
+         names={"X": "data"}),
     Case(experiments.exp_lr_momentum, lambda: dict(HYPER_VALID), HYPER),
     Case(experiments.unit_distance, lambda: dict(a=np.ones((2, 3)), b=np.eye(2, 3) + 0.1),
          {"a": array_bad, "b": array_bad}),
@@ -159,19 +204,52 @@ CASES = [
                 "points": st.sampled_from([[], None, (0.1, 5e-3, 0.9), [(0.1, 5e-3)], [(-0.1, 0.0, 0.0)],
                                            [(0.1, NAN, 0.0)], [(0.1, 0.0, 1.0)], [(INF, 0.0, 0.0)], "pts"]),
                 "steps": "size", "batch_size": BATCH_BAD, "seed": "seed"}),
-    # lib.explr.experiments: the section-3 toy
-    Case(experiments.toy_data, lambda: dict(n=4, m=2, seed=0), {"n": "size", "m": "size", "seed": "seed"}),
-    Case(experiments.toy_error, lambda: dict(w=TOY_W.copy()),
+    Case(experiments.exp_lr_curve, lambda: dict(HYPER_VALID, epochs=2, steps_per_epoch=5, every=3),
+         {**HYPER, "epochs": "size", "steps_per_epoch": "size", "every": "size"}),
+    Case(experiments.equivalence_distance, lambda: dict(data=mlp_pair(), weight_decay=5e-3,
+                                                        momentum=0.9, sizes=(4, 3, 2), eta=0.1,
+                                                        steps=2, batch_size=4),
+         {"data": pair_bad(mlp_pair), "sizes": SIZES3_BAD, **HYPER, "steps": "size",
+          "batch_size": BATCH_BAD}),
+    # lib.explr.toy: the section-3 toy
+    Case(toy.toy_data, lambda: dict(n=4, m=2, seed=0), {"n": "size", "m": "size", "seed": "seed"}),
+    Case(toy.toy_error, lambda: dict(w=TOY_W.copy()),
          {"w": st.sampled_from([None, "w", np.zeros(3), np.array([1.0, NAN]), TOY_W[:0],
                                 np.array([[1.0, 0.0], [0.0, 0.0]]), np.float64(2.0)])}),
-    Case(experiments.toy_gd, lambda: dict(X=TOY_X, y=TOY_Y, w0=TOY_W.copy(), eta=0.5, weight_decay=1e-2,
+    Case(toy.toy_gd, lambda: dict(X=TOY_X, y=TOY_Y, w0=TOY_W.copy(), eta=0.5, weight_decay=1e-2,
                                           steps=2, bn=True),
                {"X": TOY_X_BAD, "y": TOY_Y_BAD, "w0": TOY_W_BAD, "eta": "positive",
                 "weight_decay": "nonneg", "steps": "size", "bn": "bool"}),
-    Case(experiments.toy_loss, lambda: dict(X=TOY_X, y=TOY_Y, w=TOY_W.copy(), bn=True),
+    Case(toy.toy_loss, lambda: dict(X=TOY_X, y=TOY_Y, w=TOY_W.copy(), bn=True),
          {"X": TOY_X_BAD, "y": TOY_Y_BAD, "w": TOY_W_BAD, "bn": "bool"}),
-    Case(experiments.toy_grad, lambda: dict(X=TOY_X, y=TOY_Y, w=TOY_W.copy(), bn=True),
+    Case(toy.toy_grad, lambda: dict(X=TOY_X, y=TOY_Y, w=TOY_W.copy(), bn=True),
          {"X": TOY_X_BAD, "y": TOY_Y_BAD, "w": TOY_W_BAD, "bn": "bool"}),
+    Case(toy.toy_trajectory, lambda: dict(X=TOY_X, y=TOY_Y, w0=TOY_W.copy(), eta=0.5,
+                                          weight_decay=1e-2, steps=4, every=2),
+         {"X": TOY_X_BAD, "y": TOY_Y_BAD, "w0": TOY_W_BAD, "eta": "positive",
+          "weight_decay": "nonneg", "steps": "size", "every": "size"}),
+    # lib.explr.figures (bad arguments fail before anything is drawn)
+    Case(figures.draw_schedule, lambda: dict(fig=Figure(), epochs=2, steps_per_epoch=5,
+                                             ylim=(1e-3, 1e12)),
+         {"fig": FIG_BAD, "epochs": "size", "steps_per_epoch": "size", "ylim": YLIM_BAD}),
+    Case(figures.equivalence, lambda: dict(runs=fake_equivalence_runs(), control=0.9),
+         {"runs": EQ_RUNS_BAD, "control": st.sampled_from([1.0, -0.1, NAN, "0.9", 0.5, True])}),
+    Case(figures.draw_distance, lambda: dict(fig=Figure(), steps=5),
+         {"fig": FIG_BAD, "steps": "size"}),
+    Case(figures.learning_rates, lambda: dict(runs={"c": (LRS.copy(), 0.0)}, steps_per_epoch=2),
+         {"runs": st.sampled_from([None, {}, {"c": LRS}, {"c": (LRS,)}, {"c": (-LRS, 0.0)},
+                                   {"c": (np.full(3, NAN), 0.0)}, [("c", LRS)], "runs"]),
+          "steps_per_epoch": "size"}),
+    Case(figures.schedule_runs, lambda: dict(results=fake_schedule_results(), steps_per_epoch=3,
+                                             epochs=3, milestones=(1, 2), layer=3),
+         {"results": RESULTS_BAD, "steps_per_epoch": "size", "epochs": "size",
+          "milestones": st.sampled_from([None, "ab", (NAN,), (1, INF), ("a",)]),
+          "layer": st.sampled_from([-1, 5, 2.5, None, "3", True])}),
+    Case(figures.equilibrium, lambda: dict(points=fake_equilibrium(), window=2),
+         {"points": POINTS_BAD, "window": st.sampled_from([0, -1, 6, 2.5, None, "2", True])}),
+    Case(figures.toy_runs, lambda: dict(runs={"a": dict(error=np.ones(3), norm=np.ones(3))}),
+         {"runs": TOY_RUNS_BAD}),
+    Case(figures.draw_toy, lambda: dict(fig=Figure(), steps=5), {"fig": FIG_BAD, "steps": "size"}),
 ]
 
 EXEMPT = {}
@@ -276,15 +354,15 @@ def test_cosine_refuses_bad_epoch_lengths():
 ])
 def test_preresnet_refuses_bad_sizes(kwargs, name, error):
     with pytest.raises(error, match=f"^{name}"):
-        experiments.PreResNet(**{"widths": (2, 4), **kwargs})
+        networks.PreResNet(**{"widths": (2, 4), **kwargs})
 
 
 def test_batch_norm_without_eps_refuses_bad_sizes():
     with pytest.raises(ValueError, match="^num_features"):
-        experiments.BatchNorm2dNoEps(0)
+        networks.BatchNorm2dNoEps(0)
     with pytest.raises(TypeError, match="^num_features"):
-        experiments.BatchNorm2dNoEps(2.0)
-    bn = experiments.BatchNorm2dNoEps(3)
+        networks.BatchNorm2dNoEps(2.0)
+    bn = networks.BatchNorm2dNoEps(3)
     for x in (torch.ones(4, 2, 5, 5), torch.ones(4, 3, 5), torch.ones(1, 3, 1, 1)):
         with pytest.raises(ValueError, match=r"^x must be \(N, 3, H, W\) with N·H·W >= 2"):
             bn(x)
@@ -293,11 +371,11 @@ def test_batch_norm_without_eps_refuses_bad_sizes():
 
 def test_networks_refuse_inputs_of_the_wrong_shape():
     with pytest.raises(ValueError, match=r"^x must be images \(N, 1, H, W\)"):
-        experiments.PreResNet(widths=(2,))(torch.ones(2, 3, 8, 8))
+        networks.PreResNet(widths=(2,))(torch.ones(2, 3, 8, 8))
     with pytest.raises(ValueError, match="^x must be a batch of at least 2 inputs with 4 features"):
-        experiments.ScaleInvariantMLP((4, 3, 2))(torch.ones(5, 5))
+        networks.ScaleInvariantMLP((4, 3, 2))(torch.ones(5, 5))
     with pytest.raises(ValueError, match="^sizes needs at least 3 entries"):
-        experiments.ScaleInvariantMLP((4, 2))
+        networks.ScaleInvariantMLP((4, 2))
 
 
 # ---- the experiment runners check their arguments before training --------------------
@@ -317,8 +395,8 @@ def test_networks_refuse_inputs_of_the_wrong_shape():
                                        {"c": (np.full(2, 0.1), NAN)}, CONFIG), "runs['c'] weight_decay"),
     (lambda: experiments.equilibrium(mlp_pair(), (4, 3, 2), [(0.1, 5e-3, 0.9), (INF, 0.0, 0.0)], 2, 4),
      "points[1] eta"),
-    (lambda: experiments.toy_gd(TOY_X, TOY_Y, TOY_W, NAN, 0.0, 2), "eta"),
-    (lambda: experiments.toy_gd(TOY_X, TOY_Y, TOY_W, 0.5, -1.0, 2), "weight_decay"),
+    (lambda: toy.toy_gd(TOY_X, TOY_Y, TOY_W, NAN, 0.0, 2), "eta"),
+    (lambda: toy.toy_gd(TOY_X, TOY_Y, TOY_W, 0.5, -1.0, 2), "weight_decay"),
 ])
 def test_runners_refuse_bad_rates_by_name(call, name):
     with pytest.raises(ValueError, match="^" + re.escape(name)):

@@ -1,11 +1,14 @@
-"""lib.explr.experiments: scale invariance, the exp-LR equivalences in float64, the toy, the equilibrium."""
+"""lib.explr: scale invariance of the networks, the exp-LR equivalences in float64, the toy,
+the equilibrium, and the figures drawing what they are given."""
 
 import numpy as np
 import pytest
 import torch
+from matplotlib import pyplot as plt
+from matplotlib.figure import Figure
 
-from lib import train
-from lib.explr import experiments, schedules
+from lib import data, train
+from lib.explr import experiments, figures, networks, schedules, toy
 
 
 def gaussian_data(n=200, d=12, classes=3, seed=0, dtype=torch.float64):
@@ -25,9 +28,9 @@ def loss_at(model, X, y, scale=1.0):
 @pytest.mark.parametrize("which", ["mlp", "preresnet"])
 def test_networks_are_exactly_scale_invariant(which):
     if which == "mlp":
-        model, (X, y) = experiments.ScaleInvariantMLP((12, 16, 16, 3), seed=1).double(), gaussian_data()
+        model, (X, y) = networks.ScaleInvariantMLP((12, 16, 16, 3), seed=1).double(), gaussian_data()
     else:
-        model = experiments.PreResNet(widths=(4, 8, 8), n_classes=3, seed=1).double()
+        model = networks.PreResNet(widths=(4, 8, 8), n_classes=3, seed=1).double()
         X, y = torch.rand(16, 1, 12, 12, dtype=torch.float64), torch.arange(16) % 3
     loss, grads = loss_at(model, X, y)
     theta = [p.detach() for p in model.parameters()]
@@ -40,7 +43,7 @@ def test_networks_are_exactly_scale_invariant(which):
 
 
 def test_only_scale_invariant_weights_are_trainable():
-    for model in (experiments.ScaleInvariantMLP((12, 8, 3)), experiments.PreResNet(widths=(4, 8, 8))):
+    for model in (networks.ScaleInvariantMLP((12, 8, 3)), networks.PreResNet(widths=(4, 8, 8))):
         groups = model.groups()
         assert groups["g"] == [] and len(groups["w"]) == len(list(model.parameters()))
         assert "head" in dict(model.named_buffers())
@@ -48,7 +51,7 @@ def test_only_scale_invariant_weights_are_trainable():
 
 def test_bad_network_sizes_are_rejected():
     with pytest.raises(ValueError, match="sizes"):
-        experiments.ScaleInvariantMLP((12, 3))
+        networks.ScaleInvariantMLP((12, 3))
 
 
 def test_theorem_2_9_initial_momentum_one_step_by_hand():
@@ -88,7 +91,7 @@ def test_equivalence_fails_without_the_initial_momentum(data64):
     """The control: same schedules, but run B started at rest."""
     lrs = schedules.exp_lr(0.1, 5e-3, 0.9, 250)
     r = experiments.paired_runs(data64, np.full(250, 0.1), 5e-3, lrs, momentum=0.9,
-                          make_model=lambda seed: experiments.ScaleInvariantMLP((12, 16, 16, 3), seed),
+                          make_model=lambda seed: networks.ScaleInvariantMLP((12, 16, 16, 3), seed),
                                 batch_size=50)
     assert experiments.unit_distance(r["theta_a"], r["theta_b"]).max() > 1e-4
 
@@ -102,7 +105,7 @@ def test_step_decay_texp_plus_exact_texp_close_texp_minus_not(data64):
                         ("texp--", schedules.texp_minus(lrs, lam, gamma))]:
         init = None if name == "texp++" else experiments.exp_lr_momentum(0.1, lam, gamma)
         r = experiments.paired_runs(data64, lrs, lam, tilde, momentum=gamma, init_b=init,
-                              make_model=lambda seed: experiments.ScaleInvariantMLP((12, 16, 16, 3), seed),
+                              make_model=lambda seed: networks.ScaleInvariantMLP((12, 16, 16, 3), seed),
                                     batch_size=50)
         dist[name] = experiments.unit_distance(r["theta_a"], r["theta_b"])
     assert dist["texp++"].max() < 1e-11               # round-off budget as above (3e-14 measured)
@@ -115,7 +118,7 @@ def test_preresnet_step_decay_equals_texp_plus_in_float64():
     X, y = torch.rand(64, 1, 12, 12, dtype=torch.float64), torch.arange(64) % 10
     lrs = schedules.step_decay(0.1, 30, [15])
     r = experiments.paired_runs((X, y), lrs, 5e-3, schedules.texp_plus(lrs, 5e-3, 0.9)[0],
-                          make_model=lambda seed: experiments.PreResNet(widths=(4, 8, 8), seed=seed),
+                          make_model=lambda seed: networks.PreResNet(widths=(4, 8, 8), seed=seed),
                                 batch_size=32)
     assert experiments.unit_distance(r["theta_a"], r["theta_b"]).max() < 1e-10
 
@@ -123,7 +126,7 @@ def test_preresnet_step_decay_equals_texp_plus_in_float64():
 def test_schedule_runs_records_test_accuracy():
     X, y = torch.rand(64, 1, 12, 12), torch.arange(64) % 10
     cfg = train.TrainConfig(steps=4, batch_size=32, momentum=0.9, log_every=2)
-    out = experiments.schedule_runs(lambda seed: experiments.PreResNet(widths=(4, 8, 8), seed=seed),
+    out = experiments.schedule_runs(lambda seed: networks.PreResNet(widths=(4, 8, 8), seed=seed),
                                     (X, y), (X[:20], y[:20]), {"const": (np.full(4, 0.1), 5e-3)}, cfg)
     run = out["const"][0]
     assert run["test_accuracy"].shape == (3,) and np.all((0 <= run["test_accuracy"]) & (run["test_accuracy"] <= 1))
@@ -131,7 +134,7 @@ def test_schedule_runs_records_test_accuracy():
 
 
 def test_toy_gradient_matches_autograd():
-    X, y = experiments.toy_data(50, 5, seed=3)
+    X, y = toy.toy_data(50, 5, seed=3)
     w = np.random.default_rng(0).standard_normal(5)
     for bn in (True, False):
         wt = torch.tensor(w, requires_grad=True)
@@ -139,23 +142,23 @@ def test_toy_gradient_matches_autograd():
         u = (s - s.mean()) / s.std(unbiased=False) if bn else s
         loss = torch.nn.functional.softplus(-torch.tensor(y) * u).mean()
         loss.backward()
-        assert loss.item() == pytest.approx(experiments.toy_loss(X, y, w, bn), rel=1e-12)
-        np.testing.assert_allclose(experiments.toy_grad(X, y, w, bn), wt.grad.numpy(), rtol=1e-10, atol=1e-14)
+        assert loss.item() == pytest.approx(toy.toy_loss(X, y, w, bn), rel=1e-12)
+        np.testing.assert_allclose(toy.toy_grad(X, y, w, bn), wt.grad.numpy(), rtol=1e-10, atol=1e-14)
 
 
 def test_toy_error_formula_against_sampling():
-    X, y = experiments.toy_data(200_000, 4, seed=1)
+    X, y = toy.toy_data(200_000, 4, seed=1)
     w = np.array([1.0, 0.7, -0.3, 0.2])
-    assert experiments.toy_error(w) == pytest.approx(np.mean(np.sign(X @ w) != y), abs=5e-3)
+    assert toy.toy_error(w) == pytest.approx(np.mean(np.sign(X @ w) != y), abs=5e-3)
 
 
 def test_toy_bn_and_wd_together_keep_failing():
-    X, y = experiments.toy_data(200, 10, seed=0)
+    X, y = toy.toy_data(200, 10, seed=0)
     w0 = np.random.default_rng(1).standard_normal(10)
     late = slice(500, None)
-    both = experiments.toy_gd(X, y, w0, 1.0, 1e-2, 1500)
-    bn_only = experiments.toy_gd(X, y, w0, 1.0, 0.0, 1500)
-    wd_only = experiments.toy_gd(X, y, w0, 1.0, 1e-2, 1500, bn=False)
+    both = toy.toy_gd(X, y, w0, 1.0, 1e-2, 1500)
+    bn_only = toy.toy_gd(X, y, w0, 1.0, 0.0, 1500)
+    wd_only = toy.toy_gd(X, y, w0, 1.0, 1e-2, 1500, bn=False)
     assert bn_only["error"][late].max() < 0.06 and wd_only["error"][late].max() < 0.06
     assert both["error"][late].max() > 0.15                     # it keeps leaving the cone
     assert both["norm"][late].min() < 0.5 * bn_only["norm"][late].min()
@@ -163,27 +166,27 @@ def test_toy_bn_and_wd_together_keep_failing():
 
 def test_toy_only_the_product_eta_lambda_matters():
     """(η, λ, w_0) and (cη, λ/c, √c w_0) give the same directions at every step."""
-    X, y = experiments.toy_data(100, 6, seed=2)
+    X, y = toy.toy_data(100, 6, seed=2)
     w0 = np.random.default_rng(4).standard_normal(6)
-    a = experiments.toy_gd(X, y, w0, 0.1, 2e-2, 300)
-    b = experiments.toy_gd(X, y, 3.0 * w0, 0.1 * 9, 2e-2 / 9, 300)
+    a = toy.toy_gd(X, y, w0, 0.1, 2e-2, 300)
+    b = toy.toy_gd(X, y, 3.0 * w0, 0.1 * 9, 2e-2 / 9, 300)
     # two float64 runs equal in exact arithmetic: round-off ~T·ε ≈ 3e-14 over 300 steps
     # (8e-16 measured); 1e-12 leaves ×30 and is 1e10 below the other-ηλ control
     assert experiments.unit_distance(a["w"], b["w"]).max() < 1e-12
-    c = experiments.toy_gd(X, y, 3.0 * w0, 0.1 * 9, 2e-2, 300)         # same η/‖w_0‖², other ηλ
+    c = toy.toy_gd(X, y, 3.0 * w0, 0.1 * 9, 2e-2, 300)         # same η/‖w_0‖², other ηλ
     assert experiments.unit_distance(a["w"], c["w"]).max() > 1e-2
 
 
 def test_toy_rejects_bad_input():
-    X, y = experiments.toy_data(20, 2, seed=0)
+    X, y = toy.toy_data(20, 2, seed=0)
     with pytest.raises(ValueError, match="^n must be"):
-        experiments.toy_data(1, 5)
+        toy.toy_data(1, 5)
     with pytest.raises(ValueError, match="^eta must be"):
-        experiments.toy_gd(X, y, np.ones(2), -1.0, 0.0, 10)
+        toy.toy_gd(X, y, np.ones(2), -1.0, 0.0, 10)
     with pytest.raises(ValueError, match="^eta and weight_decay: need ηλ < 1"):
-        experiments.toy_gd(X, y, np.ones(2), 10.0, 0.1, 10)
+        toy.toy_gd(X, y, np.ones(2), 10.0, 0.1, 10)
     with pytest.raises(ValueError, match="X and w0: BN needs"):    # Xw constant: BN divides by 0
-        experiments.toy_gd(np.ones((3, 2)), np.ones(3), np.ones(2), 1.0, 0.0, 10)
+        toy.toy_gd(np.ones((3, 2)), np.ones(3), np.ones(2), 1.0, 0.0, 10)
 
 
 def test_equilibrium_ratio_measured_during_sgd():
@@ -199,10 +202,161 @@ def test_schedule_data_falls_back_to_fashion_mnist(monkeypatch):
     def fake_load(name, **kw):
         calls.append(name)
         if name == "cifar10":
-            raise experiments._data.DatasetNotFoundError("no CIFAR-10 here")
+            raise data.DatasetNotFoundError("no CIFAR-10 here")
         return (name, kw["split"], kw["n"])
-    monkeypatch.setattr(experiments._data, "load", fake_load)
+    monkeypatch.setattr(data, "load", fake_load)  # experiments looks it up at call time
     setup = experiments.SCHEDULE_SETUPS["gpu"]
     train_set, test_set, note = experiments.schedule_data(setup)
     assert calls == ["cifar10", "fashion_mnist", "fashion_mnist"]
     assert train_set == ("fashion_mnist", "train", setup.n_train) and "Fashion-MNIST" in note
+
+
+# ---- helpers moved into lib: same numbers as the computations they replace ---------------
+
+def test_layer_sizes_and_check_input():
+    assert networks.layer_sizes("sizes", np.array([4, 3, 2]), min_len=3) == (4, 3, 2)
+    net = networks.ScaleInvariantMLP((4, 3, 2))
+    X, y = torch.randn(5, 2, 2), torch.arange(5) % 2
+    networks.check_input(net, X, "data", y)                       # 2×2 = 4 features: fits
+    with pytest.raises(ValueError, match=r"^data y must hold labels in 0\.\.1"):
+        networks.check_input(net, X, "data", y + 1)
+    networks.check_input(torch.nn.Linear(3, 2), torch.ones(2, 7), "data")  # not checked
+
+
+def test_exp_lr_curve_subsamples_the_schedule():
+    r = experiments.exp_lr_curve(0.1, 5e-4, 0.9, epochs=3, steps_per_epoch=10, every=4)
+    np.testing.assert_array_equal(r["lrs"], schedules.exp_lr(0.1, 5e-4, 0.9, 30)[::4])
+    np.testing.assert_array_equal(r["epoch"], np.arange(0, 30, 4) / 10)
+    assert r["growth"] == schedules.growth_per_epoch(0.1, 5e-4, 0.9, 10)
+
+
+def test_equivalence_distance_is_the_distance_of_equivalence(data64):
+    r = experiments.equivalence(data64, sizes=(12, 8, 3), weight_decay=1e-2, momentum=0.5,
+                                steps=5, batch_size=50)
+    d = experiments.equivalence_distance(data64, 1e-2, 0.5, sizes=(12, 8, 3), steps=5,
+                                         batch_size=50)
+    np.testing.assert_array_equal(d["step"], r["step"])
+    np.testing.assert_array_equal(d["distance"], experiments.unit_distance(r["theta_a"], r["theta_b"]))
+
+
+def test_toy_trajectory_subsamples_toy_gd():
+    X, y = toy.toy_data(30, 3, seed=0)
+    w0 = np.array([0.3, 1.0, -0.5])
+    r = toy.toy_gd(X, y, w0, 0.5, 1e-2, 12)
+    t = toy.toy_trajectory(X, y, w0, 0.5, 1e-2, steps=12, every=5)
+    np.testing.assert_array_equal(t["step"], [0, 5, 10])
+    np.testing.assert_array_equal(t["error"], r["error"][::5])
+    np.testing.assert_array_equal(t["norm"], r["norm"][::5])
+
+
+# ---- figures draw what they are given --------------------------------------------------
+
+@pytest.fixture
+def close_figures():
+    yield
+    plt.close("all")
+
+
+def data_of(line):
+    return np.asarray(line.get_xdata(), float), np.asarray(line.get_ydata(), float)
+
+
+def assert_line(line, x, y):
+    lx, ly = data_of(line)
+    np.testing.assert_array_equal(lx, np.asarray(x, float))
+    np.testing.assert_array_equal(ly, np.asarray(y, float))
+
+
+def test_draw_schedule_shows_the_curve_and_the_growth():
+    fig = Figure()
+    update = figures.draw_schedule(fig, epochs=3, steps_per_epoch=10)
+    r = experiments.exp_lr_curve(0.1, 5e-3, 0.9, epochs=3, steps_per_epoch=10, every=4)
+    update(r)
+    ax = fig.axes[0]
+    assert_line(ax.lines[0], r["epoch"], r["lrs"])
+    assert ax.texts[0].get_text() == f"growth per epoch: ×{r['growth']:.4g}"
+    assert ax.get_xlim() == (0, 3) and ax.get_xlabel() == "epoch (10 steps each)"
+
+
+def test_draw_distance_and_draw_toy_show_their_results():
+    fig = Figure()
+    figures.draw_distance(fig, steps=4)({"step": np.arange(4), "distance": np.array([0, 1e-20, 1e-9, 1e-5])})
+    assert_line(fig.axes[0].lines[0], np.arange(4), [1e-17, 1e-17, 1e-9, 1e-5])  # floored
+    fig = Figure()
+    r = {"step": np.array([0, 5, 10]), "error": np.array([0.4, 0.2, 0.1]), "norm": np.array([1.0, 2, 3])}
+    figures.draw_toy(fig, steps=10)(r)
+    assert_line(fig.axes[0].lines[0], r["step"], r["error"])
+    assert_line(fig.axes[1].lines[0], r["step"], r["norm"])
+
+
+def fake_runs(keys, steps=6, p=4, seed=0):
+    g = np.random.default_rng(seed)
+    return {k: {"step": np.arange(steps), "theta_a": g.standard_normal((steps, p)),
+                "theta_b": g.standard_normal((steps, p)), "alpha": 0.9 + 0.01 * i}
+            for i, k in enumerate(keys)}
+
+
+def test_equivalence_figure_draws_distances_control_and_norm_ratios(close_figures):
+    f64, f32 = torch.float64, torch.float32
+    runs = fake_runs([(0.0, f64), (0.0, f32), (0.9, f64), (0.9, f32)])
+    fig = figures.equivalence(runs, control=0.9)
+    left, right = fig.axes
+    assert len(left.lines) == 5                                    # 4 runs + the control
+    for line, r in zip(left.lines, runs.values()):
+        assert_line(line, r["step"], np.maximum(experiments.unit_distance(r["theta_a"], r["theta_b"]), 1e-17))
+    ctrl = experiments.unit_distance(runs[0.9, f32]["theta_a"], runs[0.9, f64]["theta_a"])
+    assert_line(left.lines[4], runs[0.9, f64]["step"], np.maximum(ctrl, 1e-17))
+    assert [ln.get_linestyle() for ln in left.lines[:4]] == ["-", "--", "-", "--"]
+    measured = right.lines[0:4:2]                                  # float64 runs only
+    for line, key in zip(measured, [(0.0, f64), (0.9, f64)]):
+        r = runs[key]
+        ratio = np.linalg.norm(r["theta_b"], axis=1) / np.linalg.norm(r["theta_a"], axis=1)
+        assert_line(line, r["step"], ratio)
+    assert_line(right.lines[3], runs[0.9, f64]["step"], 0.92 ** -np.arange(6.0))
+    assert len(figures.equivalence(runs, control=None).axes[0].lines) == 4
+
+
+def test_learning_rates_figure_draws_each_schedule(close_figures):
+    runs = {"a": (np.array([0.1, 0.1, 0.01, 0.01]), 1e-2), "b": (np.array([1.0, 2.0, 4.0, 8.0]), 0.0)}
+    ax = figures.learning_rates(runs, steps_per_epoch=2).axes[0]
+    assert [ln.get_label() for ln in ax.lines] == ["a", "b"]
+    for line, (lrs, _) in zip(ax.lines, runs.values()):
+        assert_line(line, np.arange(4) / 2, lrs)
+    assert ax.get_xlim() == (0, 2)
+
+
+def test_schedule_runs_figure_draws_seed_means(close_figures):
+    g = np.random.default_rng(1)
+    results = {name: [{"step": np.array([0, 4, 8]), "test_accuracy": g.uniform(size=3),
+                       "weight_norm_sq": g.uniform(1, 2, (3, 5))} for _ in range(3)]
+               for name in ("x", "y")}
+    acc, norm = figures.schedule_runs(results, 4, 2, milestones=(1, 1.5), layer=2).axes
+    for k, rs in enumerate(results.values()):
+        assert_line(acc.lines[k], [0, 1, 2], np.mean([r["test_accuracy"] for r in rs], 0))
+        assert_line(norm.lines[k], [0, 1, 2],
+                    np.mean([np.sqrt(r["weight_norm_sq"][:, 2]) for r in rs], 0))
+    assert [ln.get_xdata()[0] for ln in acc.lines[2:]] == [1, 1.5]  # the decays, dotted
+
+
+def test_equilibrium_figure_draws_running_means_and_predictions(close_figures):
+    g = np.random.default_rng(2)
+    points = [{"eta": 0.1, "weight_decay": 1e-2, "momentum": m, "predicted": p,
+               "step_sq": g.uniform(1, 2, 9), "norm_sq": g.uniform(3, 4, 9)}
+              for m, p in ((0.0, 2e-3), (0.5, 1e-3))]
+    ax = figures.equilibrium(points, window=3).axes[0]
+    for k, r in enumerate(points):
+        ratio = r["step_sq"][1:] / r["norm_sq"][:-1]
+        smooth = [ratio[i:i + 3].mean() for i in range(6)]
+        x, y = data_of(ax.lines[2 * k])
+        np.testing.assert_array_equal(x, np.arange(6) + 3)
+        np.testing.assert_allclose(y, smooth, rtol=1e-14)
+        assert list(ax.lines[2 * k + 1].get_ydata()) == [r["predicted"]] * 2
+
+
+def test_toy_runs_figure_draws_error_and_norm(close_figures):
+    runs = {"a": {"error": np.array([0.3, 0.2, 0.1]), "norm": np.array([1.0, 0.5, 0.25])},
+            "b": {"error": np.array([0.4, 0.4, 0.3]), "norm": np.array([1.0, 2.0, 3.0])}}
+    err, norm = figures.toy_runs(runs).axes
+    for k, r in enumerate(runs.values()):
+        assert_line(err.lines[k], np.arange(3), r["error"])
+        assert_line(norm.lines[k], np.arange(3), r["norm"])

@@ -1,10 +1,9 @@
 """Experiments of the exponential learning-rate chapter (Li & Arora, 2020).
 
-Scale-invariant networks (normalisation without ε or affine parameters, last layer
-fixed at initialisation), the equivalence runner (Theorems 2.1 and 2.9), schedule
-comparisons on a small PreResNet, the weight-norm equilibrium (appendix C) and the
-section-3 toy where batch norm and weight decay together fail. Training goes through
-the book's one loop, :func:`lib.train.fit`.
+The equivalence runner (Theorems 2.1 and 2.9) on the scale-invariant networks of
+:mod:`lib.explr.networks`, schedule comparisons on a small PreResNet, the weight-norm
+equilibrium (appendix C), and the computations behind the chapter's sliders. Training
+goes through the book's one loop, :func:`lib.train.fit`.
 """
 
 import math
@@ -13,24 +12,12 @@ from dataclasses import dataclass, replace
 
 import numpy as np
 import torch
-from torch import nn
 from torch.func import functional_call
 
 from lib import checks, data as _data, stack, sweep, train
-from lib.explr import schedules
-from lib.models import NormLinear
+from lib.explr import networks, schedules
 
 DATASETS = ("fashion_mnist", "cifar10")  # names :func:`lib.data.load` knows
-
-
-def _widths(name: str, value, min_len: int = 1) -> tuple:
-    """A sequence of at least ``min_len`` integers >= 1, as a tuple of ints."""
-    if isinstance(value, (str, bytes, Mapping)) or not isinstance(value, (Sequence, np.ndarray)):
-        raise TypeError(f"{name} must be a sequence of integers >= 1, got "
-                        f"{type(value).__name__} {value!r}")
-    if len(value) < min_len:
-        raise ValueError(f"{name} needs at least {min_len} entries, got {tuple(value)}")
-    return tuple(checks.integer(f"{name}[{i}]", v) for i, v in enumerate(value))
 
 
 def _pair(name: str, data) -> tuple:
@@ -46,134 +33,6 @@ def _pair(name: str, data) -> tuple:
     y = checks.tensor(f"{name} y", y, ndim=1, floating=False)
     checks.same_length(**{f"{name} X": X, f"{name} y": y})
     return X, y
-
-
-def _check_input(model, X, name: str, y=None) -> None:
-    """X (and labels y) fit one of this module's networks; other models are not checked."""
-    if isinstance(model, ScaleInvariantMLP):
-        if X.ndim < 2 or math.prod(X.shape[1:]) != model.sizes[0] or X.shape[0] < 2:
-            raise ValueError(f"{name} must be a batch of at least 2 inputs with "
-                             f"{model.sizes[0]} features each, got shape {tuple(X.shape)}")
-    elif isinstance(model, PreResNet):
-        if X.ndim != 4 or X.shape[1] != model.in_channels:
-            raise ValueError(f"{name} must be images (N, {model.in_channels}, H, W), got "
-                             f"shape {tuple(X.shape)}")
-    else:
-        return
-    if y is not None:
-        checks.labels(f"{name} y", y, model.head.shape[0], n=X.shape[0])
-
-
-class ScaleInvariantMLP(nn.Module):
-    """MLP whose loss satisfies L(cθ) = L(θ) exactly for every c > 0.
-
-    Hidden layers: linear map, ε-free batch norm without gain or bias, ReLU. The last
-    layer is a buffer fixed at its initialisation, so every trainable parameter is in
-    group ``w``. Args: sizes, at least three integers >= 1, e.g. (196, 32, 32, 10);
-    seed of the initialisation. Inputs: a batch of at least 2 with sizes[0] features.
-    """
-
-    def __init__(self, sizes, seed: int = 0):
-        super().__init__()
-        self.sizes = sizes = _widths("sizes", sizes, min_len=3)
-        g = torch.Generator().manual_seed(checks.seed("seed", seed))
-        with torch.random.fork_rng():
-            torch.manual_seed(int(torch.randint(2**31, (1,), generator=g)))
-            self.hidden = nn.Sequential(*[m for a, b in zip(sizes[:-2], sizes[1:-1]) for m in
-                                          (NormLinear(a, b, norm="bn_smooth", eps=0.0, affine=False),
-                                           nn.ReLU())])
-            self.register_buffer("head", nn.Linear(sizes[-2], sizes[-1]).weight.detach().clone())
-
-    def forward(self, x):  # (B, ...) -> (B, n_classes)
-        _check_input(self, x, "x")  # shapes only: no data read, no sync
-        return self.hidden(x.flatten(1)) @ self.head.T
-
-    def groups(self) -> dict:
-        return {"w": list(self.parameters()), "g": []}
-
-
-class BatchNorm2dNoEps(nn.Module):
-    """Batch norm over (N, H, W) with no ε, gain, bias or running statistics.
-
-    Always normalises with the statistics of the batch it sees (also at test time):
-    running averages mix weights of different scales and would break the equivalence.
-    ``num_features``: None (any) or the number of channels C >= 1 of its inputs, which
-    must be (N, C, H, W) with at least 2 values per channel (N·H·W >= 2).
-    """
-
-    def __init__(self, num_features: int | None = None):
-        super().__init__()
-        self.num_features = (None if num_features is None
-                             else checks.integer("num_features", num_features))
-
-    def forward(self, x):  # (N, C, H, W)
-        if x.ndim != 4 or x.shape[0] * x.shape[2] * x.shape[3] < 2 or \
-                (self.num_features is not None and x.shape[1] != self.num_features):
-            c = "C" if self.num_features is None else self.num_features
-            raise ValueError(f"x must be (N, {c}, H, W) with N·H·W >= 2, got {tuple(x.shape)}")
-        mean = x.mean((0, 2, 3), keepdim=True)
-        var = (x - mean).pow(2).mean((0, 2, 3), keepdim=True)
-        return (x - mean) / var.clamp_min(1e-30).sqrt()  # clamp only guards a dead channel
-
-
-class PreActBlock(nn.Module):
-    """Pre-activation residual block: BN-ReLU-conv-BN-ReLU-conv plus a shortcut.
-
-    Args: c_in, c_out channels and stride, integers >= 1.
-    """
-
-    def __init__(self, c_in, c_out, stride):
-        super().__init__()
-        c_in, c_out = checks.integer("c_in", c_in), checks.integer("c_out", c_out)
-        stride = checks.integer("stride", stride)
-        self.bn1, self.bn2 = BatchNorm2dNoEps(c_in), BatchNorm2dNoEps(c_out)
-        self.conv1 = nn.Conv2d(c_in, c_out, 3, stride, 1, bias=False)
-        self.conv2 = nn.Conv2d(c_out, c_out, 3, 1, 1, bias=False)
-        self.shortcut = (nn.Conv2d(c_in, c_out, 1, stride, bias=False)
-                         if stride != 1 or c_in != c_out else None)
-
-    def forward(self, x):
-        o = torch.relu(self.bn1(x))
-        short = x if self.shortcut is None else self.shortcut(o)
-        return self.conv2(torch.relu(self.bn2(self.conv1(o)))) + short
-
-
-class PreResNet(nn.Module):
-    """A small PreResNet, scale-invariant in all its (conv) weights jointly.
-
-    Args (integers >= 1): in_channels; n_classes; widths of the stages (one entry per
-    stage; (16, 32, 64) is PreResNet-8); blocks per stage; stem_stride (2 halves the
-    image first, cheaper on a CPU); seed in [0, 2**63). The final linear layer is a
-    buffer fixed at initialisation, as in Li & Arora's runs.
-    """
-
-    def __init__(self, in_channels=1, n_classes=10, widths=(16, 32, 64), blocks=1,
-                 stem_stride=2, seed=0):
-        super().__init__()
-        self.in_channels = checks.integer("in_channels", in_channels)
-        n_classes, widths = checks.integer("n_classes", n_classes), _widths("widths", widths)
-        blocks, stem_stride = checks.integer("blocks", blocks), checks.integer("stem_stride", stem_stride)
-        with torch.random.fork_rng():
-            torch.manual_seed(checks.seed("seed", seed))
-            self._build(self.in_channels, n_classes, widths, blocks, stem_stride)
-
-    def _build(self, in_channels, n_classes, widths, blocks, stem_stride):
-        self.stem = nn.Conv2d(in_channels, widths[0], 3, stem_stride, 1, bias=False)
-        layers, c = [], widths[0]
-        for i, w in enumerate(widths):
-            for b in range(blocks):
-                layers.append(PreActBlock(c, w, 2 if (i > 0 and b == 0) else 1))
-                c = w
-        self.blocks, self.bn = nn.Sequential(*layers), BatchNorm2dNoEps(c)
-        self.register_buffer("head", nn.Linear(c, n_classes).weight.detach().clone())
-
-    def forward(self, x):  # (N, C, H, W) -> (N, n_classes)
-        _check_input(self, x, "x")  # shapes only
-        h = torch.relu(self.bn(self.blocks(self.stem(x))))
-        return h.mean((2, 3)) @ self.head.T
-
-    def groups(self) -> dict:
-        return {"w": list(self.parameters()), "g": []}
 
 
 def exp_lr_momentum(eta: float, weight_decay: float, momentum: float):
@@ -244,7 +103,7 @@ def paired_runs(data, lrs_a, weight_decay_a, lrs_b, weight_decay_b=0.0, momentum
     init_b = _maybe(checks.function, "init_b", init_b)
     make_model = _maybe(checks.function, "make_model", make_model)
     batch_size, dtype = _batch_size(batch_size, len(y)), checks.float_dtype("dtype", dtype)
-    make_model = make_model or (lambda seed: ScaleInvariantMLP((196, 32, 32, 10), seed))
+    make_model = make_model or (lambda seed: networks.ScaleInvariantMLP((196, 32, 32, 10), seed))
     data = (X.to(dtype), y)
     base = train.TrainConfig(steps=len(lrs_a), batch_size=batch_size, momentum=momentum,
                              seed=seed, log_every=1, lr=1.0)  # same seed: same mini-batches
@@ -252,7 +111,7 @@ def paired_runs(data, lrs_a, weight_decay_a, lrs_b, weight_decay_b=0.0, momentum
     runs = []
     for lrs, wd, init in ((lrs_a, wds[0], None), (lrs_b, wds[1], init_b)):
         model = make_model(seed).to(dtype)
-        _check_input(model, X, "data", y)
+        networks.check_input(model, X, "data", y)
         runs.append(train.train(model, data, replace(base, schedule=lrs, weight_decay=wd),
                                 bar=False, observe=observe, init_momentum=init))
     return {"step": runs[0].step, "theta_a": runs[0].extra["theta"],
@@ -268,11 +127,11 @@ def equivalence(data, sizes=(196, 32, 32, 10), eta=0.1, weight_decay=5e-3, momen
     ScaleInvariantMLP. Returns :func:`paired_runs`' dict plus ``alpha``; B's weights should
     be α^{−t} times A's.
     """
-    sizes = _widths("sizes", sizes, min_len=3)
+    sizes = networks.layer_sizes("sizes", sizes, min_len=3)
     lrs_b = schedules.exp_lr(eta, weight_decay, momentum, steps)  # checks η, λ, γ, steps
     out = paired_runs(data, np.full(len(lrs_b), float(eta)), weight_decay, lrs_b, 0.0, momentum,
                       init_b=exp_lr_momentum(eta, weight_decay, momentum),
-                      make_model=lambda seed: ScaleInvariantMLP(sizes, seed),
+                      make_model=lambda seed: networks.ScaleInvariantMLP(sizes, seed),
                       batch_size=batch_size, dtype=dtype, seed=seed)
     return {**out, "alpha": schedules.exp_lr_alpha(eta, weight_decay, momentum)}
 
@@ -299,7 +158,7 @@ class ScheduleSetup:
         for name in ("n_train", "n_test", "blocks", "stem_stride", "epochs"):
             checks.integer(name, getattr(self, name))
         checks.integer("batch_size", self.batch_size, hi=self.n_train)
-        _widths("widths", self.widths)
+        networks.layer_sizes("widths", self.widths)
         checks.positive("eta", self.eta), checks.nonnegative("weight_decay", self.weight_decay)
         checks.fraction("momentum", self.momentum), _seeds(self.seeds)
 
@@ -374,7 +233,7 @@ def schedule_runs(make_model, data, test, runs: dict, config, seeds=(0,),
     runs, seeds = _runs(runs, config.steps), _seeds(seeds)
     cache_name = _maybe(checks.string, "cache_name", cache_name)
     net = make_model(seed=seeds[0])  # the architecture, to evaluate stacked parameters
-    _check_input(net, X, "data", y), _check_input(net, X_test, "test", y_test)
+    networks.check_input(net, X, "data", y), networks.check_input(net, X_test, "test", y_test)
 
     def observe(params, t):  # test accuracy of every model in the chunk, (K,)
         k = next(iter(params.values())).shape[0]
@@ -422,11 +281,11 @@ def equilibrium(data, sizes, points, steps, batch_size, seed=0) -> list:
     ``norm_sq`` (T,).
     """
     X, y = _pair("data", data)
-    sizes, points = _widths("sizes", sizes, min_len=3), _points(points)
+    sizes, points = networks.layer_sizes("sizes", sizes, min_len=3), _points(points)
     steps, batch_size = checks.integer("steps", steps), _batch_size(batch_size, len(y))
     seed = checks.integer("seed", seed, lo=0, hi=checks.SEED_MAX - len(points) + 1)
-    models = [ScaleInvariantMLP(sizes, seed + k) for k in range(len(points))]
-    _check_input(models[0], X, "data", y)
+    models = [networks.ScaleInvariantMLP(sizes, seed + k) for k in range(len(points))]
+    networks.check_input(models[0], X, "data", y)
     s = stack.from_models(models)
     base = train.TrainConfig(steps=steps, batch_size=batch_size, log_every=1, seed=seed)
     configs = [replace(base, lr=e, weight_decay=l, momentum=g) for e, l, g in points]
@@ -450,91 +309,26 @@ def equilibrium(data, sizes, points, steps, batch_size, seed=0) -> list:
     return out
 
 
-def toy_data(n: int, m: int, seed: int = 0):
-    """Section-3 toy: x ~ N(0, I_m), label y = sign(x_1) ∈ {−1, +1}; X (n, m), y (n,).
+def exp_lr_curve(eta: float, weight_decay: float, momentum: float, epochs: int = 10,
+                 steps_per_epoch: int = 391, every: int = 17) -> dict:
+    """η̃_t of :func:`lib.explr.schedules.exp_lr` every ``every`` steps (a slider's curve).
 
-    ``n``, ``m``: integers >= 2; ``seed``: an integer seed.
+    η, λ, γ as there; ``epochs``, ``steps_per_epoch``, ``every``: integers >= 1. Returns
+    epoch and lrs (⌈epochs·steps_per_epoch/every⌉,) and growth, the factor per epoch.
     """
-    n, m = checks.integer("n", n, lo=2), checks.integer("m", m, lo=2)
-    X = np.random.default_rng(checks.seed("seed", seed)).standard_normal((n, m))
-    return X, np.where(X[:, 0] >= 0, 1.0, -1.0)
+    epochs, every = checks.integer("epochs", epochs), checks.integer("every", every)
+    steps_per_epoch = checks.integer("steps_per_epoch", steps_per_epoch)
+    lrs = schedules.exp_lr(eta, weight_decay, momentum, epochs * steps_per_epoch)[::every]
+    growth = schedules.growth_per_epoch(eta, weight_decay, momentum, steps_per_epoch)
+    return {"epoch": np.arange(len(lrs)) * every / steps_per_epoch, "lrs": lrs, "growth": growth}
 
 
-def toy_error(w) -> np.ndarray:
-    """Population error arccos(w_1/‖w‖)/π of the linear classifier sign(wᵀx).
+def equivalence_distance(data, weight_decay: float, momentum: float, sizes=(196, 32, 32, 10),
+                         eta: float = 0.1, steps: int = 300, batch_size: int = 100) -> dict:
+    """Step and distance of directions (:func:`unit_distance`) of A and B in :func:`equivalence`.
 
-    ``w``: finite (..., m), no zero vector.
+    Arguments as there (in float64, seed 0). Returns step and distance, (steps + 1,).
     """
-    v = _directions("w", w)
-    return np.arccos(np.clip(v[..., 0], -1, 1)) / np.pi
-
-
-def _toy(X, y, w, bn, w_name="w"):
-    """The toy's arguments checked: X (n, m), y (n,) of ±1, w (m,) nonzero, bn a bool."""
-    X, y = checks.array("X", X, ndim=2), checks.array("y", y, ndim=1)
-    w, bn = checks.array(w_name, w, ndim=1), checks.boolean("bn", bn)
-    checks.same_length(X=X, y=y)
-    if not np.all(np.abs(y) == 1):
-        raise ValueError("y must hold labels -1 and +1")
-    if w.shape[0] != X.shape[1] or not np.any(w):
-        raise ValueError(f"{w_name} must be a nonzero vector of {X.shape[1]} weights (one per "
-                         f"column of X), got shape {w.shape}")
-    if bn and not np.std(X @ w) > 0:
-        raise ValueError(f"X and {w_name}: BN needs X @ {w_name} to vary across examples")
-    return X, y, w, bn
-
-
-def toy_gd(X, y, w0, eta: float, weight_decay: float, steps: int, bn: bool = True) -> dict:
-    """Full-batch GD on the logistic loss of u = BN(Xw) (bn=True) or u = Xw, plus WD λ.
-
-    BN uses the batch mean and standard deviation, with no gain or bias, so the loss
-    is scale-invariant in w. The gradient is written out by hand (checked against
-    autograd in the tests). Accepts X, y, w0 as :func:`toy_loss`, η > 0, λ >= 0 with
-    ηλ < 1, steps >= 1. Returns w (steps + 1, m), error and norm (steps + 1,), and
-    diverged_at (None, or the first step where w is not finite).
-    """
-    X, y, w, bn = _toy(X, y, w0, bn, "w0")
-    eta, weight_decay = checks.positive("eta", eta), checks.nonnegative("weight_decay", weight_decay)
-    steps = checks.integer("steps", steps)
-    if eta * weight_decay >= 1:
-        raise ValueError(f"eta and weight_decay: need ηλ < 1 (else weight decay flips w), "
-                         f"got η={eta}, λ={weight_decay}")
-    ws = np.empty((steps + 1, w.size))
-    ws[0] = w
-    for t in range(steps):
-        w = (1 - eta * weight_decay) * w - eta * _grad(X, y, w, bn)
-        ws[t + 1] = w
-    bad = np.flatnonzero(~np.all(np.isfinite(ws), axis=1))
-    with np.errstate(invalid="ignore", divide="ignore"):  # a diverged run has NaN rows
-        norm = np.linalg.norm(ws, axis=1)
-        error = np.arccos(np.clip(ws[:, 0] / norm, -1, 1)) / np.pi
-    return {"w": ws, "error": error, "norm": norm,
-            "diverged_at": int(bad[0]) if bad.size else None}
-
-
-def toy_loss(X, y, w, bn: bool = True) -> float:
-    """Mean logistic loss ln(1 + exp(−y u)), u = BN(Xw) or Xw (without the WD term).
-
-    ``X``: finite (n, m); ``y``: (n,) of ±1; ``w``: nonzero (m,) (Xw must vary with BN).
-    """
-    X, y, w, bn = _toy(X, y, w, bn)
-    s = X @ w
-    u = (s - s.mean()) / s.std() if bn else s
-    return float(np.mean(np.logaddexp(0, -y * u)))
-
-
-def toy_grad(X, y, w, bn: bool = True) -> np.ndarray:
-    """Gradient of :func:`toy_loss` with respect to w, (m,); arguments as there."""
-    return _grad(*_toy(X, y, w, bn))
-
-
-def _grad(X, y, w, bn):  # unchecked: toy_gd calls it every step
-    s = X @ w
-    n = s.size
-    if not bn:
-        return X.T @ (-y / (1 + np.exp(y * s))) / n
-    sd = s.std()
-    u = (s - s.mean()) / sd
-    g = -y / (1 + np.exp(y * u)) / n                  # dL/du
-    ds = (g - g.mean() - u * np.mean(g * u)) / sd     # through the mean and the std
-    return X.T @ ds
+    r = equivalence(data, sizes=sizes, eta=eta, weight_decay=weight_decay,
+                    momentum=momentum, steps=steps, batch_size=batch_size)
+    return {"step": r["step"], "distance": unit_distance(r["theta_a"], r["theta_b"])}

@@ -1,0 +1,241 @@
+"""Figures of the exponential learning-rate chapter, drawn in the book style from lib results.
+
+Every function takes results of :mod:`lib.explr.experiments` or :mod:`lib.explr.toy` and
+returns a pyplot Figure (so a notebook shows it); nothing is computed here beyond
+distances, means and reference lines. The ``draw_*`` functions are the ``draw`` halves of
+the chapter's interactive figures (:class:`lib.widgets.InteractiveFigure`).
+"""
+
+from collections.abc import Mapping
+
+import numpy as np
+import torch
+from matplotlib import pyplot as plt
+from matplotlib.figure import Figure
+
+from lib import checks, plotting
+from lib.explr.experiments import unit_distance
+
+P = plotting.PALETTE
+FLOOR = 1e-17   # distances of directions are drawn no lower than this (below round-off)
+
+
+def _nonempty(name: str, value, mapping: bool = True):
+    """``value`` if it is a non-empty dict (or list/tuple when not ``mapping``)."""
+    kind = Mapping if mapping else (list, tuple)
+    if not isinstance(value, kind) or not value:
+        raise (ValueError if isinstance(value, kind) else TypeError)(
+            f"{name} must be a non-empty {'dict' if mapping else 'list'} of results, "
+            f"got {value!r:.60}")
+    return value
+
+
+def _records(name: str, value, keys, mapping: bool = True):
+    """A non-empty dict (or list) of result dicts, each holding ``keys``."""
+    _nonempty(name, value, mapping)
+    for k, r in (value.items() if mapping else enumerate(value)):
+        if not isinstance(r, Mapping) or not set(keys) <= set(r):
+            raise TypeError(f"{name}[{k!r}] must be a result dict with keys {sorted(keys)}, "
+                            f"got {r!r:.60}")
+    return value
+
+
+def draw_schedule(fig, epochs: int = 10, steps_per_epoch: int = 391, ylim=(1e-3, 1e12)):
+    """``draw`` for the exponential-schedule slider (:func:`~lib.explr.experiments.exp_lr_curve`).
+
+    fig: a matplotlib Figure; epochs, steps_per_epoch: integers >= 1; ylim: 0 < lo < hi.
+    """
+    checks.instance("fig", fig, Figure)
+    epochs, ylim = checks.integer("epochs", epochs), checks.interval("ylim", ylim)
+    steps_per_epoch = checks.integer("steps_per_epoch", steps_per_epoch)
+    ax = fig.subplots()
+    ax.set(yscale="log", xlim=(0, epochs), ylim=ylim,
+           xlabel=f"epoch ({steps_per_epoch} steps each)", ylabel=r"learning rate $\tilde\eta_t$")
+    line, = ax.plot([], [], label=r"$\eta\,\alpha^{-2t-1}$")
+    ax.legend(loc="upper left")
+    note = ax.text(0.97, 0.05, "", transform=ax.transAxes, ha="right")
+
+    def update(result):
+        line.set_data(result["epoch"], result["lrs"])
+        note.set_text(f"growth per epoch: ×{result['growth']:.4g}")
+    return update
+
+
+def _equivalence_runs(runs, control):
+    """runs: (momentum, dtype) -> equivalence result; control: None or a γ run in both dtypes."""
+    _records("runs", runs, ("step", "theta_a", "theta_b", "alpha"))
+    for key in runs:
+        if not (isinstance(key, tuple) and len(key) == 2 and isinstance(key[1], torch.dtype)):
+            raise TypeError(f"runs keys must be (momentum, dtype) pairs, got {key!r}")
+    if control is not None:
+        control = checks.fraction("control", control)
+        if {(control, torch.float32), (control, torch.float64)} - set(runs):
+            raise ValueError(f"control: runs needs ({control}, torch.float32) and "
+                             f"({control}, torch.float64) to compare run A in both")
+    return control
+
+
+def equivalence(runs, control=0.9) -> Figure:
+    """Left: distance of the directions of runs A and B; right: ‖θ^B_t‖/‖θ^A_t‖ against α^{−t}.
+
+    ``runs``: (momentum, dtype) -> a result of :func:`lib.explr.experiments.equivalence`
+    (float32 runs dashed; the right panel shows the float64 ones). ``control``: None or a
+    momentum whose run A is drawn float32 against float64 (the round-off of one run).
+    """
+    control = _equivalence_runs(runs, control)
+    fig, (ax, ax2) = plt.subplots(1, 2, figsize=(11, 4))
+    for (g, dt), r in runs.items():
+        ax.plot(r["step"], np.maximum(unit_distance(r["theta_a"], r["theta_b"]), FLOOR),
+                ls="-" if dt == torch.float64 else "--", label=f"A vs B, γ = {g}, {str(dt)[6:]}")
+    if control is not None:
+        a32, a64 = runs[control, torch.float32], runs[control, torch.float64]
+        ax.plot(a64["step"], np.maximum(unit_distance(a32["theta_a"], a64["theta_a"]), FLOOR),
+                color="0.5", lw=1, label=f"A in float32 vs A in float64, γ = {control}")
+    ax.set(yscale="log", ylim=(FLOOR, 1), xlabel="step $t$",
+           ylabel=r"$\Vert \theta^A_t/\Vert\theta^A_t\Vert - "
+                  r"\theta^B_t/\Vert\theta^B_t\Vert \Vert$")
+    ax.legend(fontsize=8.5)
+    for (g, dt), r in runs.items():
+        if dt == torch.float64:
+            norm_a, norm_b = (np.linalg.norm(r[k], axis=1) for k in ("theta_a", "theta_b"))
+            ax2.plot(r["step"], norm_b / norm_a, label=f"measured, γ = {g}")
+            ax2.plot(r["step"], r["alpha"] ** -r["step"], "k:", lw=1.5)
+    ax2.plot([], [], "k:", label=r"$\alpha^{-t}$")
+    ax2.set(yscale="log", xlabel="step $t$", ylabel=r"$\Vert\theta^B_t\Vert / \Vert\theta^A_t\Vert$")
+    ax2.legend()
+    fig.tight_layout()
+    return fig
+
+
+def draw_distance(fig, steps: int = 200):
+    """``draw`` for the equivalence slider (:func:`~lib.explr.experiments.equivalence_distance`).
+
+    fig: a matplotlib Figure; steps: the runs' length, an integer >= 1.
+    """
+    checks.instance("fig", fig, Figure)
+    steps = checks.integer("steps", steps)
+    ax = fig.subplots()
+    ax.set(yscale="log", xlim=(0, steps), ylim=(FLOOR, 1e-3), xlabel="step $t$",
+           ylabel="distance of directions, A vs B")
+    line, = ax.plot([], [], label="float64")
+    ax.legend(loc="upper left")
+
+    def update(result):
+        line.set_data(result["step"], np.maximum(result["distance"], FLOOR))
+    return update
+
+
+def learning_rates(runs, steps_per_epoch: int) -> Figure:
+    """The per-step learning rates of named schedules against the epoch, on a log axis.
+
+    ``runs``: name -> (lrs, weight decay), as :func:`lib.explr.experiments.schedule_runs`
+    takes; ``steps_per_epoch``: an integer >= 1.
+    """
+    if not isinstance(runs, Mapping) or not runs:
+        raise (ValueError if isinstance(runs, Mapping) else TypeError)(
+            f"runs must be a non-empty dict name -> (lrs, weight_decay), got {runs!r:.60}")
+    lrs = {}
+    for name, run in runs.items():
+        if not (isinstance(run, (tuple, list)) and len(run) == 2):
+            raise TypeError(f"runs[{name!r}] must be a pair (lrs, weight_decay), got {run!r:.60}")
+        lrs[name] = checks.positive_array(f"runs[{name!r}] lrs", run[0], ndim=1)
+    steps_per_epoch = checks.integer("steps_per_epoch", steps_per_epoch)
+    fig, ax = plt.subplots()
+    for name, rates in lrs.items():
+        ax.plot(np.arange(len(rates)) / steps_per_epoch, rates, label=name)
+    ax.set(yscale="log", xlabel="epoch", ylabel=r"learning rate $\eta_t$",
+           xlim=(0, max(map(len, lrs.values())) / steps_per_epoch))
+    ax.legend()
+    return fig
+
+
+def schedule_runs(results, steps_per_epoch: int, epochs: int, milestones=(),
+                  layer: int = 3) -> Figure:
+    """Test accuracy and ‖w‖ of one weight tensor against the epoch, mean over seeds.
+
+    ``results`` from :func:`lib.explr.experiments.schedule_runs`; steps_per_epoch, epochs:
+    integers >= 1; milestones: epochs of the decays (dotted lines); layer: index of the
+    tensor (3: the first convolution of the second residual block of a PreResNet).
+    """
+    keys = ("step", "test_accuracy", "weight_norm_sq")
+    for name, rs in _nonempty("results", results).items():
+        _records(f"results[{name!r}]", rs, keys, mapping=False)
+    steps_per_epoch = checks.integer("steps_per_epoch", steps_per_epoch)
+    epochs = checks.integer("epochs", epochs)
+    milestones = checks.array("milestones", milestones, nonempty=False).reshape(-1)
+    n_tensors = min(np.shape(r["weight_norm_sq"])[-1] for rs in results.values() for r in rs)
+    layer = checks.integer("layer", layer, lo=0, hi=n_tensors - 1)
+    fig, (ax, ax2) = plt.subplots(1, 2, figsize=(11, 4))
+    for name, rs in results.items():
+        epoch = rs[0]["step"] / steps_per_epoch
+        ax.plot(epoch, np.mean([r["test_accuracy"] for r in rs], 0), label=name)
+        ax2.plot(epoch, np.mean([np.sqrt(r["weight_norm_sq"][:, layer]) for r in rs], 0), label=name)
+    for a in (ax, ax2):
+        for m in milestones:
+            a.axvline(m, color="0.6", lw=1, ls=":")
+    ax.set(xlabel="epoch", ylabel="test accuracy", ylim=(0.5, 1), xlim=(0, epochs))
+    ax2.set(xlabel="epoch", ylabel=r"$\Vert w\Vert$ of one convolution", yscale="log",
+            xlim=(0, epochs))
+    ax.legend(loc="lower right")
+    fig.tight_layout()
+    return fig
+
+
+def equilibrium(points, window: int = 50) -> Figure:
+    """‖θ_t − θ_{t−1}‖²/‖θ_{t−1}‖² (a running mean of ``window`` steps) against 2ηλ/(1+γ).
+
+    ``points`` from :func:`lib.explr.experiments.equilibrium`; ``window``: an integer >= 1,
+    at most the number of steps.
+    """
+    _records("points", points, ("eta", "weight_decay", "momentum", "predicted", "step_sq",
+                                "norm_sq"), mapping=False)
+    shortest = min(len(r["step_sq"]) for r in points) - 1
+    window = checks.integer("window", window, hi=max(shortest, 1))
+    fig, ax = plt.subplots()
+    for k, r in enumerate(points):
+        ratio = r["step_sq"][1:] / r["norm_sq"][:-1]  # ‖θ_t − θ_{t−1}‖² / ‖θ_{t−1}‖²
+        smooth = np.convolve(ratio, np.ones(window) / window, mode="valid")
+        colour = P[k % len(P)]
+        ax.plot(np.arange(len(smooth)) + window, smooth, color=colour,
+                label=f"η={r['eta']}, λ={r['weight_decay']}, γ={r['momentum']}")
+        ax.axhline(r["predicted"], color=colour, ls="--", lw=1.2)
+    ax.plot([], [], "k--", lw=1.2, label=r"$2\eta\lambda/(1+\gamma)$")
+    ax.set(yscale="log", xlabel="step $t$",
+           ylabel=rf"$\Vert\Delta\theta\Vert^2/\Vert\theta\Vert^2$ (mean of {window} steps)")
+    ax.legend(fontsize=9)
+    return fig
+
+
+def toy_runs(runs) -> Figure:
+    """Error and ‖w_t‖ of named toy runs (:func:`lib.explr.toy.toy_gd` results) per step."""
+    _records("runs", runs, ("error", "norm"))
+    fig, (ax, ax2) = plt.subplots(1, 2, figsize=(11, 4))
+    for name, r in runs.items():
+        ax.plot(r["error"], label=name, lw=1.5)
+        ax2.plot(r["norm"], label=name, lw=1.5)
+    ax.set(xlabel="step $t$", ylabel=r"error $\arccos(w_1/\Vert w\Vert)/\pi$", ylim=(0, 0.5))
+    ax2.set(xlabel="step $t$", ylabel=r"$\Vert w_t\Vert$", yscale="log")
+    ax.legend()
+    fig.tight_layout()
+    return fig
+
+
+def draw_toy(fig, steps: int = 1000):
+    """``draw`` for the toy slider (:func:`lib.explr.toy.toy_trajectory`): error and ‖w_t‖.
+
+    fig: a matplotlib Figure; steps: the runs' length, an integer >= 1.
+    """
+    checks.instance("fig", fig, Figure)
+    steps = checks.integer("steps", steps)
+    ax, ax2 = fig.subplots(1, 2)
+    ax.set(xlim=(0, steps), ylim=(0, 0.5), xlabel="step $t$", ylabel="error")
+    ax2.set(xlim=(0, steps), ylim=(1e-3, 1e2), yscale="log", xlabel="step $t$",
+            ylabel=r"$\Vert w_t\Vert$")
+    error, = ax.plot([], [], label="BN + WD")
+    norm, = ax2.plot([], [], label="BN + WD")
+    ax.legend(loc="upper right")
+
+    def update(result):
+        error.set_data(result["step"], result["error"])
+        norm.set_data(result["step"], result["norm"])
+    return update
