@@ -11,9 +11,9 @@ stays cheap.
 
 import importlib
 
-SHARED = ["cache", "chapter", "checks", "config", "data", "datachecks", "device", "history",
-          "invariance", "models", "plotting", "progress", "scale", "site_figure", "stack", "sweep",
-          "synthetic", "train", "widgets"]
+SHARED = ["cache", "chapter", "checks", "config", "controls", "data", "datachecks", "device",
+          "history", "invariance", "models", "plotting", "progress", "scale", "site_figure",
+          "sliders", "stack", "sweep", "synthetic", "train", "widgets"]
 CHAPTERS = ["autorate", "bngd", "explr", "wn"]
 __all__ = SHARED + CHAPTERS
 

@@ -21,10 +21,11 @@ In a live kernel (Jupyter, Binder, Colab) this is a box of standard ipywidgets: 
 with a text box each, and the figure drawn by Agg into an ``ipywidgets.Image``. In the
 built site (``NORMBOOK_BUILD=1``) it is inline SVG precomputed over the slider grid, see
 :mod:`lib.site_figure`. ``draw`` must fix the axis limits: only data artists may change.
+This module computes and draws; a slider's range and grid live in :mod:`lib.sliders`,
+the live ipywidgets in :mod:`lib.controls`.
 """
 
 import contextlib
-import html
 import inspect
 import io
 import itertools
@@ -34,7 +35,6 @@ import os
 import re
 import warnings
 from collections.abc import Iterable
-from dataclasses import dataclass
 from functools import partial
 
 import numpy as np
@@ -43,95 +43,13 @@ from matplotlib import rc_context
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
-from lib import checks, plotting, progress, scale, site_figure, sweep
+from lib import checks, plotting, progress, site_figure, sweep
+from lib.controls import LiveControls
+# Slider and build_mode are re-exported: chapters import them from lib.widgets
+from lib.sliders import Slider, build_mode, site_grids, slider_list
 
 _RENDER_RC = {**plotting.STYLE, "savefig.bbox": "standard"}
 _counter = itertools.count()
-
-
-def build_mode() -> bool:
-    """True while ``jupyter-book build`` runs the notebooks (``NORMBOOK_BUILD=1``)."""
-    return os.environ.get("NORMBOOK_BUILD") == "1"
-
-
-@dataclass(frozen=True)
-class Slider:
-    """One slider: a keyword of ``compute`` and the range it moves over.
-
-    ``min < max`` and ``default`` in [min, max] are finite numbers (integers for an integer
-    slider, ``min > 0`` for a log slider); ``grid`` is None or an integer >= 2.
-    """
-
-    name: str                # keyword argument of compute() that receives the value
-    label: str               # shown beside the slider; plain Unicode, e.g. "η"
-    min: float               # smallest value (> 0 when log)
-    max: float               # largest value
-    default: float           # value before any move; always a site grid point
-    log: bool = False        # log-spaced slider and grid
-    integer: bool = False    # integer values (IntSlider)
-    grid: int | None = None  # grid points in the built site; None: scale.current().slider_grid
-
-    def __post_init__(self):
-        name = checks.string("name", self.name)
-        if not name.isidentifier():
-            raise ValueError(f"name must be a Python identifier (a keyword of compute), "
-                             f"got {name!r}")
-        checks.string(f"slider {name}: label", self.label)
-        log = checks.boolean(f"slider {name}: log", self.log)
-        integer = checks.boolean(f"slider {name}: integer", self.integer)
-        number = partial(checks.integer, lo=None) if integer else checks.number
-        lo, hi, default = (number(f"slider {name}: {field}", getattr(self, field))
-                           for field in ("min", "max", "default"))
-        grid = None if self.grid is None else checks.integer(f"slider {name}: grid", self.grid, lo=2)
-        if not lo < hi:
-            raise ValueError(f"slider {name}: need min < max, got [{lo}, {hi}]")
-        if log and lo <= 0:
-            raise ValueError(f"slider {name}: a log slider needs min > 0, got {lo}")
-        if not lo <= default <= hi:
-            raise ValueError(f"slider {name}: default {default} is outside [{lo}, {hi}]")
-        if integer and grid is not None and grid > hi - lo + 1:
-            raise ValueError(f"slider {name}: grid={grid} points do not fit the "
-                             f"{hi - lo + 1} integers in [{lo}, {hi}]")
-        for field, value in dict(log=log, integer=integer, min=lo, max=hi, default=default,
-                                 grid=grid).items():   # canonical Python types
-            object.__setattr__(self, field, value)
-
-    def clamp(self, value: float) -> float:
-        """``value`` (a number; ±inf allowed) moved into [min, max] (rounded if integer)."""
-        value = checks.number(f"slider {self.name}: value", value, finite=False)
-        value = min(max(value, self.min), self.max)
-        return int(round(value)) if self.integer else value
-
-    @property
-    def grid_size(self) -> int:
-        """Regular points of the site grid (the default may add one more)."""
-        return self.grid or scale.current().slider_grid
-
-    def grid_values(self) -> list:
-        """Site grid: ``grid`` points from min to max (log or linear) plus the default.
-
-        A grid whose points are not distinct (integers rounding together, a range too
-        narrow for floats) is refused with a ValueError naming the slider.
-        """
-        n = self.grid_size
-        pts = (np.geomspace if self.log else np.linspace)(self.min, self.max, n)
-        pts = [int(round(p)) if self.integer else float(p) for p in pts]
-        pts[0], pts[-1] = self.min, self.max   # exact endpoints, no round-off
-        if not all(a < b for a, b in zip(pts, pts[1:])):
-            raise ValueError(f"slider {self.name}: its grid of {n} points from {self.min:g} to "
-                             f"{self.max:g} repeats values; use a smaller grid (Slider(grid=))")
-        close = [i for i, p in enumerate(pts) if math.isclose(p, self.default, rel_tol=1e-9)]
-        if close:
-            pts[close[0]] = self.default
-        else:
-            pts.append(self.default)
-        return sorted(set(pts))
-
-    def _value(self, value):
-        """A value typed for this slider: a finite number (an integer if integer)."""
-        if self.integer:
-            return checks.integer(self.name, value, lo=None)
-        return checks.number(self.name, value)
 
 
 class ComputeError(str):
@@ -156,22 +74,6 @@ def _call_safely(compute, **values):
 
 def _show(values: dict) -> str:
     return ", ".join(f"{k}={v!r}" for k, v in values.items())
-
-
-def _sliders(sliders) -> list:
-    """``sliders`` as a non-empty list of :class:`Slider` with distinct names."""
-    if isinstance(sliders, (Slider, str, dict)) or not isinstance(sliders, Iterable):
-        raise TypeError(f"sliders must be a list of Slider, got {type(sliders).__name__}")
-    sliders = list(sliders)
-    if not sliders:
-        raise ValueError("sliders must hold at least one Slider, got an empty list")
-    for i, s in enumerate(sliders):
-        if not isinstance(s, Slider):
-            raise TypeError(f"sliders[{i}] must be a Slider, got {type(s).__name__} {s!r:.40}")
-    names = [s.name for s in sliders]
-    if len(set(names)) != len(names):
-        raise ValueError(f"sliders must have distinct names, got {names}")
-    return sliders
 
 
 def _keywords(compute, names: list):
@@ -211,7 +113,7 @@ def _cache_name(cache_name, compute) -> str:
     return cache_name
 
 
-class InteractiveFigure:
+class InteractiveFigure(LiveControls):
     """A figure with sliders: live ipywidgets in a kernel, precomputed SVG in the site.
 
     Args:
@@ -234,7 +136,7 @@ class InteractiveFigure:
 
     def __init__(self, compute, draw, sliders, title: str = "", expensive: bool = False,
                  figsize=None, cache_name: str | None = None):
-        self.sliders = _sliders(sliders)
+        self.sliders = slider_list(sliders)
         self.names = [s.name for s in self.sliders]
         self.compute = _keywords(compute, self.names)
         checks.function("draw", draw)
@@ -266,18 +168,7 @@ class InteractiveFigure:
     def site_grids(self) -> list:
         """Each slider's site grid, once their product (the frames the site stores) is known
         to be at most ``site_figure.MAX_FRAMES``; else a ValueError naming the sliders."""
-        sizes = [s.grid_size for s in self.sliders]
-        grids = None
-        if math.prod(sizes) <= site_figure.MAX_FRAMES:   # never build a grid past the budget
-            grids = [s.grid_values() for s in self.sliders]
-            sizes = [len(g) for g in grids]
-        if math.prod(sizes) > site_figure.MAX_FRAMES:
-            shown = " × ".join(f"{s.name} ({n} points)" for s, n in zip(self.sliders, sizes))
-            raise ValueError(f"{self.title or 'interactive figure'}: sliders {shown} make "
-                             f"{math.prod(sizes)} site frames, over the budget of "
-                             f"{site_figure.MAX_FRAMES} frames per figure; use coarser grids "
-                             "(Slider(..., grid=n)) or fewer sliders")
-        return grids
+        return site_grids(self.sliders, self.title)
 
     # --- computing ---------------------------------------------------------------
     @contextlib.contextmanager
@@ -400,111 +291,6 @@ class InteractiveFigure:
     def note(self) -> str:
         """Text under the figure: clamped typed values and compute errors."""
         return "; ".join(self._clamp_notes + ([self.error] if self.error else []))
-
-    # --- live widget -----------------------------------------------------------------
-    def set(self, **values):
-        """Move sliders to ``values`` and redraw.
-
-        Each value is a finite number (an integer for an integer slider) for a known slider
-        name, else a TypeError/ValueError naming the slider; values outside the range are
-        clamped into it with a note. Every value is checked before any slider moves.
-        """
-        unknown = set(values) - set(self.names)
-        if unknown:
-            raise ValueError(f"unknown slider(s) {sorted(unknown)}; sliders are {self.names}")
-        moved = [(s, s._value(values[s.name])) for s in self.sliders if s.name in values]
-        notes = []
-        for s, v in moved:
-            c = s.clamp(v)
-            if c != v:
-                notes.append(f"{s.label} = {v:g} is outside [{s.min:g}, {s.max:g}]; using {c:g}")
-            self.values[s.name] = c
-        self._clamp_notes = notes
-        self._sync_widgets()
-        self._redraw()
-        return self
-
-    def _redraw(self):
-        bar = self._widgets and self._widgets["progress"] if self.expensive else None
-        if bar:
-            bar.layout.visibility, bar.value = "visible", 0
-        with self._widgets["out"] if self._widgets else contextlib.nullcontext():
-            self.apply(self.values)
-        if bar:
-            bar.value, bar.layout.visibility = 1, "hidden"
-        if self._widgets:
-            self._widgets["image"].value = self.png()
-            self._widgets["note"].value = self._note_html()
-
-    def _note_html(self):
-        return f'<span style="color:#D55E00">{html.escape(self.note)}</span>'
-
-    def _sync_widgets(self):
-        if not self._widgets:
-            return
-        self._syncing = True
-        try:
-            for name, (slider, text) in self._widgets["rows"].items():
-                slider.value = text.value = self.values[name]
-        finally:
-            self._syncing = False
-
-    def _on_slider(self, name, change):
-        if not getattr(self, "_syncing", False):
-            self.values[name], self._clamp_notes = change.new, []
-            self._syncing = True
-            shown = change.new if isinstance(change.new, int) else float(f"{change.new:.4g}")
-            self._widgets["rows"][name][1].value = shown
-            self._syncing = False
-            self._redraw()
-
-    def _on_text(self, name, change):
-        if getattr(self, "_syncing", False):
-            return
-        try:
-            self.set(**{name: change.new})
-        except (TypeError, ValueError) as err:   # e.g. NaN typed: a callback must not raise
-            self._clamp_notes = [f"{err}; keeping {self.values[name]:g}"]
-            self._sync_widgets()
-            self._widgets["note"].value = self._note_html()
-
-    @property
-    def widget(self):
-        """The ipywidgets box (built on first use)."""
-        if self._widgets is None:
-            self._widgets = self._build_widgets()
-        return self._widgets["box"]
-
-    def _build_widgets(self):
-        import ipywidgets as W
-        rows, boxes = {}, []
-        for s in self.sliders:
-            common = dict(value=s.default, description=s.label, readout=False,
-                          continuous_update=not self.expensive, layout=W.Layout(width="60%"))
-            if s.integer:
-                slider, text = W.IntSlider(min=s.min, max=s.max, **common), W.IntText(s.default)
-            elif s.log:
-                lo, hi = math.log10(s.min), math.log10(s.max)
-                slider = W.FloatLogSlider(min=lo, max=hi, step=(hi - lo) / 500, **common)
-                text = W.FloatText(s.default)
-            else:
-                slider = W.FloatSlider(min=s.min, max=s.max, step=(s.max - s.min) / 500, **common)
-                text = W.FloatText(s.default)
-            text.layout = W.Layout(width="8em")
-            slider.observe(partial(self._on_slider, s.name), "value")
-            text.observe(partial(self._on_text, s.name), "value")
-            rows[s.name] = (slider, text)
-            boxes.append(W.HBox([slider, text]))
-        # In builds the site shows our HTML; an empty image keeps the saved widget state small.
-        image = W.Image(value=b"" if build_mode() else self.png(), format="png")
-        note = W.HTML(self._note_html())
-        bar = W.IntProgress(value=0, min=0, max=1, description="computing…",
-                            layout=W.Layout(visibility="hidden"))
-        out = W.Output()
-        head = [W.HTML(f"<b>{html.escape(self.title)}</b>")] if self.title else []
-        extra = [bar, out] if self.expensive else []
-        box = W.VBox([*head, image, *boxes, note, *extra])
-        return {"box": box, "rows": rows, "image": image, "note": note, "progress": bar, "out": out}
 
     # --- display -------------------------------------------------------------------
     def html(self) -> str:

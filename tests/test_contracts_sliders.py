@@ -1,4 +1,5 @@
-"""lib.widgets and lib.site_figure (the slider mechanism) refuse bad input by name, before
+"""lib.widgets, lib.sliders, lib.controls and lib.site_figure (the slider mechanism) refuse
+bad input by name, before
 any work; a compute that crashes never leaves a stale figure claiming the new values."""
 
 import functools
@@ -12,7 +13,7 @@ from hypothesis import strategies as st
 from matplotlib.figure import Figure
 
 from contracts import INF, NAN, Case, parametrize
-from lib import site_figure, widgets
+from lib import controls, site_figure, sliders, widgets
 from lib.widgets import ComputeFailed, InteractiveFigure, Slider
 
 
@@ -54,6 +55,8 @@ def svg_and_line():
 NOT_FIGURES = st.sampled_from([None, 3, "fig", [], object()])
 NOT_IFIGS = st.sampled_from([None, 3, "fig", Figure(), object()])
 NOT_ARTIST_LISTS = st.sampled_from([None, 3, "ab", [1], [None], ["line"]])
+NOT_SLIDER_LISTS = st.sampled_from([None, 3, "eta", [], [3], ["eta"],
+                                     [Slider("eta", "η", 0.1, 2.0, default=0.5)] * 2])
 BAD_GRIDS = st.one_of(st.integers(max_value=1), st.sampled_from([2.5, 3.0, "3", True, NAN, INF]))
 
 CASES = [
@@ -98,12 +101,17 @@ CASES = [
          {"ifig": NOT_IFIGS, "bar": st.sampled_from([3, "bar"]),
           "budget": st.one_of(st.integers(max_value=0), st.sampled_from([2.5, "1e6", True, NAN]))}),
     Case(site_figure.static_html, lambda: dict(ifig=ifig()), {"ifig": NOT_IFIGS}),
+    Case(sliders.slider_list, lambda: dict(sliders=[eta_slider()]), {"sliders": NOT_SLIDER_LISTS}),
+    Case(sliders.site_grids, lambda: dict(sliders=[eta_slider()], title="t"),
+         {"sliders": NOT_SLIDER_LISTS, "title": st.sampled_from([None, 3, b"t"])}),
 ]
 
 EXEMPT = {
     widgets.build_mode: "takes no arguments (reads NORMBOOK_BUILD)",
     widgets.ComputeError: "a str subclass tagging a ValueError's message; any text is valid",
     widgets.ComputeFailed: "an exception type lib raises itself, never built from user input",
+    controls.LiveControls: "a mixin of InteractiveFigure with no constructor arguments; its "
+                           "set() is checked through InteractiveFigure's tests",
 }
 
 test_bad_input_is_refused_by_name = parametrize(CASES)

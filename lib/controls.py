@@ -1,0 +1,129 @@
+"""The live kernel's controls of an interactive figure: a box of standard ipywidgets.
+
+Each slider comes with a text box for typing a value (clamped into the slider's range,
+with a note); the figure is a PNG drawn by Agg into an ``ipywidgets.Image``, with the
+note and, for expensive figures, a progress bar below. :class:`LiveControls` is the part
+of :class:`lib.widgets.InteractiveFigure` that builds and answers these widgets; the
+figure supplies ``sliders``, ``values``, ``apply``, ``png`` and ``note``.
+"""
+
+import contextlib
+import html
+import math
+from functools import partial
+
+from lib.sliders import build_mode
+
+
+class LiveControls:
+    """Sliders, text boxes, image and note of a figure in a live kernel (a mixin).
+
+    The widgets are built on first use of :attr:`widget`; until then :meth:`set` only
+    redraws the figure.
+    """
+
+    _widgets = None   # dict of the ipywidgets once built: box, rows, image, note, ...
+
+    def set(self, **values):
+        """Move sliders to ``values`` and redraw.
+
+        Each value is a finite number (an integer for an integer slider) for a known slider
+        name, else a TypeError/ValueError naming the slider; values outside the range are
+        clamped into it with a note. Every value is checked before any slider moves.
+        """
+        unknown = set(values) - set(self.names)
+        if unknown:
+            raise ValueError(f"unknown slider(s) {sorted(unknown)}; sliders are {self.names}")
+        moved = [(s, s._value(values[s.name])) for s in self.sliders if s.name in values]
+        notes = []
+        for s, v in moved:
+            c = s.clamp(v)
+            if c != v:
+                notes.append(f"{s.label} = {v:g} is outside [{s.min:g}, {s.max:g}]; using {c:g}")
+            self.values[s.name] = c
+        self._clamp_notes = notes
+        self._sync_widgets()
+        self._redraw()
+        return self
+
+    def _redraw(self):
+        bar = self._widgets and self._widgets["progress"] if self.expensive else None
+        if bar:
+            bar.layout.visibility, bar.value = "visible", 0
+        with self._widgets["out"] if self._widgets else contextlib.nullcontext():
+            self.apply(self.values)
+        if bar:
+            bar.value, bar.layout.visibility = 1, "hidden"
+        if self._widgets:
+            self._widgets["image"].value = self.png()
+            self._widgets["note"].value = self._note_html()
+
+    def _note_html(self):
+        return f'<span style="color:#D55E00">{html.escape(self.note)}</span>'
+
+    def _sync_widgets(self):
+        if not self._widgets:
+            return
+        self._syncing = True
+        try:
+            for name, (slider, text) in self._widgets["rows"].items():
+                slider.value = text.value = self.values[name]
+        finally:
+            self._syncing = False
+
+    def _on_slider(self, name, change):
+        if not getattr(self, "_syncing", False):
+            self.values[name], self._clamp_notes = change.new, []
+            self._syncing = True
+            shown = change.new if isinstance(change.new, int) else float(f"{change.new:.4g}")
+            self._widgets["rows"][name][1].value = shown
+            self._syncing = False
+            self._redraw()
+
+    def _on_text(self, name, change):
+        if getattr(self, "_syncing", False):
+            return
+        try:
+            self.set(**{name: change.new})
+        except (TypeError, ValueError) as err:   # e.g. NaN typed: a callback must not raise
+            self._clamp_notes = [f"{err}; keeping {self.values[name]:g}"]
+            self._sync_widgets()
+            self._widgets["note"].value = self._note_html()
+
+    @property
+    def widget(self):
+        """The ipywidgets box (built on first use)."""
+        if self._widgets is None:
+            self._widgets = self._build_widgets()
+        return self._widgets["box"]
+
+    def _build_widgets(self):
+        import ipywidgets as W
+        rows, boxes = {}, []
+        for s in self.sliders:
+            common = dict(value=s.default, description=s.label, readout=False,
+                          continuous_update=not self.expensive, layout=W.Layout(width="60%"))
+            if s.integer:
+                slider, text = W.IntSlider(min=s.min, max=s.max, **common), W.IntText(s.default)
+            elif s.log:
+                lo, hi = math.log10(s.min), math.log10(s.max)
+                slider = W.FloatLogSlider(min=lo, max=hi, step=(hi - lo) / 500, **common)
+                text = W.FloatText(s.default)
+            else:
+                slider = W.FloatSlider(min=s.min, max=s.max, step=(s.max - s.min) / 500, **common)
+                text = W.FloatText(s.default)
+            text.layout = W.Layout(width="8em")
+            slider.observe(partial(self._on_slider, s.name), "value")
+            text.observe(partial(self._on_text, s.name), "value")
+            rows[s.name] = (slider, text)
+            boxes.append(W.HBox([slider, text]))
+        # In builds the site shows our HTML; an empty image keeps the saved widget state small.
+        image = W.Image(value=b"" if build_mode() else self.png(), format="png")
+        note = W.HTML(self._note_html())
+        bar = W.IntProgress(value=0, min=0, max=1, description="computing…",
+                            layout=W.Layout(visibility="hidden"))
+        out = W.Output()
+        head = [W.HTML(f"<b>{html.escape(self.title)}</b>")] if self.title else []
+        extra = [bar, out] if self.expensive else []
+        box = W.VBox([*head, image, *boxes, note, *extra])
+        return {"box": box, "rows": rows, "image": image, "note": note, "progress": bar, "out": out}
