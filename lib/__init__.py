@@ -12,7 +12,7 @@ stays cheap.
 import importlib
 
 SHARED = ["cache", "chapter", "checks", "config", "controls", "data", "datachecks", "device",
-          "history", "invariance", "models", "plotting", "progress", "scale", "site_figure",
+          "grid", "history", "invariance", "models", "plotting", "progress", "scale", "site_figure",
           "sliders", "stack", "sweep", "synthetic", "train", "widgets"]
 CHAPTERS = ["autorate", "bngd", "explr", "wn"]
 __all__ = SHARED + CHAPTERS
