@@ -1,5 +1,5 @@
-"""Bad input to lib.train (with lib.config, lib.history, lib.datachecks), lib.sweep, lib.stack
-and lib.models is refused by name.
+"""Bad input to lib.train (with lib.config, lib.history, lib.datachecks), lib.sweep (with
+lib.grid), lib.stack and lib.models is refused by name.
 
 The property-based cases attack every argument of every public callable with bad values
 of its kind (tests/contracts.py); the explicit tests below are the cases issue 12 lists:
