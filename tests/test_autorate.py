@@ -9,9 +9,11 @@ import copy
 import numpy as np
 import pytest
 import torch
+from matplotlib import pyplot as plt
+from matplotlib.figure import Figure
 
 from lib import stack, train
-from lib.autorate import experiments, theory
+from lib.autorate import experiments, figures, theory
 from lib.synthetic import gaussian_classification
 from lib.train import TrainConfig
 
@@ -386,3 +388,121 @@ def test_make_mlp_scales_group_w_and_leaves_the_global_rng_alone():
 def test_bad_arguments_raise_value_error(call, match):
     with pytest.raises(ValueError, match=match):
         call()
+
+
+# --- figures: each draws exactly the arrays it is given ------------------------------------
+
+@pytest.fixture
+def close_figures():
+    yield
+    plt.close("all")
+
+
+def data_of(line):
+    return np.asarray(line.get_xdata(), float), np.asarray(line.get_ydata(), float)
+
+
+def assert_line(line, x, y):
+    lx, ly = data_of(line)
+    np.testing.assert_array_equal(lx, np.asarray(x, float))
+    np.testing.assert_array_equal(ly, np.asarray(y, float))
+
+
+RNG = np.random.default_rng(0)
+
+
+def test_invariance_gaps_draws_each_networks_gaps_floored(close_figures):
+    scales = np.array([0.1, 1.0, 10.0])
+    gaps = {norm: {"scale": scales, "loss_gap": RNG.random(3) * [1, 0, 1],
+                   "grad_gap": RNG.random(3), "cosine": np.zeros(3)} for norm in ("bn_smooth", "bn")}
+    fig = figures.invariance_gaps(gaps)
+    for ax, key in zip(fig.axes, ("loss_gap", "grad_gap")):
+        curves = [l for l in ax.lines if len(l.get_xdata()) == 3]
+        assert len(curves) == 2
+        for line, norm in zip(curves, ("bn_smooth", "bn")):
+            assert_line(line, scales, np.maximum(gaps[norm][key], figures.FLOOR))
+    only = figures.invariance_gaps({"bn": gaps["bn"]})
+    assert [len([l for l in ax.lines if len(l.get_xdata()) == 3]) for ax in only.axes] == [1, 1]
+
+
+def test_norm_growth_draws_the_norm_and_the_effective_rate(close_figures):
+    eta, step = np.array([0.1, 10.0]), np.arange(5)
+    norm_sq = 1 + RNG.random((2, 5))
+    fig = figures.norm_growth(eta, step, norm_sq)
+    for k in range(2):
+        assert_line(fig.axes[0].lines[k], step, norm_sq[k])
+        assert_line(fig.axes[1].lines[k], step + 1, eta[k] / norm_sq[k])
+    assert len(fig.axes[0].lines) == len(fig.axes[1].lines) == 2
+
+
+def test_sphere_vs_gd_draws_both_losses_and_both_gaps(close_figures):
+    twin = {"loss_gd": RNG.random(4), "loss_sphere": RNG.random(4),
+            "path_gap": np.r_[0.0, RNG.random(3) * 1e-12], "step_gap": RNG.random(3) * 1e-14}
+    fig = figures.sphere_vs_gd(twin)
+    t = np.arange(4)
+    assert_line(fig.axes[0].lines[0], t, twin["loss_gd"])
+    assert_line(fig.axes[0].lines[1], t, twin["loss_sphere"])
+    assert_line(fig.axes[1].lines[0], t, np.maximum(twin["path_gap"], figures.FLOOR))
+    assert_line(fig.axes[1].lines[1], t[1:], twin["step_gap"])
+
+
+@pytest.mark.parametrize("blew_up", [[False, True, True], [False, False, False]])
+def test_gd_rates_draws_minima_and_loss_summaries(close_figures, blew_up):
+    eta, step = np.array([1e-2, 1.0, 1e2]), np.arange(12)
+    best = RNG.random((3, 12))
+    loss_bn, loss_plain = RNG.random((3, 2, 12)), RNG.random((3, 1, 12))
+    loss_plain[2, 0, 5:] = np.nan
+    fig = figures.gd_rates(eta, step, best, loss_bn, loss_plain, np.array(blew_up))
+    top, left, right = fig.axes
+    for k in range(3):
+        assert_line(top.lines[k], step + 1, best[k])
+    assert_line(top.lines[3], step + 1, best[1, 9] * 10 / (step + 1))  # the 1/T guide
+    for line, loss in zip(left.lines, (loss_bn, loss_plain)):
+        assert_line(line, eta, np.nanmax(loss, -1).mean(1))
+    for line, loss in zip(right.lines, (loss_bn, loss_plain)):
+        assert_line(line, eta, loss[..., -1].mean(1))
+    assert len(left.patches) == any(blew_up)  # the blow-up region without BN, if any
+    assert right.get_ylabel() == "loss after 11 steps"
+
+
+def test_sgd_convergence_draws_every_rate_and_exponent(close_figures):
+    eta, alpha, T = np.array([0.1, 10.0, 1e3]), np.array([0.0, 0.5]), np.arange(1, 41)
+    eff, best = RNG.random((3, 2, 40)), RNG.random((3, 2, 40))
+    fig = figures.sgd_convergence(eta, alpha, T, eff, best, 3)
+    for i in range(3):
+        for j in range(2):
+            assert_line(fig.axes[0].lines[2 * i + j], T[1:], eff[i, j, 1:])
+            assert_line(fig.axes[1].lines[2 * i + j], T, best[i, j])
+    assert len(fig.axes[1].lines) == 7 and "3 seeds" in fig.axes[1].get_title()
+
+
+def test_weight_decay_draws_means_over_seeds_and_the_levels(close_figures):
+    lambdas, step = [0.0, 0.01], np.arange(6)
+    norm_sq, levels = 1 + RNG.random((2, 3, 6)), [np.nan, 0.25]
+    fig = figures.weight_decay(lambdas, step, norm_sq, levels, eta_w=2.0)
+    for k in range(2):
+        assert_line(fig.axes[0].lines[k], step, norm_sq[k].mean(0))
+    curves = [l for l in fig.axes[1].lines if len(l.get_xdata()) == 6]
+    for k in range(2):
+        assert_line(curves[k], step, (2.0 / norm_sq[k]).mean(0))
+    flat = [l for l in fig.axes[1].lines if len(l.get_xdata()) == 2]
+    assert len(flat) == 1 and set(flat[0].get_ydata()) == {0.25}  # no level for λ = 0
+
+
+def test_slider_draws_show_the_member_they_are_given():
+    fig = Figure()
+    update = figures.draw_rates(fig, steps=4)
+    r = {"step": np.arange(5), "loss_bn": RNG.random(5), "loss_plain": np.r_[1.0, 2.0, np.inf, np.nan, np.nan],
+         "eff_lr": RNG.random(5)}
+    update(r)
+    (a, b), (c,) = fig.axes[0].lines, fig.axes[1].lines
+    assert_line(a, r["step"], r["loss_bn"]), assert_line(b, r["step"], r["loss_plain"])
+    assert_line(c, r["step"], r["eff_lr"])
+    assert any("diverged at step 2" in t.get_text() for t in fig.axes[0].texts)
+    fig = Figure()
+    update = figures.draw_scale(fig, steps=4)
+    r = {"step": np.arange(5), "norm_sq": RNG.random((2, 5)), "loss": RNG.random((2, 5))}
+    update(r)
+    for ax, key in zip(fig.axes, ("norm_sq", "loss")):
+        assert_line(ax.lines[0], r["step"], r[key][0])
+        assert_line(ax.lines[1], r["step"], r[key][1])

@@ -7,10 +7,12 @@ import numpy as np
 import pytest
 import torch
 from hypothesis import strategies as st
+from matplotlib import pyplot as plt
+from matplotlib.figure import Figure
 
 from contracts import INF, NAN, Case, parametrize
 from lib import invariance, models, stack, sweep, train
-from lib.autorate import experiments, theory
+from lib.autorate import experiments, figures, theory
 from lib.data import Dataset
 
 N, D, C = 8, 4, 3  # examples, features, classes of the tiny data set
@@ -116,6 +118,22 @@ def _bad_params():
 BAD_PARAMS = st.sampled_from(_bad_params())
 
 
+def gap_result():
+    return {"scale": np.array([0.5, 2.0]), "loss_gap": np.zeros(2), "grad_gap": np.ones(2) * 1e-16,
+            "cosine": np.zeros(2)}
+
+
+def twin():
+    return {"loss_gd": np.ones(3), "loss_sphere": np.ones(3), "path_gap": np.zeros(3),
+            "step_gap": np.zeros(2)}
+
+
+# recorded curves: NaN is allowed (a divergence); wrong types, shapes and empties are not
+BAD_CURVE = st.sampled_from([None, "x", 3.0, [], [[0.0, 1.0]], [1j, 2j], np.arange(7)])
+BAD_CURVES = st.sampled_from([None, "x", 1.0, np.ones(3), np.ones((5, 5)), np.ones((2, 0)),
+                              np.ones((1, 2, 3, 4)), [[1j]]])
+
+
 def family():
     return {"step": np.arange(3), "loss": np.ones((2, 3)), "diverged_at": np.array([-1, -1])}
 
@@ -206,9 +224,50 @@ CASES = [
                                               steps=1, width=3, batch_size=None),
                   {"data": BAD_DATA, "g0": BAD_RATES, "lam": "nonneg", "eta_w": "positive",
                    "eta_g": "positive", "steps": "size", "width": "size", "batch_size": BAD_BATCH}),
+
+    # figures: results of the wrong shape or kind are refused before anything is drawn
+    Case(figures.invariance_gaps, lambda: dict(gaps={"bn": gap_result()}),
+         {"gaps": st.sampled_from([None, "gaps", [gap_result()], {}, {"layer": gap_result()},
+                                   {"bn": {"scale": [1.0, 2.0]}}, {"bn": "r"},
+                                   {"bn": {**gap_result(), "loss_gap": np.ones(3)}},
+                                   {"bn": {**gap_result(), "scale": [0.0, 1.0]}}])}),
+    Case(figures.norm_growth, lambda: dict(eta_w=[0.1, 1.0], step=np.arange(3),
+                                           norm_sq=np.ones((2, 3))),
+         {"eta_w": BAD_RATES, "step": BAD_CURVE, "norm_sq": BAD_CURVES}),
+    Case(figures.sphere_vs_gd, lambda: dict(twin=twin()),
+         {"twin": st.sampled_from([None, "twin", [1.0], {"loss_gd": np.ones(3)},
+                                   {**twin(), "step_gap": np.ones(3)},
+                                   {**twin(), "loss_sphere": np.ones((3, 1))},
+                                   {**twin(), "path_gap": "x"}])}),
+    Case(figures.gd_rates, lambda: dict(eta_w=[0.1, 1.0], step=np.arange(12), best=np.ones((2, 12)),
+                                        loss_bn=np.ones((2, 1, 12)), loss_plain=np.ones((2, 1, 12)),
+                                        blew_up=np.array([False, True])),
+         {"eta_w": BAD_RATES, "step": BAD_CURVE, "best": BAD_CURVES,
+          "loss_bn": BAD_CURVES, "loss_plain": BAD_CURVES,
+          "blew_up": st.sampled_from([None, [0, 1], np.array([True]), "no", np.ones(2)])}),
+    Case(figures.sgd_convergence, lambda: dict(eta_w=[0.1, 1.0], alpha=[0.0, 0.5], T=np.arange(1, 4),
+                                               eff_lr=np.ones((2, 2, 3)), best=np.ones((2, 2, 3)),
+                                               n_seeds=2),
+         {"eta_w": BAD_RATES, "alpha": BAD_CURVE, "T": "positive_array", "eff_lr": BAD_CURVES,
+          "best": BAD_CURVES, "n_seeds": "size"}),
+    Case(figures.weight_decay, lambda: dict(lambdas=[0.0, 0.01], step=np.arange(3),
+                                            norm_sq=np.ones((2, 2, 3)), levels=[NAN, 0.5], eta_w=1.0),
+         {"lambdas": st.sampled_from([None, "x", [0.0, -0.1], [0.0, INF], [0.0], [[0.0, 0.1]]]),
+          "step": BAD_CURVE, "norm_sq": BAD_CURVES,
+          "levels": st.sampled_from([None, "x", [0.5], [[0.5, 0.5]], [1j, 1j]]), "eta_w": "positive"}),
+    Case(figures.draw_rates, lambda: dict(fig=Figure(), steps=3),
+         {"fig": st.sampled_from([None, "fig", 3]), "steps": "size"}),
+    Case(figures.draw_scale, lambda: dict(fig=Figure(), steps=3),
+         {"fig": st.sampled_from([None, "fig", 3]), "steps": "size"}),
 ]
 
 EXEMPT = {}
+
+
+@pytest.fixture(autouse=True)
+def close_figures():
+    yield
+    plt.close("all")
 
 test_bad_input_is_refused_by_name = parametrize(CASES)
 

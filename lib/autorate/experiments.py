@@ -7,6 +7,8 @@ sliders. Built on :mod:`lib.autorate.theory`; every run goes through :mod:`lib.t
 :mod:`lib.sweep`.
 """
 
+import dataclasses
+import functools
 from collections.abc import Mapping
 
 import numpy as np
@@ -196,41 +198,62 @@ def sgd_convergence(data, lr_w, alpha, lr_g, steps, batch_size, seeds, width, de
         sgd_schedules(a, 1)  # refuses alpha outside Theorem 4.2's [0, 1/2], by name
     lr_g, seeds = checks.positive("lr_g", lr_g), _seeds(seeds)
     X, y, shape = _checked(data, width, depth)
-    batch_size = checks.integer("batch_size", batch_size, 1, X.shape[0])
-    n_batches = checks.integer("n_batches", n_batches, lo=2)
-    at, cache_name = eval_steps(steps, n_evals), _name_or_none("cache_name", cache_name)
-    points = [(float(a), float(b), s) for a in lr_w for b in alphas for s in seeds]
-    key = {"points": points, "lr_g": lr_g, "at": at, "batch_size": batch_size,
-           "width": width, "depth": depth, "n_batches": n_batches,
+    plan = _SGDPlan(points=[(float(a), float(b), s) for a in lr_w for b in alphas for s in seeds],
+                    lr_g=lr_g, steps=steps, at=eval_steps(steps, n_evals),
+                    batch_size=checks.integer("batch_size", batch_size, 1, X.shape[0]),
+                    n_batches=checks.integer("n_batches", n_batches, lo=2))
+    cache_name = _name_or_none("cache_name", cache_name)
+    key = {"points": plan.points, "lr_g": lr_g, "at": plan.at, "batch_size": plan.batch_size,
+           "width": width, "depth": depth, "n_batches": plan.n_batches,
            "data": sweep.data_fingerprint(data)}
-
-    def measure(stk, t):
-        batches = random_batches(X.shape[0], batch_size, n_batches, seed=int(t))
-        return expected_gradients(stk, data, batches)
-
-    def run(_key):
-        scheds = [sgd_schedules(b, steps) for _, b, _ in points]
-        stk = stack.from_models([make_mlp(seed=s, **shape) for _, _, s in points],
-                                device=X.device)
-        results, diverged_at = [measure(stk, 0)], np.full(len(points), -1)
-        for start, stop in zip(at[:-1], at[1:]):
-            length = int(stop - start)
-            configs = [train.TrainConfig(
-                steps=length, batch_size=batch_size, lr={"w": a, "g": lr_g},
-                schedule={g: sc[g][start:stop] for g in sc},
-                seed=(s * 100_003 + int(start)) % 2**63, log_every=length)
-                for (a, _, s), sc in zip(points, scheds)]
-            for k, h in enumerate(train.fit(stk, data, configs, bar=False)):
-                if h.diverged and diverged_at[k] < 0:  # a result: recorded, not raised
-                    diverged_at[k] = start + h.diverged_at
-            results.append(measure(stk, stop))
-        return {"diverged_at": diverged_at,
-                **{k: np.stack([r[k] for r in results], -1) for k in results[0]}}
-
+    run = lambda _key: _sgd_runs(data, functools.partial(make_mlp, **shape), plan)  # noqa: E731
     out = cache.memoize(cache_name, key, run) if cache_name else run(None)
     grid = (len(lr_w), len(alphas), len(seeds))
-    return {"step": at, "diverged_at": out["diverged_at"].reshape(grid),
-            **{k: v.reshape(grid + (len(at),)) for k, v in out.items() if k != "diverged_at"}}
+    return {"step": plan.at, "diverged_at": out["diverged_at"].reshape(grid),
+            **{k: v.reshape(grid + (len(plan.at),)) for k, v in out.items() if k != "diverged_at"}}
+
+
+@dataclasses.dataclass(frozen=True)
+class _SGDPlan:
+    points: list          # (η_w, α, seed) of every network of the stack
+    lr_g: float           # η_g, the rate of group g
+    steps: int            # SGD steps in all
+    at: np.ndarray        # steps where the objective's gradient is measured, 0 and steps included
+    batch_size: int       # examples per SGD step
+    n_batches: int        # fresh mini-batches per measurement
+
+
+def _sgd_runs(data, build, plan: _SGDPlan) -> dict:
+    """Train one stack of ``build(seed=s)`` for every point of ``plan``, measuring
+    :func:`expected_gradients` at ``plan.at``: arrays (K, E) and ``diverged_at`` (K,)."""
+    X, _ = check_data(data)
+    stk = stack.from_models([build(seed=s) for _, _, s in plan.points], device=X.device)
+
+    def measure(t):
+        batches = random_batches(X.shape[0], plan.batch_size, plan.n_batches, seed=int(t))
+        return expected_gradients(stk, data, batches)
+
+    scheds = [sgd_schedules(b, plan.steps) for _, b, _ in plan.points]
+    results, diverged_at = [measure(0)], np.full(len(plan.points), -1)
+    for start, stop in zip(plan.at[:-1], plan.at[1:]):
+        new = _sgd_stretch(stk, data, plan, scheds, start, stop)
+        diverged_at = np.where(diverged_at < 0, new, diverged_at)  # the first divergence
+        results.append(measure(stop))
+    return {"diverged_at": diverged_at,
+            **{k: np.stack([r[k] for r in results], -1) for k in results[0]}}
+
+
+def _sgd_stretch(stk, data, plan: _SGDPlan, scheds, start, stop) -> np.ndarray:
+    """Train ``stk`` from step ``start`` to ``stop`` (the data reshuffled afresh); returns
+    the step of each run's first non-finite loss in this stretch, or −1 (a result)."""
+    length = int(stop - start)
+    configs = [train.TrainConfig(
+        steps=length, batch_size=plan.batch_size, lr={"w": a, "g": plan.lr_g},
+        schedule={g: sc[g][start:stop] for g in sc},
+        seed=(s * 100_003 + int(start)) % 2**63, log_every=length)
+        for (a, _, s), sc in zip(plan.points, scheds)]
+    hists = train.fit(stk, data, configs, bar=False)
+    return np.array([start + h.diverged_at if h.diverged else -1 for h in hists])
 
 
 def _curves(hists, steps):
