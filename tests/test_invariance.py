@@ -13,12 +13,8 @@ import torch
 
 from lib import invariance
 from lib.autorate import theory
+from lib.explr.networks import ScaleInvariantMLP
 from lib.synthetic import gaussian_classification
-
-try:  # the exponential-LR chapter is moving its networks into lib.explr.networks
-    from lib.explr.networks import ScaleInvariantMLP
-except ImportError:
-    from lib.explr.experiments import ScaleInvariantMLP
 
 
 def tiny(n=64, d=8, classes=3, seed=0):
