@@ -57,7 +57,7 @@ def test_pseudo_hessian_and_pseudo_condition_number(f64):
         restricted = torch.linalg.eigvalsh(basis.T @ H @ basis)
         kstar = theory.pseudo_condition(H, u)
         assert kstar == pytest.approx((restricted[-1] / restricted[0]).item(), rel=1e-10)
-        assert kstar <= dynamics.gd_constants(H).kappa
+        assert kstar <= theory.gd_constants(H).kappa
     diag = synthetic.log_spectrum(4, 10.0)   # diagonal H: same as its matrix
     assert theory.pseudo_condition(diag, torch.ones(4)) == pytest.approx(
         theory.pseudo_condition(torch.diag(diag), torch.ones(4)), rel=1e-12)

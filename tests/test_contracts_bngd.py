@@ -55,9 +55,9 @@ CASES = [
           "steps": "count", "dtype": "dtype", "trajectory": "bool"}),
     Case(dynamics.mbngd, lambda: dict(H=H(), u=U(), w0=W(), eps=0.1, steps=2),
          {"H": BAD_H, "u": BAD_U, "w0": BAD_W, "eps": BAD_STEP, "steps": "count"}),
-    Case(dynamics.gd_constants, lambda: dict(H=H()),
-         {"H": st.one_of(BAD_H, st.sampled_from([torch.tensor([0.0, 1.0]), torch.diag(torch.tensor([0.0, 1.0]))]))}),
     # --- lib.bngd.theory
+    Case(theory.gd_constants, lambda: dict(H=H()),
+         {"H": st.one_of(BAD_H, st.sampled_from([torch.tensor([0.0, 1.0]), torch.diag(torch.tensor([0.0, 1.0]))]))}),
     Case(theory.effective_step, lambda: dict(H=H(), u=U(), a=1.0, w=W(), eps=0.1),
          {"H": BAD_H, "u": BAD_U, "a": BAD_GAIN, "w": BAD_W, "eps": BAD_STEP}),
     Case(theory.residual, lambda: dict(H=HM(), u=U(), w=W()), {"H": BAD_H, "u": BAD_U, "w": BAD_W}),
@@ -107,7 +107,7 @@ CASES = [
     # --- lib.bngd.figures
     Case(figures.draw_gd_rates, lambda: dict(fig=Figure(), eps_range=(1e-5, 10.0), ylim=(0.3, 3e6)),
          {"fig": BAD_OBJ, "eps_range": BAD_PAIR, "ylim": BAD_PAIR}, examples=4),
-    Case(figures.dynamics, lambda: dict(run=_run, eps=[0.1, 1.0], gd=dynamics.gd_constants(H()), c=1.0),
+    Case(figures.dynamics, lambda: dict(run=_run, eps=[0.1, 1.0], gd=theory.gd_constants(H()), c=1.0),
          {"run": st.sampled_from([None, _sweep, dynamics.bngd(H(), U(), 1.0, W(), 0.1, 1.0, 2)]),
           "eps": st.sampled_from([None, [0.1], [0.1, -1.0]]), "gd": BAD_OBJ, "c": "positive"}, examples=4),
     Case(figures.scaling, lambda: dict(k=np.arange(4), base=np.ones((4, 2)), scaled=[np.ones((4, 2))], rs=[2.0],
@@ -160,7 +160,7 @@ CASES = [
 EXEMPT = {
     dynamics.GDResult: "a record of outputs that dynamics.gd builds; it takes no input of a caller",
     dynamics.BNGDResult: "a record of outputs that dynamics.bngd builds; functions taking one check its type",
-    dynamics.GDConstants: "a record of numbers that dynamics.gd_constants computes from a checked H",
+    theory.GDConstants: "a record of numbers that theory.gd_constants computes from a checked H",
     experiments.EpsSweep: "a record of outputs that experiments.eps_sweep builds from checked inputs",
 }
 

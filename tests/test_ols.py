@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from lib import synthetic
-from lib.bngd import dynamics
+from lib.bngd import dynamics, theory
 
 
 def numpy_gd(H, u, w0, eps, steps):
@@ -75,7 +75,7 @@ def test_stability_boundary_is_two_over_lambda_max():
 
 def test_gd_constants_match_the_spectrum_and_the_measured_rate():
     prob = problem(d=5, kappa=30.0)
-    k = dynamics.gd_constants(prob.H)   # from the matrix: eigenvalues 1 .. 30
+    k = theory.gd_constants(prob.H)   # from the matrix: eigenvalues 1 .. 30
     assert k.lam_min == pytest.approx(1.0, rel=1e-12) and k.kappa == pytest.approx(30.0, rel=1e-12)
     assert k.eps_max == pytest.approx(2 / 30) and k.eps_opt == pytest.approx(2 / 31)
     # measured: the error contracts by (κ−1)/(κ+1) per step at ε_opt; no other ε does better

@@ -51,18 +51,6 @@ class BNGDResult:
         return self.w_path.norm(dim=-1)
 
 
-@dataclass(frozen=True)
-class GDConstants:
-    """What the spectrum of H says about plain GD on J₀."""
-
-    lam_min: float   # smallest eigenvalue λ_min
-    lam_max: float   # largest eigenvalue λ_max
-    kappa: float     # condition number κ = λ_max/λ_min
-    eps_max: float   # stability limit 2/λ_max: GD converges iff 0 < ε < eps_max
-    eps_opt: float   # optimal step 2/(λ_max + λ_min)
-    rate: float      # ‖u − w_k‖ contracts by (κ−1)/(κ+1) per step at eps_opt
-
-
 def as_operator(H, dtype=torch.float64):
     """Return (matvec, d) for H given as eigenvalues (1-D) or a symmetric matrix (2-D).
 
@@ -324,23 +312,3 @@ def _block(matvec, g, c, a0, eps, eps_a, w, steps, out, modified):
     w_out.copy_(w)
     if paths is not None:
         paths[0].copy_(a)
-
-
-def _eigenvalues(H, dtype=torch.float64):
-    as_operator(H, dtype)  # validates
-    H = H.to(dtype)
-    return H.sort().values if H.ndim == 1 else torch.linalg.eigvalsh(H)
-
-
-def gd_constants(H) -> GDConstants:
-    """Stability limit, optimal step and rate of plain GD on J₀ for the spectrum of H.
-
-    H: (d,) eigenvalues or (d, d) symmetric matrix, positive definite (λ_min > 0).
-    """
-    lam = _eigenvalues(H)
-    lo, hi = float(lam[0]), float(lam[-1])
-    if not lo > 0:
-        raise ValueError(f"H must be positive definite for GD's constants (κ = λ_max/λ_min), "
-                         f"got smallest eigenvalue {lo:g}")
-    return GDConstants(lam_min=lo, lam_max=hi, kappa=hi / lo, eps_max=2 / hi,
-                       eps_opt=2 / (hi + lo), rate=(hi - lo) / (hi + lo))

@@ -48,8 +48,8 @@ class Problem:
         return float(self.u @ (self.h * self.u))
 
     @property
-    def gd(self) -> dynamics.GDConstants:
-        return dynamics.gd_constants(self.h)
+    def gd(self) -> theory.GDConstants:
+        return theory.gd_constants(self.h)
 
 
 def paper_problem(kappa: float, d: int = 100, seed: int = 0, start: str = "Hu",
@@ -183,7 +183,7 @@ class EpsSweep:
     loss_gd: np.ndarray   # (steps+1, n) J₀(w_k)/c
     loss_bn: np.ndarray   # (steps+1, n) J(a_k, w_k)/c
     eff_step: np.ndarray  # (steps, n) ε̂_k of BNGD
-    gd: dynamics.GDConstants   # GD's limits for this problem
+    gd: theory.GDConstants   # GD's limits for this problem
 
     def steps_to(self, tol: float) -> tuple[np.ndarray, np.ndarray]:
         """(GD, BNGD) first step with loss/c ≤ tol, −1 where not reached in the run."""
@@ -230,7 +230,7 @@ def gd_rates(kappa: float, steps: int = 200, n_eps: int = 121, eps_range=(1e-5, 
     steps, n_eps = checks.integer("steps", steps, lo=2), checks.integer("n_eps", n_eps)
     eps_range = checks.interval("eps_range", eps_range)
     h = torch.tensor([1.0, float(kappa)], dtype=torch.float64)
-    k = dynamics.gd_constants(h)
+    k = theory.gd_constants(h)
     eps = np.union1d(np.geomspace(*eps_range, n_eps), [k.eps_opt, k.eps_max])  # both exactly
     starts = torch.eye(2, dtype=torch.float64)[:, None, :]                        # (2, 1, 2)
     loss = dynamics.gd(h, torch.zeros(2), starts, torch.from_numpy(eps), steps).loss.numpy()

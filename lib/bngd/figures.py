@@ -16,7 +16,8 @@ from matplotlib.patches import Patch
 
 from lib import checks, plotting
 from lib.bngd.experiments import CLASS_LABELS, EpsSweep, Figure1Result
-from lib.bngd.dynamics import BNGDResult, GDConstants
+from lib.bngd.dynamics import BNGDResult
+from lib.bngd.theory import GDConstants
 
 P = plotting.PALETTE
 CLASS_COLOURS = (P[2], P[5], P[1], "#DDDDDD", "#000000")   # order of CLASS_LABELS

@@ -2,14 +2,29 @@
 
 The residual e = u − (wᵀg/σ²) w and the effective step ε̂ of BNGD (paper eq. 11–12), the
 matrix H* = H − Huuᵀ H/(uᵀHu) and its pseudo-condition number κ* (section 3.3), and
-the number of steps a loss curve needs to reach a tolerance. The dynamics themselves
-are in :mod:`lib.bngd.dynamics`.
+the number of steps a loss curve needs to reach a tolerance, and what the spectrum of H
+says about plain GD (stability limit, optimal step, rate). The dynamics themselves are in
+:mod:`lib.bngd.dynamics`.
 """
+
+from dataclasses import dataclass
 
 import torch
 
 from lib import checks
 from lib.bngd.dynamics import BNGDResult, as_operator
+
+
+@dataclass(frozen=True)
+class GDConstants:
+    """What the spectrum of H says about plain GD on J₀."""
+
+    lam_min: float   # smallest eigenvalue λ_min
+    lam_max: float   # largest eigenvalue λ_max
+    kappa: float     # condition number κ = λ_max/λ_min
+    eps_max: float   # stability limit 2/λ_max: GD converges iff 0 < ε < eps_max
+    eps_opt: float   # optimal step 2/(λ_max + λ_min)
+    rate: float      # ‖u − w_k‖ contracts by (κ−1)/(κ+1) per step at eps_opt
 
 
 def _problem(H, u, dtype):
@@ -126,3 +141,23 @@ def steps_to_tolerance(loss, tol: float) -> torch.Tensor:
     hit = loss <= tol                      # NaN compares False: never reached
     first = hit.to(torch.int64).argmax(0)
     return torch.where(hit.any(0), first, torch.full_like(first, -1))
+
+
+def _eigenvalues(H, dtype=torch.float64):
+    as_operator(H, dtype)  # validates
+    H = H.to(dtype)
+    return H.sort().values if H.ndim == 1 else torch.linalg.eigvalsh(H)
+
+
+def gd_constants(H) -> GDConstants:
+    """Stability limit, optimal step and rate of plain GD on J₀ for the spectrum of H.
+
+    H: (d,) eigenvalues or (d, d) symmetric matrix, positive definite (λ_min > 0).
+    """
+    lam = _eigenvalues(H)
+    lo, hi = float(lam[0]), float(lam[-1])
+    if not lo > 0:
+        raise ValueError(f"H must be positive definite for GD's constants (κ = λ_max/λ_min), "
+                         f"got smallest eigenvalue {lo:g}")
+    return GDConstants(lam_min=lo, lam_max=hi, kappa=hi / lo, eps_max=2 / hi,
+                       eps_opt=2 / (hi + lo), rate=(hi - lo) / (hi + lo))
