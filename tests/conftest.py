@@ -5,6 +5,7 @@ from pathlib import Path
 
 import pytest
 import torch
+from matplotlib import pyplot as plt
 
 # Small models on 2 cores run faster single-threaded, and tests should not compete
 # with each other for threads. NORMBOOK_TEST_THREADS=2 runs the suite with two threads:
@@ -34,3 +35,10 @@ def book_build():
     log = proc.stdout + proc.stderr
     assert proc.returncode == 0, log[-5000:]
     return log
+
+
+@pytest.fixture
+def close_figures():
+    """Close every matplotlib figure a test made."""
+    yield
+    plt.close("all")

@@ -4,11 +4,11 @@ the equilibrium, and the figures drawing what they are given."""
 import numpy as np
 import pytest
 import torch
-from matplotlib import pyplot as plt
 from matplotlib.figure import Figure
 
 from lib import data, train
 from lib.explr import experiments, figures, networks, schedules, toy
+from helpers import assert_line, data_of
 
 
 def gaussian_data(n=200, d=12, classes=3, seed=0, dtype=torch.float64):
@@ -218,7 +218,7 @@ def test_layer_sizes_and_check_input():
     net = networks.ScaleInvariantMLP((4, 3, 2))
     X, y = torch.randn(5, 2, 2), torch.arange(5) % 2
     networks.check_input(net, X, "data", y)                       # 2×2 = 4 features: fits
-    with pytest.raises(ValueError, match=r"^data y must hold labels in 0\.\.1"):
+    with pytest.raises(ValueError, match=r"^data\.y must hold labels in 0\.\.1"):
         networks.check_input(net, X, "data", y + 1)
     networks.check_input(torch.nn.Linear(3, 2), torch.ones(2, 7), "data")  # not checked
 
@@ -250,22 +250,6 @@ def test_toy_trajectory_subsamples_toy_gd():
 
 
 # ---- figures draw what they are given --------------------------------------------------
-
-@pytest.fixture
-def close_figures():
-    yield
-    plt.close("all")
-
-
-def data_of(line):
-    return np.asarray(line.get_xdata(), float), np.asarray(line.get_ydata(), float)
-
-
-def assert_line(line, x, y):
-    lx, ly = data_of(line)
-    np.testing.assert_array_equal(lx, np.asarray(x, float))
-    np.testing.assert_array_equal(ly, np.asarray(y, float))
-
 
 def test_draw_schedule_shows_the_curve_and_the_growth():
     fig = Figure()

@@ -12,27 +12,8 @@ import pytest
 import torch
 
 from lib import invariance
-from lib.autorate import theory
 from lib.explr.networks import ScaleInvariantMLP
-from lib.synthetic import gaussian_classification
-
-
-def tiny(n=64, d=8, classes=3, seed=0):
-    data = gaussian_classification(n, d, n_classes=classes, seed=seed, device="cpu",
-                                   dtype=torch.get_default_dtype())
-    return data.X, data.y
-
-
-def net(norm="bn_smooth", width=12, seed=0, **kw):
-    return theory.make_mlp(seed=seed, width=width, norm=norm, n_in=8, n_out=3, **kw)
-
-
-def direct_loss_and_grads(model, X, y):
-    model = copy.deepcopy(model)
-    model.zero_grad()
-    loss = torch.nn.functional.cross_entropy(model(X), y)
-    loss.backward()
-    return loss.item(), {n: p.grad.clone() for n, p in model.named_parameters()}
+from helpers import direct_loss_and_grads, net, tiny
 
 
 def test_smoothed_bn_network_is_scale_invariant(f64):

@@ -14,24 +14,17 @@ import numpy as np
 import torch
 from torch.func import functional_call
 
-from lib import checks, data as _data, stack, sweep, train
+from lib import checks, data as _data, datachecks, stack, sweep, train
 from lib.explr import networks, schedules
 
 DATASETS = ("fashion_mnist", "cifar10")  # names :func:`lib.data.load` knows
 
 
 def _pair(name: str, data) -> tuple:
-    """(X, y) from a Dataset or a pair: finite floating X (N, ...), integer labels y (N,)."""
-    if hasattr(data, "X") and hasattr(data, "y"):
-        X, y = data.X, data.y
-    elif isinstance(data, (tuple, list)) and len(data) == 2:
-        X, y = data
-    else:
-        raise TypeError(f"{name} must be a lib.data.Dataset or an (X, y) pair of tensors, got "
-                        f"{type(data).__name__}")
-    X = checks.tensor(f"{name} X", X, ndim=(2, 3, 4))
-    y = checks.tensor(f"{name} y", y, ndim=1, floating=False)
-    checks.same_length(**{f"{name} X": X, f"{name} y": y})
+    """(X, y) from a Dataset or a pair, as :func:`lib.datachecks.unpack` checks it, with
+    integer class labels y (N,): these networks classify."""
+    X, y = datachecks.unpack(data, name)
+    checks.tensor(f"{name}.y", y, ndim=1, floating=False)
     return X, y
 
 

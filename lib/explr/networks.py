@@ -52,7 +52,7 @@ def check_input(model, X, name: str = "x", y=None) -> None:
     else:
         return
     if y is not None:
-        checks.labels(f"{name} y", y, model.head.shape[0], n=X.shape[0])
+        checks.labels(f"{name}.y", y, model.head.shape[0], n=X.shape[0])
 
 
 class ScaleInvariantMLP(nn.Module):
