@@ -34,7 +34,7 @@ class LiveControls:
         unknown = set(values) - set(self.names)
         if unknown:
             raise ValueError(f"unknown slider(s) {sorted(unknown)}; sliders are {self.names}")
-        moved = [(s, s._value(values[s.name])) for s in self.sliders if s.name in values]
+        moved = [(s, s.check(values[s.name])) for s in self.sliders if s.name in values]
         notes = []
         for s, v in moved:
             c = s.clamp(v)

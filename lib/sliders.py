@@ -96,8 +96,8 @@ class Slider:
             pts.append(self.default)
         return sorted(set(pts))
 
-    def _value(self, value):
-        """A value typed for this slider: a finite number (an integer if integer)."""
+    def check(self, value):
+        """A value typed for this slider, checked: a finite number (an integer if integer)."""
         if self.integer:
             return checks.integer(self.name, value, lo=None)
         return checks.number(self.name, value)
