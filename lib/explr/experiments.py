@@ -193,8 +193,10 @@ def schedule_data(setup: ScheduleSetup, device=None):
         return load("train", setup.n_train), load("test", setup.n_test), note
 
 
-def _runs(runs, steps: int) -> dict:
-    """name -> (lrs (>= steps,), weight decay), checked by name."""
+def check_runs(runs, steps: int = 1) -> dict:
+    """``runs`` (name -> (lrs, weight decay)) checked by name: each lrs a 1-D array of at
+    least ``steps`` rates > 0, each weight decay >= 0. Returns name -> (lrs, weight decay)."""
+    steps = checks.integer("steps", steps)
     if not isinstance(runs, Mapping) or not runs:
         raise (ValueError if isinstance(runs, Mapping) else TypeError)(
             f"runs must be a non-empty dict name -> (lrs, weight_decay), got {runs!r:.60}")
@@ -223,7 +225,7 @@ def schedule_runs(make_model, data, test, runs: dict, config, seeds=(0,),
     (X, y), (X_test, y_test) = _pair("data", data), _pair("test", test)
     if not isinstance(config, train.TrainConfig):
         raise TypeError(f"config must be a lib.train.TrainConfig, got {type(config).__name__}")
-    runs, seeds = _runs(runs, config.steps), _seeds(seeds)
+    runs, seeds = check_runs(runs, config.steps), _seeds(seeds)
     cache_name = _maybe(checks.string, "cache_name", cache_name)
     net = make_model(seed=seeds[0])  # the architecture, to evaluate stacked parameters
     networks.check_input(net, X, "data", y), networks.check_input(net, X_test, "test", y_test)

@@ -14,7 +14,7 @@ from matplotlib import pyplot as plt
 from matplotlib.figure import Figure
 
 from lib import checks, plotting
-from lib.explr.experiments import unit_distance
+from lib.explr.experiments import check_runs, unit_distance
 
 P = plotting.PALETTE
 FLOOR = 1e-17   # distances of directions are drawn no lower than this (below round-off)
@@ -131,14 +131,7 @@ def learning_rates(runs, steps_per_epoch: int) -> Figure:
     ``runs``: name -> (lrs, weight decay), as :func:`lib.explr.experiments.schedule_runs`
     takes; ``steps_per_epoch``: an integer >= 1.
     """
-    if not isinstance(runs, Mapping) or not runs:
-        raise (ValueError if isinstance(runs, Mapping) else TypeError)(
-            f"runs must be a non-empty dict name -> (lrs, weight_decay), got {runs!r:.60}")
-    lrs = {}
-    for name, run in runs.items():
-        if not (isinstance(run, (tuple, list)) and len(run) == 2):
-            raise TypeError(f"runs[{name!r}] must be a pair (lrs, weight_decay), got {run!r:.60}")
-        lrs[name] = checks.positive_array(f"runs[{name!r}] lrs", run[0], ndim=1)
+    lrs = {name: rates for name, (rates, _) in check_runs(runs).items()}
     steps_per_epoch = checks.integer("steps_per_epoch", steps_per_epoch)
     fig, ax = plt.subplots()
     for name, rates in lrs.items():
