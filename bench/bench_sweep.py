@@ -34,7 +34,7 @@ def plain_torch_loop(make_model, ds, cfg, n_models):
     """Independent baseline: nn.Module + torch.optim.SGD, one model after another."""
     for seed in range(n_models):
         model = make_model(seed=seed)
-        opt = torch.optim.SGD(model.parameters(), lr=cfg.lr, momentum=cfg.momentum)
+        opt = torch.optim.SGD(model.parameters(), lr=cfg.eta, momentum=cfg.momentum)
         g = torch.Generator().manual_seed(seed)
         perm = torch.randperm(len(ds.y), generator=g)
         for t in range(cfg.steps):

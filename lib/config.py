@@ -2,11 +2,12 @@
 
 A field such as the learning rate η holds one value for every parameter group, or a
 mapping group -> value (``w``: scale-invariant weights, ``g``: the rest; see
-:mod:`lib.models`). The training loop (:mod:`lib.train`) reads a config through
-:func:`check_config`, :func:`per_group` and :func:`schedule_factors`.
+:mod:`lib.models`). η is one rate, or one rate per step (a schedule, e.g. from
+:mod:`lib.explr.schedules`). The training loop (:mod:`lib.train`) reads a config through
+:func:`check_config`, :func:`per_group` and :func:`step_rates`.
 """
 
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -22,10 +23,10 @@ class TrainConfig:
 
     steps: int = 100                      # optimiser steps
     batch_size: int | None = None         # None: full-batch GD; else SGD, reshuffled each epoch
-    lr: float | Mapping = 0.1             # η, or per group {"w": η_w, "g": η_g}
+    eta: float | Sequence | Mapping = 0.1  # η > 0, or the rates η_t of steps t = 0, 1, ...
+                                          # (at least `steps`); or per group {"w": η_w, "g": η_g}
     momentum: float = 0.0                 # γ in [0, 1)
     weight_decay: float | Mapping = 0.0   # λ ≥ 0, or per group
-    schedule: Callable | Sequence | Mapping | None = None  # factor on η at step t (or per group)
     loss: str = "cross_entropy"           # "cross_entropy", "mse" (mean of ½‖f − y‖², one-hot
                                           # y for classes) or "sse" (the sum, not the mean)
     log_every: int = 1                    # steps between records in the history
@@ -37,10 +38,9 @@ class TrainConfig:
         put("steps", checks.integer("steps", self.steps))
         if self.batch_size is not None:
             put("batch_size", checks.integer("batch_size", self.batch_size))
-        put("lr", _each_group("lr", self.lr, checks.positive))
+        put("eta", _each_group("eta", self.eta, lambda n, v: _check_eta(n, v, self.steps)))
         put("weight_decay", _each_group("weight_decay", self.weight_decay, checks.nonnegative))
         put("momentum", checks.fraction("momentum", self.momentum))
-        _each_group("schedule", self.schedule, lambda n, s: _check_schedule(n, s, self.steps))
         checks.choice("loss", self.loss, LOSSES)
         put("log_every", checks.integer("log_every", self.log_every))
         put("seed", checks.seed("seed", self.seed))
@@ -57,19 +57,18 @@ def _each_group(name: str, value, check):
     return {g: check(f"{name}[{g!r}]", v) for g, v in value.items()}
 
 
-def _check_schedule(name: str, schedule, steps: int):
-    """None, a callable (checked by :func:`schedule_factors` when training starts), or
-    at least ``steps`` factors, each finite and > 0."""
-    if schedule is not None and not callable(schedule):
-        _factors(name, schedule, steps)
-    return schedule
+def _check_eta(name: str, eta, steps: int):
+    """A rate > 0 (a Python float), or at least ``steps`` rates, each finite and > 0."""
+    if isinstance(eta, (str, bytes)) or np.ndim(eta) == 0:
+        return checks.positive(name, eta)
+    return _rates(name, eta, steps)
 
 
-def _factors(name: str, schedule, steps: int) -> np.ndarray:
-    factors = checks.positive_array(name, schedule, ndim=1)
-    if len(factors) < steps:
-        raise ValueError(f"{name} has {len(factors)} factors, need one per step ({steps})")
-    return factors
+def _rates(name: str, eta, steps: int) -> np.ndarray:
+    rates = checks.positive_array(name, eta, ndim=1)
+    if len(rates) < steps:
+        raise ValueError(f"{name} has {len(rates)} rates, need one per step ({steps})")
+    return rates
 
 
 def per_group(value, names, what):
@@ -100,7 +99,7 @@ def check_config(config: TrainConfig, names, n_examples: int, name: str = "confi
     """
     config, names = checks.instance(name, config, TrainConfig), _group_list(names)
     n = checks.integer("n_examples", n_examples)
-    for field_ in ("lr", "weight_decay", "schedule"):
+    for field_ in ("eta", "weight_decay"):
         per_group(getattr(config, field_), names, f"{name}.{field_}")
     if config.batch_size is not None and config.batch_size > n:
         raise ValueError(f"{name}.batch_size must be None (full batch) or at most the {n} "
@@ -108,15 +107,12 @@ def check_config(config: TrainConfig, names, n_examples: int, name: str = "confi
     return config
 
 
-def schedule_factors(schedule, steps: int, name: str = "schedule") -> np.ndarray:
-    """(steps,) factors on η for t = 0..steps−1 from a callable, a sequence or None.
+def step_rates(eta, steps: int, name: str = "eta") -> np.ndarray:
+    """(steps,) learning rates η_t for t = 0..steps−1 from one rate or a per-step sequence.
 
-    Every factor must be finite and > 0 (a callable is asked about every step here,
-    before training starts).
+    One rate > 0 is used at every step; a sequence needs at least ``steps`` rates, each
+    finite and > 0 (the first ``steps`` are used).
     """
     steps = checks.integer("steps", steps)
-    if schedule is None:
-        return np.ones(steps)
-    if callable(schedule):
-        return np.array([checks.positive(f"{name}({t})", schedule(t)) for t in range(steps)])
-    return _factors(name, schedule, steps)[:steps]
+    return np.full(steps, float(_check_eta(name, eta, steps))) if np.ndim(eta) == 0 \
+        else _rates(name, eta, steps)[:steps]

@@ -3,8 +3,8 @@
 The sweep engine (:mod:`lib.sweep`) trains or computes at every point of a
 :class:`Grid` and returns arrays whose leading axes are the grid's::
 
-    grid = Grid(lr=[0.01, 0.1, 1.0], seed=[0, 1])   # shape (3, 2), 6 points
-    grid.points()[1]                                 # {"lr": 0.01, "seed": 1}
+    grid = Grid(eta=[0.01, 0.1, 1.0], seed=[0, 1])  # shape (3, 2), 6 points
+    grid.points()[1]                                 # {"eta": 0.01, "seed": 1}
 """
 
 import itertools
@@ -23,7 +23,7 @@ class Grid:
 
     def __init__(self, **axes):
         if not axes:
-            raise ValueError("a grid needs at least one axis, e.g. Grid(lr=[0.1, 1.0])")
+            raise ValueError("a grid needs at least one axis, e.g. Grid(eta=[0.1, 1.0])")
         self.axes = {name: _axis(name, values) for name, values in axes.items()}
 
     @property

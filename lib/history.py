@@ -6,7 +6,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import torch
 
-from lib import checks
+from lib import checks, models
 
 
 @dataclass
@@ -16,7 +16,7 @@ class History:
     step: np.ndarray                 # (T,) step index t of each record
     loss: np.ndarray                 # (T,) training loss at θ_t (of the batch, for SGD)
     accuracy: np.ndarray             # (T,) training accuracy (NaN for regression)
-    lr: dict                         # group -> (T,) learning rate η_t
+    eta: dict                        # group -> (T,) learning rate η_t
     grad_norm_sq: dict               # group -> (T,) ‖∇_group L(θ_t)‖² (without weight decay)
     weight_norm_sq: dict             # group -> (T, n_tensors) ‖θ_t‖² of each tensor
     diverged_at: int | None = None   # first step with a non-finite loss (or ‖θ‖², ‖∇L‖²), if any
@@ -26,7 +26,7 @@ class History:
         n = len(checks.array("step", self.step, ndim=1, nonempty=False))
         for name in ("loss", "accuracy"):
             _per_record(name, getattr(self, name), n)
-        for name in ("lr", "grad_norm_sq", "weight_norm_sq", "extra"):
+        for name in ("eta", "grad_norm_sq", "weight_norm_sq", "extra"):
             value = getattr(self, name)
             if not isinstance(value, dict):
                 raise TypeError(f"{name} must be a dict of arrays, got {type(value).__name__}")
@@ -39,10 +39,10 @@ class History:
     def diverged(self) -> bool:
         return self.diverged_at is not None
 
-    def effective_lr(self, group: str = "w") -> np.ndarray:
-        """η_t/‖w_t‖² per tensor, (T, n_tensors): the step size of the direction w/‖w‖."""
-        checks.choice("group", group, tuple(self.lr))
-        return self.lr[group][:, None] / self.weight_norm_sq[group]
+    def effective_eta(self, group: str = "w") -> np.ndarray:
+        """η_t/‖w_t‖² per tensor, (T, n_tensors) (:func:`lib.models.effective_eta`)."""
+        checks.choice("group", group, tuple(self.eta))
+        return models.effective_eta(self.eta[group][:, None], self.weight_norm_sq[group])
 
 
 def _per_record(name: str, value, n: int) -> None:
@@ -82,14 +82,14 @@ class Recorder:
     def all_diverged(self):
         return bool(np.all(self.diverged_at >= 0))
 
-    def record(self, t, loss, acc, lrs, params, grads, observed):
+    def record(self, t, loss, acc, etas, params, grads, observed):
         """One record at step ``t``: loss, accuracy, rates, norms and observed values (K, ...)."""
         sq = lambda ts, names: torch.stack([ts[n].detach().flatten(1).pow(2).sum(1) for n in names], 1)  # noqa: E731
         gsq = {g: sq(grads, ns).sum(1) for g, ns in self.groups.items()}    # (K,)
         wsq = {g: sq(params, ns) for g, ns in self.groups.items()}          # (K, n_tensors)
         norms = torch.cat([v.reshape(v.shape[0], -1) for v in (*gsq.values(), *wsq.values())], 1)
         self._mark(t, ~torch.isfinite(norms).all(1))
-        self.rows.append((t, loss.detach(), acc.detach(), lrs, gsq, wsq,
+        self.rows.append((t, loss.detach(), acc.detach(), etas, gsq, wsq,
                           {k: torch.as_tensor(v).detach() for k, v in observed.items()}))
 
     def histories(self):
@@ -97,7 +97,7 @@ class Recorder:
         np_ = lambda ts: torch.stack(ts).cpu().numpy().astype(float)  # noqa: E731  (T, K, ...)
         step = np.array([r[0] for r in self.rows])
         loss, acc = np_([r[1] for r in self.rows]), np_([r[2] for r in self.rows])
-        lr = {g: np_([r[3][g] for r in self.rows]) for g in self.groups}
+        eta = {g: np_([r[3][g] for r in self.rows]) for g in self.groups}
         gsq = {g: np_([r[4][g] for r in self.rows]) for g in self.groups}
         wsq = {g: np_([r[5][g] for r in self.rows]) for g in self.groups}
         extra = {k: np_([r[6][k] for r in self.rows]) for k in self.rows[0][6]} if self.rows else {}
@@ -105,7 +105,7 @@ class Recorder:
         for k, d in enumerate(self.diverged_at):
             keep = step < d if d >= 0 else slice(None)
             out.append(History(step=step[keep], loss=loss[keep, k], accuracy=acc[keep, k],
-                               lr={g: v[keep, k] for g, v in lr.items()},
+                               eta={g: v[keep, k] for g, v in eta.items()},
                                grad_norm_sq={g: v[keep, k] for g, v in gsq.items()},
                                weight_norm_sq={g: v[keep, k] for g, v in wsq.items()},
                                diverged_at=int(d) if d >= 0 else None,

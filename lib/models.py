@@ -164,3 +164,24 @@ def groups(model: nn.Module) -> dict:
     if hasattr(model, "groups"):
         return checks.mapping_keys("model.groups()", model.groups(), ("w", "g"))
     return {"w": [], "g": list(model.parameters())}
+
+
+def effective_eta(eta, weight_norm_sq) -> np.ndarray:
+    """The effective learning rate η/‖w‖² of a scale-invariant weight w (arrays that broadcast).
+
+    The loss sees only the direction w/‖w‖, and its gradient scales as 1/‖w‖, so a step η on
+    w turns the direction as a step η/‖w‖² would at unit norm (Lemma 2.4 of Arora, Li &
+    Lyu 2019). ``eta`` > 0; ``weight_norm_sq`` > 0, NaN
+    allowed (a run that diverged: the result is NaN there too).
+    """
+    eta = checks.positive_array("eta", eta)
+    norm_sq = checks.array("weight_norm_sq", weight_norm_sq, finite=False)
+    if np.any(~np.isnan(norm_sq) & ~(norm_sq > 0)):
+        raise ValueError(f"weight_norm_sq must be > 0 (or NaN after a divergence), got min "
+                         f"{np.nanmin(norm_sq):g}")
+    try:
+        np.broadcast_shapes(eta.shape, norm_sq.shape)
+    except ValueError:
+        raise ValueError(f"eta {eta.shape} and weight_norm_sq {norm_sq.shape} must "
+                         f"broadcast together") from None
+    return eta / norm_sq

@@ -1,7 +1,7 @@
 """The book's one sweep engine: many configurations, results as arrays over a grid.
 
-    grid = sweep.Grid(lr=np.logspace(-3, 1, 9), seed=[0, 1, 2])
-    res = sweep.train_grid(make_model, data, TrainConfig(steps=200), grid, cache="ch4-lr")
+    grid = sweep.Grid(eta=np.logspace(-3, 1, 9), seed=[0, 1, 2])
+    res = sweep.train_grid(make_model, data, TrainConfig(steps=200), grid, cache="ch4-eta")
     res.metrics["loss"]            # (9, 3, T): loss of every run at every recorded step
     res.sel(seed=0)["loss"]        # (9, T)
 
@@ -27,7 +27,7 @@ from lib import checks, models, progress, stack, train
 from lib.grid import Grid  # re-exported: callers use sweep.Grid
 
 # Axes that set training hyperparameters, with the check of each value
-AXIS_CHECKS = {"lr": checks.positive, "lr_w": checks.positive, "lr_g": checks.positive,
+AXIS_CHECKS = {"eta": checks.positive, "eta_w": checks.positive, "eta_g": checks.positive,
                "weight_decay": checks.nonnegative, "weight_decay_w": checks.nonnegative,
                "weight_decay_g": checks.nonnegative, "momentum": checks.fraction,
                "seed": checks.seed}
@@ -114,12 +114,12 @@ def choose_mode(model: torch.nn.Module, device) -> str:
 
 
 def config_for(point: dict, base: train.TrainConfig) -> train.TrainConfig:
-    """``base`` with the training axes of ``point`` applied (``lr_w`` sets group w's η...)."""
+    """``base`` with the training axes of ``point`` applied (``eta_w`` sets group w's η...)."""
     point = _point("point", point)
     if not isinstance(base, train.TrainConfig):
         raise TypeError(f"base must be a lib.train.TrainConfig, got {type(base).__name__}")
     changes = {}
-    for field in ("lr", "weight_decay"):
+    for field in ("eta", "weight_decay"):
         value = getattr(base, field)
         per = {g: point[f"{field}_{g}"] for g in ("w", "g") if f"{field}_{g}" in point}
         if field in point:
@@ -182,7 +182,7 @@ def train_grid(make_model, data, config: train.TrainConfig, grid: Grid, mode: st
             sweep must share their architecture.
         data: a ``lib.data.Dataset`` or ``(X, y)`` on the device to train on.
         config: the base :class:`lib.train.TrainConfig`; axes named like its fields
-            (``lr``, ``lr_w``, ``lr_g``, ``weight_decay[_w|_g]``, ``momentum``, ``seed``)
+            (``eta``, ``eta_w``, ``eta_g``, ``weight_decay[_w|_g]``, ``momentum``, ``seed``)
             override it per point.
         mode: "auto" (see :func:`choose_mode`), "batched" or "loop".
         chunk: models trained together in batched mode (and per cache entry).
@@ -243,7 +243,7 @@ def collect(grid: Grid, histories: list) -> SweepResult:
 
     rows = {"loss": [pad(h.loss) for h in histories],
             "accuracy": [pad(h.accuracy) for h in histories]}
-    for name in ("lr", "grad_norm_sq", "weight_norm_sq"):
+    for name in ("eta", "grad_norm_sq", "weight_norm_sq"):
         for g in getattr(histories[0], name):
             rows[f"{name}_{g}"] = [pad(getattr(h, name)[g]) for h in histories]
     for name in histories[0].extra:  # quantities recorded by an observe function

@@ -2,7 +2,7 @@
 
 The update follows PyTorch's SGD exactly (Li & Arora 2020 write it the same way):
     v_t = γ v_{t−1} + ∇L(θ_{t−1}) + λ θ_{t−1},    θ_t = θ_{t−1} − η_t v_t,
-with η_t = η · schedule(t), and η, λ and the schedule chosen per parameter group
+with η_t one rate or a per-step schedule, and η, λ chosen per parameter group
 (``w``: scale-invariant weights, ``g``: the rest; see :mod:`lib.models`).
 
 :func:`fit` trains a :class:`lib.stack.Stack` of K models at once (vmap over the
@@ -25,7 +25,7 @@ from lib import checks, progress
 from lib import models as _models
 from lib import stack as _stack
 # TrainConfig, History, unpack, ... are re-exported: callers import them from lib.train
-from lib.config import LOSSES, TrainConfig, check_config, per_group, schedule_factors
+from lib.config import LOSSES, TrainConfig, check_config, per_group, step_rates
 from lib.datachecks import probe_model, unpack
 from lib.history import History, Recorder
 
@@ -71,10 +71,10 @@ def _loss_and_accuracy(out, y, kind):
     return loss, acc
 
 
-def sgd_update(p, grad, buf, lr, weight_decay, momentum):
+def sgd_update(p, grad, buf, eta, weight_decay, momentum):
     """PyTorch's SGD step on a stacked tensor (K, ...) with per-model (K,) η, λ, γ.
 
-    ``p``, ``grad``, ``buf``: finite tensors of one shape (K, ...); ``lr`` > 0,
+    ``p``, ``grad``, ``buf``: finite tensors of one shape (K, ...); ``eta`` > 0,
     ``weight_decay`` >= 0 and ``momentum`` in [0, 1): (K,) tensors. Returns the new
     parameter and momentum buffer.
     """
@@ -84,17 +84,17 @@ def sgd_update(p, grad, buf, lr, weight_decay, momentum):
     for name, t in (("grad", grad), ("buf", buf)):
         if checks.tensor(name, t).shape != p.shape:
             raise ValueError(f"{name} must have the shape of p {tuple(p.shape)}, got {tuple(t.shape)}")
-    for name, t, check in (("lr", lr, checks.positive), ("weight_decay", weight_decay,
+    for name, t, check in (("eta", eta, checks.positive), ("weight_decay", weight_decay,
                            checks.nonnegative), ("momentum", momentum, checks.fraction)):
         for k, v in enumerate(checks.tensor(name, t, shape=(p.shape[0],)).tolist()):
             check(f"{name}[{k}]", v)
-    return _sgd_update(p, grad, buf, lr, weight_decay, momentum)
+    return _sgd_update(p, grad, buf, eta, weight_decay, momentum)
 
 
-def _sgd_update(p, grad, buf, lr, weight_decay, momentum):
+def _sgd_update(p, grad, buf, eta, weight_decay, momentum):
     shape = (-1,) + (1,) * (p.ndim - 1)
     buf = momentum.view(shape) * buf + grad + weight_decay.view(shape) * p
-    return p - lr.view(shape) * buf, buf
+    return p - eta.view(shape) * buf, buf
 
 
 def _batch_indices(configs, n: int, device):
@@ -116,24 +116,19 @@ class _Hyper:
     def __init__(self, configs, names, dtype, device):
         as_t = lambda a: torch.as_tensor(np.asarray(a, dtype=float), dtype=dtype, device=device)  # noqa: E731
         steps = configs[0].steps
-        lrs = [per_group(c.lr, names, "lr") for c in configs]
-        scheds = [per_group(c.schedule, names, "schedule") for c in configs]
+        etas = [per_group(c.eta, names, "eta") for c in configs]
         # eta[g]: (steps, K) learning rate of every model at every step
-        self.eta = {g: as_t([l[g] * schedule_factors(s[g], steps, _schedule_name(c, g))
-                             for l, s, c in zip(lrs, scheds, configs)]).T for g in names}
-        self.wd = {g: as_t([per_group(c.weight_decay, names, "wd")[g] for c in configs]) for g in names}
+        self.eta = {g: as_t([step_rates(e[g], steps) for e in etas]).T for g in names}
+        self.weight_decay = {g: as_t([per_group(c.weight_decay, names, "weight_decay")[g]
+                            for c in configs]) for g in names}
         self.momentum = as_t([c.momentum for c in configs])
         self.names = names
 
-    def lrs_at(self, t):
-        return {g: self.lr_at(g, t) for g in self.names}
+    def etas_at(self, t):
+        return {g: self.eta_at(g, t) for g in self.names}
 
-    def lr_at(self, g, t):
+    def eta_at(self, g, t):
         return self.eta[g][min(t, self.eta[g].shape[0] - 1)]
-
-
-def _schedule_name(config, group):
-    return f"schedule[{group!r}]" if isinstance(config.schedule, Mapping) else "schedule"
 
 
 def fit(stack: _stack.Stack, data, configs, bar: bool = True, observe=None,
@@ -141,7 +136,7 @@ def fit(stack: _stack.Stack, data, configs, bar: bool = True, observe=None,
     """Train every model of ``stack`` with its own config; returns one History per model.
 
     All configs must share ``steps``, ``batch_size``, ``loss`` and ``log_every``;
-    ``lr``, ``weight_decay``, ``momentum``, ``schedule`` and ``seed`` may differ.
+    ``eta``, ``weight_decay``, ``momentum`` and ``seed`` may differ.
     A model whose loss becomes non-finite is marked diverged (the others go on).
     ``observe(params, t) -> {name: tensor (K, ...)}`` is called at every recorded step
     with the stacked parameters θ_t (name -> (K, ...)); its values land in
@@ -205,7 +200,7 @@ def _run(stack, X, y, configs, bar, observe, init_momentum) -> list:
             grads, (loss, acc) = grad_fn(params, buffers, *_batch(X, y, next(batches), k))
             rec.check(t, loss)
             if t % first.log_every == 0 or t == first.steps:
-                rec.record(t, loss, acc, hyper.lrs_at(t), params, grads,
+                rec.record(t, loss, acc, hyper.etas_at(t), params, grads,
                            observe(params, t) if observe else {})
             if t == first.steps or rec.all_diverged():
                 break
@@ -232,9 +227,9 @@ def _batch(X, y, idx, k: int):
 def _sgd_step(groups, params, bufs, grads, hyper, t: int) -> None:
     """θ_t -> θ_{t+1} and v_t -> v_{t+1} of every stacked parameter, in place in the dicts."""
     for g in hyper.names:
-        lr, wd = hyper.lr_at(g, t), hyper.wd[g]
+        eta, decay = hyper.eta_at(g, t), hyper.weight_decay[g]
         for n in groups[g]:
-            params[n], bufs[n] = _sgd_update(params[n], grads[n], bufs[n], lr, wd, hyper.momentum)
+            params[n], bufs[n] = _sgd_update(params[n], grads[n], bufs[n], eta, decay, hyper.momentum)
 
 
 def _initial_momentum(params, init_momentum) -> dict:

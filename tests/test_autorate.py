@@ -23,7 +23,7 @@ from helpers import assert_line, direct_loss_and_grads, net, tiny
 @pytest.mark.parametrize("batch_size, lam", [(None, 0.0), (16, 0.05)])
 def test_norm_identity_holds_for_gd_and_sgd_with_weight_decay(f64, batch_size, lam):
     eta = 3.0
-    config = TrainConfig(steps=30, batch_size=batch_size, lr={"w": eta, "g": 0.1},
+    config = TrainConfig(steps=30, batch_size=batch_size, eta={"w": eta, "g": 0.1},
                          weight_decay={"w": lam, "g": 0.0})
     h = train.train(net(), tiny(), config, bar=False)
     norm_sq = h.weight_norm_sq["w"].sum(1)
@@ -32,19 +32,19 @@ def test_norm_identity_holds_for_gd_and_sgd_with_weight_decay(f64, batch_size, l
 
 
 def test_norm_identity_fails_without_normalisation(f64):
-    h = train.train(net("none"), tiny(), TrainConfig(steps=10, lr={"w": 1.0, "g": 0.1}), bar=False)
+    h = train.train(net("none"), tiny(), TrainConfig(steps=10, eta={"w": 1.0, "g": 0.1}), bar=False)
     norm_sq = h.weight_norm_sq["w"].sum(1)
     predicted = theory.next_norm_sq(norm_sq[:-1], h.grad_norm_sq["w"][:-1], 1.0)
     assert np.abs(predicted / norm_sq[1:] - 1).max() > 1e-4
 
 
-def test_equilibrium_effective_lr_is_a_fixed_point_of_the_norm_recursion():
+def test_equilibrium_effective_eta_is_a_fixed_point_of_the_norm_recursion():
     eta, lam, gv = 0.7, 3e-3, 12.0
-    G = eta / theory.equilibrium_effective_lr(eta, lam, gv)
+    G = eta / theory.equilibrium_effective_eta(eta, lam, gv)
     np.testing.assert_allclose(theory.next_norm_sq(G, gv / G, eta, lam), G, rtol=1e-12)
     # only the product ηλ matters (for a fixed ‖∇_v‖²)
-    np.testing.assert_allclose(theory.equilibrium_effective_lr(2 * eta, lam / 2, gv),
-                               theory.equilibrium_effective_lr(eta, lam, gv), rtol=1e-12)
+    np.testing.assert_allclose(theory.equilibrium_effective_eta(2 * eta, lam / 2, gv),
+                               theory.equilibrium_effective_eta(eta, lam, gv), rtol=1e-12)
 
 
 def test_constant_gradient_recursion_obeys_the_exercise_bounds():
@@ -76,7 +76,7 @@ def test_sphere_iteration_matches_one_uninterrupted_training_run(f64):
     """Loss and G_t of the sphere iteration against a single 15-step run of lib.train."""
     model, X = net(width=10), tiny()
     r = theory.sphere_vs_gd(model, X, 5.0, 0.05, 15)
-    h = train.train(model, X, TrainConfig(steps=15, lr={"w": 5.0, "g": 0.05}), bar=False)
+    h = train.train(model, X, TrainConfig(steps=15, eta={"w": 5.0, "g": 0.05}), bar=False)
     np.testing.assert_allclose(r["loss_sphere"], h.loss, rtol=1e-10)
     np.testing.assert_allclose(r["G"], h.weight_norm_sq["w"].sum(1), rtol=1e-10)
 
@@ -99,7 +99,7 @@ def test_intrinsic_gradient_is_the_gradient_at_the_normalised_point(f64):
 
 def test_gd_with_eta_w_1e3_converges_and_the_plain_network_does_not(f64):
     X, y = tiny(n=48)
-    config = TrainConfig(steps=400, lr={"w": 1e3, "g": 0.2})
+    config = TrainConfig(steps=400, eta={"w": 1e3, "g": 0.2})
     h = train.train(net(width=8), (X, y), config, bar=False)
     assert not h.diverged
     best = theory.running_min(theory.intrinsic_grad_sq(h))
@@ -129,8 +129,8 @@ def test_rate_sweep_runs_are_the_training_loop_runs(f64, tmp_path, monkeypatch):
     res = experiments.rate_sweep((X, y), [0.1, 100.0], 0.05, 12, 10, seeds=[0, 1], cache="t")
     assert res.metrics["loss"].shape == (2, 1, 1, 2, 13)
     alone = train.train(theory.make_mlp(seed=1, width=10, n_in=8, n_out=3), (X, y),
-                        TrainConfig(steps=12, lr={"w": 100.0, "g": 0.05}), bar=False)
-    np.testing.assert_allclose(res.sel(lr_w=100.0, seed=1)["loss"][0, 0], alone.loss, rtol=1e-10)
+                        TrainConfig(steps=12, eta={"w": 100.0, "g": 0.05}), bar=False)
+    np.testing.assert_allclose(res.sel(eta_w=100.0, seed=1)["loss"][0, 0], alone.loss, rtol=1e-10)
     again = experiments.rate_sweep((X, y), [0.1, 100.0], 0.05, 12, 10, seeds=[0, 1], cache="t")
     np.testing.assert_array_equal(again.metrics["loss"], res.metrics["loss"])
 
@@ -139,7 +139,7 @@ def test_rate_curves_bn_survives_where_plain_blows_up():
     r = experiments.rate_curves(tiny(), eta_w=[1e-2, 1e4], eta_g=0.1, steps=30, width=10)
     assert not theory.blew_up(r["loss_bn"]).any()
     np.testing.assert_array_equal(theory.blew_up(r["loss_plain"]), [False, True])
-    np.testing.assert_allclose(r["eff_lr"], np.array([[1e-2], [1e4]]) / r["norm_sq"], rtol=1e-6)
+    np.testing.assert_allclose(r["effective_eta"], np.array([[1e-2], [1e4]]) / r["norm_sq"], rtol=1e-6)
 
 
 def test_rate_curves_stack_equals_separate_runs(f64):
@@ -153,7 +153,7 @@ def test_rate_curves_stack_equals_separate_runs(f64):
     for k, eta in enumerate([0.5, 50.0]):
         for norm, key in (("bn_smooth", "loss_bn"), ("none", "loss_plain")):
             h = train.train(theory.make_mlp(width=10, norm=norm, n_in=8, n_out=3), (X, y),
-                            TrainConfig(steps=15, lr={"w": eta, "g": 0.1}), bar=False)
+                            TrainConfig(steps=15, eta={"w": eta, "g": 0.1}), bar=False)
             chaotic = norm == "none" and eta == 50.0
             np.testing.assert_allclose(both[key][k], h.loss, rtol=1e-8 if chaotic else 1e-10)
 
@@ -250,12 +250,13 @@ def test_sgd_schedules_of_theorem_4_2():
 def test_segmented_training_continues_the_schedule(f64):
     """With full batches the segmented SGD runner equals one uninterrupted training run."""
     X, y = tiny()
-    r = experiments.sgd_convergence((X, y), [10.0], [0.5], lr_g=0.2, steps=40, batch_size=len(y),
+    r = experiments.sgd_convergence((X, y), [10.0], [0.5], eta_g=0.2, steps=40, batch_size=len(y),
                                     seeds=[0], width=10, n_evals=6, n_batches=2)
     sc = theory.sgd_schedules(0.5, 40)
     model = theory.make_mlp(seed=0, width=10, n_in=8, n_out=3)
     h = train.train(copy.deepcopy(model), (X, y),
-                    TrainConfig(steps=40, lr={"w": 10.0, "g": 0.2}, schedule=sc), bar=False)
+                    TrainConfig(steps=40, eta={g: r * sc[g] for g, r in (("w", 10.0), ("g", 0.2))}),
+                    bar=False)
     np.testing.assert_allclose(r["loss"][0, 0, 0], h.loss[r["step"]], rtol=1e-10)
     np.testing.assert_allclose(r["norm_sq"][0, 0, 0],
                                h.weight_norm_sq["w"].sum(1)[r["step"]], rtol=1e-10)
@@ -270,7 +271,7 @@ def test_sgd_reaches_the_inverse_square_root_rate_for_every_eta_w():
     effective rates of η_w four orders of magnitude apart meet."""
     d = gaussian_classification(2000, 10, n_classes=10, seed=0, label_noise=0.3, device="cpu")
     etas = np.array([0.1, 10.0, 1000.0])
-    r = experiments.sgd_convergence(d, etas, [0.0, 0.5], lr_g=0.5, steps=2000, batch_size=50,
+    r = experiments.sgd_convergence(d, etas, [0.0, 0.5], eta_g=0.5, steps=2000, batch_size=50,
                                     seeds=[0, 1], width=16, depth=1, n_evals=12, n_batches=200)
     T = r["step"] + 1
     best = theory.running_min(r["grad_sq"].mean(2))
@@ -290,7 +291,7 @@ def test_without_label_noise_sgd_fits_the_images_and_the_gradient_collapses():
     α = ½ is still fitting, its T^(1/2)·min still growing."""
     from lib import data
     fm = data.fashion_mnist(n=200, device="cpu", download=False)
-    r = experiments.sgd_convergence(fm, [10.0, 1e3], [0.0, 0.5], lr_g=0.5, steps=2000, batch_size=50,
+    r = experiments.sgd_convergence(fm, [10.0, 1e3], [0.0, 0.5], eta_g=0.5, steps=2000, batch_size=50,
                                     seeds=[0], width=20, depth=2, n_evals=15, n_batches=100)
     T = r["step"] + 1
     scaled = theory.running_min(r["grad_sq"].mean(2)) * np.sqrt(T)  # (η_w, α, T)
@@ -307,7 +308,7 @@ def test_initial_scale_r_equals_rate_divided_by_r_squared(f64, g0, lam):
     r = experiments.scale_pair(tiny(), [g0, 1.0], lam, eta_w=2.0, eta_g=0.1, steps=40, width=10,
                                      batch_size=16)
     assert r["loss"].shape == (2, 2, 41)
-    loss, norm_sq, eff = (r[k][0] for k in ("loss", "norm_sq", "eff_lr"))
+    loss, norm_sq, eff = (r[k][0] for k in ("loss", "norm_sq", "effective_eta"))
     np.testing.assert_allclose(loss[0], loss[1], rtol=1e-10)
     np.testing.assert_allclose(norm_sq[0], g0**2 * norm_sq[1], rtol=1e-10)
     np.testing.assert_allclose(eff[0], eff[1], rtol=1e-10)
@@ -321,9 +322,9 @@ def test_keeping_lambda_when_rescaling_breaks_the_equivalence(f64):
     X, y = tiny()
     g0, lam = 4.0, 0.02
     a = train.train(net(width=10, init_scale=g0), (X, y), TrainConfig(
-        steps=40, lr={"w": 2.0, "g": 0.1}, weight_decay={"w": lam, "g": 0.0}), bar=False)
+        steps=40, eta={"w": 2.0, "g": 0.1}, weight_decay={"w": lam, "g": 0.0}), bar=False)
     b = train.train(net(width=10), (X, y), TrainConfig(
-        steps=40, lr={"w": 2.0 / g0**2, "g": 0.1}, weight_decay={"w": lam, "g": 0.0}), bar=False)
+        steps=40, eta={"w": 2.0 / g0**2, "g": 0.1}, weight_decay={"w": lam, "g": 0.0}), bar=False)
     assert np.abs(a.loss - b.loss).max() > 1e-4
 
 
@@ -353,7 +354,7 @@ def test_make_mlp_scales_group_w_and_leaves_the_global_rng_alone():
                                         "grad_norm_sq_g": np.ones(4)}), "shapes"),
     (lambda: theory.running_min(np.ones((2, 0))), "at least one"),
     (lambda: theory.next_norm_sq(1.0, 1.0, 0.1, -1e-3), "weight_decay"),
-    (lambda: theory.equilibrium_effective_lr(1.0, 0.0, 1.0), "weight_decay"),
+    (lambda: theory.equilibrium_effective_eta(1.0, 0.0, 1.0), "weight_decay"),
     (lambda: theory.constant_gradient_norm_sq(1.0, 0.0, 1.0, 5), "eta"),
     (lambda: theory.blew_up([1.0, 2.0], factor=0), "factor"),
     (lambda: theory.sgd_schedules(0.7, 10), "alpha"),
@@ -364,7 +365,7 @@ def test_make_mlp_scales_group_w_and_leaves_the_global_rng_alone():
     (lambda: experiments.random_batches(5, 6, 3), "batch_size"),
     (lambda: experiments.expected_gradients(stack.from_models([net()]), tiny(), torch.zeros(1, 4).long()),
      "M >= 2"),
-    (lambda: experiments.scale_pair(tiny(), 1.0, -0.1, 1.0, 0.1, 5, 10, 8), "lam"),
+    (lambda: experiments.scale_pair(tiny(), 1.0, -0.1, 1.0, 0.1, 5, 10, 8), "weight_decay"),
     (lambda: experiments.scale_pair(tiny(), [1.0, 0.0], 0.0, 1.0, 0.1, 5, 10, 8), "g0"),
 ])
 def test_bad_arguments_raise_value_error(call, match):
@@ -459,11 +460,11 @@ def test_slider_draws_show_the_member_they_are_given():
     fig = Figure()
     update = figures.draw_rates(fig, steps=4)
     r = {"step": np.arange(5), "loss_bn": RNG.random(5), "loss_plain": np.r_[1.0, 2.0, np.inf, np.nan, np.nan],
-         "eff_lr": RNG.random(5)}
+         "effective_eta": RNG.random(5)}
     update(r)
     (a, b), (c,) = fig.axes[0].lines, fig.axes[1].lines
     assert_line(a, r["step"], r["loss_bn"]), assert_line(b, r["step"], r["loss_plain"])
-    assert_line(c, r["step"], r["eff_lr"])
+    assert_line(c, r["step"], r["effective_eta"])
     assert any("diverged at step 2" in t.get_text() for t in fig.axes[0].texts)
     fig = Figure()
     update = figures.draw_scale(fig, steps=4)

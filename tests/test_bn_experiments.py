@@ -1,4 +1,4 @@
-"""lib.bngd.networks: the networks of section 4.2 of Cai, Li & Shen, and the lr sweeps."""
+"""lib.bngd.networks: the networks of section 4.2 of Cai, Li & Shen, and the η sweeps."""
 
 import math
 
@@ -75,7 +75,7 @@ def test_scaling_law_in_a_network(blobs, f64):
     for r in (1.0, 2.0**-4, 2.0**4):
         m = networks.make_one_layer(n_in=20, n_out=4, seed=0, scale=r, norm="bn_smooth").double()
         h = train(m, (X, y), TrainConfig(steps=30, batch_size=50, loss="mse",
-                                         lr={"w": 0.5 * r ** 2, "g": 0.1}), bar=False)
+                                         eta={"w": 0.5 * r ** 2, "g": 0.1}), bar=False)
         runs.append(h.loss)
     assert runs[0][0] > runs[0][-1] + 0.02            # it trains
     for other in runs[1:]:
@@ -108,31 +108,31 @@ def test_lr_sweep_matches_direct_training_runs(blobs):
     run: float32 round-off of K = 6 steps of sums over B = 50 examples, K·B·eps relative."""
     X, y = blobs
     tol = 6 * 50 * float(np.finfo(np.float32).eps)
-    cfg = networks.SweepConfig(lrs=(0.05, 5.0), seeds=2, batch_size=50, lr_bn=0.2, tail=3)
+    cfg = networks.SweepConfig(etas=(0.05, 5.0), seeds=2, batch_size=50, eta_g=0.2, tail=3)
     kw = dict(n_in=20, n_out=4)
     for scheme in networks.SCHEMES:
-        out = networks.lr_sweep(networks.make_one_layer, (X, y), scheme, cfg, **kw)
+        out = networks.eta_sweep(networks.make_one_layer, (X, y), scheme, cfg, **kw)
         assert out.shape == (2, 2)
-        lr = {"w": 5.0, "g": 0.2} if scheme == "bn_separate" else 5.0
+        eta = {"w": 5.0, "g": 0.2} if scheme == "bn_separate" else 5.0
         m = networks.make_one_layer(seed=1, bn=scheme != "gd", **kw)
-        h = train(m, (X, y), TrainConfig(steps=6, batch_size=50, loss="mse", lr=lr, seed=1), bar=False)
+        h = train(m, (X, y), TrainConfig(steps=6, batch_size=50, loss="mse", eta=eta, seed=1), bar=False)
         assert out[1, 1] == pytest.approx(h.loss[-3:].mean(), rel=tol)
-    scaled = networks.lr_sweep(networks.make_one_layer, (X, y), "bn_separate", cfg, axes={"scale": [1.0, 3.0]}, **kw)
+    scaled = networks.eta_sweep(networks.make_one_layer, (X, y), "bn_separate", cfg, axes={"scale": [1.0, 3.0]}, **kw)
     assert scaled.shape == (2, 2, 2)
-    np.testing.assert_allclose(scaled[0], networks.lr_sweep(networks.make_one_layer, (X, y), "bn_separate", cfg, **kw),
+    np.testing.assert_allclose(scaled[0], networks.eta_sweep(networks.make_one_layer, (X, y), "bn_separate", cfg, **kw),
                                rtol=tol)
 
 
 @pytest.mark.parametrize("change, err, match", [
     (dict(scheme="adam"), ValueError, "^scheme"), (dict(tail=7), ValueError, "^tail"),
-    (dict(lrs=()), ValueError, "^lrs"), (dict(lrs=(0.1, -1.0)), ValueError, "^lrs"),
+    (dict(etas=()), ValueError, "^etas"), (dict(etas=(0.1, -1.0)), ValueError, "^etas"),
     (dict(tail=0), ValueError, "^tail"), (dict(seeds=1.5), TypeError, "^seeds"),
 ])
 def test_lr_sweep_bad_arguments(blobs, change, err, match):
     scheme = change.pop("scheme", "gd")
     with pytest.raises(err, match=match):   # the config refuses its own bad fields
-        cfg = networks.SweepConfig(**{**dict(lrs=(0.1,), seeds=1, batch_size=50, tail=3), **change})
-        networks.lr_sweep(networks.make_one_layer, blobs, scheme, cfg, n_in=20, n_out=4)
+        cfg = networks.SweepConfig(**{**dict(etas=(0.1,), seeds=1, batch_size=50, tail=3), **change})
+        networks.eta_sweep(networks.make_one_layer, blobs, scheme, cfg, n_in=20, n_out=4)
 
 
 def test_conv_net_bad_arguments():
@@ -150,14 +150,14 @@ def fmnist_sweeps():
     of 50 steps, η from 1e-2 to 1e3): mean loss after one epoch per scheme and rate."""
     from lib import data
     train_set = data.fashion_mnist("train", n=5000, device="cpu", download=False)
-    lrs = tuple(np.logspace(-2, 3, 6))
-    runs = {"one": (networks.make_one_layer, networks.SweepConfig(lrs=lrs, seeds=3, loss="mse"), {}),
-            "cnn": (networks.make_conv_net, networks.SweepConfig(lrs=lrs, seeds=2, loss="cross_entropy"),
+    etas = tuple(np.logspace(-2, 3, 6))
+    runs = {"one": (networks.make_one_layer, networks.SweepConfig(etas=etas, seeds=3, loss="mse"), {}),
+            "cnn": (networks.make_conv_net, networks.SweepConfig(etas=etas, seeds=2, loss="cross_entropy"),
                     dict(width=4, hidden=32))}
     out = {}
     for net, (make, cfg, kw) in runs.items():
         for scheme in networks.SCHEMES:
-            loss = networks.lr_sweep(make, train_set, scheme, cfg, **kw)
+            loss = networks.eta_sweep(make, train_set, scheme, cfg, **kw)
             out[net, scheme] = np.where(np.isfinite(loss).all(1), loss.mean(1), np.inf)
     return out
 

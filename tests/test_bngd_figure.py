@@ -215,7 +215,7 @@ def test_every_figure_draws(tmp_path):
             figures.eps_sweeps(sw, sw, tol=1e-3),
             figures.acceleration(sw, np.arange(31), {"a": sw.loss_gd[:, 0], "b": sw.loss_bn[:, 1]}, {"r": 0.9}),
             figures.figure1([experiments.figure1(p, cfg)]),
-            figures.lr_sweeps({"net": {"x": np.array([[0.5, 0.6], [np.inf, 0.4]])}}, {"net": [0.1, 1.0]}),
+            figures.eta_sweeps({"net": {"x": np.array([[0.5, 0.6], [np.inf, 0.4]])}}, {"net": [0.1, 1.0]}),
             figures.scaled_networks([0.1, 1.0], np.ones((2, 2, 3)), [1.0, 10.0])]
     for fig in figs:
         assert any(ax.get_xlabel() for ax in fig.axes) and any(ax.get_ylabel() for ax in fig.axes)

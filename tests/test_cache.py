@@ -27,10 +27,10 @@ def test_memoize_computes_once_then_reads(tmp_cache):
 
 
 def test_key_changes_with_config_and_code():
-    base = cache.key({"lr": 0.1}, square)
-    assert cache.key({"lr": 0.1}, square) == base
-    assert cache.key({"lr": 0.1000000001}, square) != base  # floats keyed exactly
-    assert cache.key({"lr": 0.1}, lambda c: c) != base
+    base = cache.key({"eta": 0.1}, square)
+    assert cache.key({"eta": 0.1}, square) == base
+    assert cache.key({"eta": 0.1000000001}, square) != base  # floats keyed exactly
+    assert cache.key({"eta": 0.1}, lambda c: c) != base
 
 
 def test_key_changes_when_lib_changes(tmp_path, monkeypatch):

@@ -40,7 +40,7 @@ _sweep = experiments.eps_sweep(_prob, [0.1, 1.0], 3)
 _cfg = experiments.Figure1Config(a0=(1.0,), eps=(0.1,), eps_a=(1.0,), steps=2)
 _fig1 = experiments.figure1(_prob, _cfg)
 _blobs = (torch.randn(20, 5), torch.randint(0, 3, (20,)))
-_sweep_cfg = networks.SweepConfig(lrs=(0.1,), seeds=1, batch_size=10, tail=1)
+_sweep_cfg = networks.SweepConfig(etas=(0.1,), seeds=1, batch_size=10, tail=1)
 
 CASES = [
     # --- lib.bngd.dynamics
@@ -125,11 +125,11 @@ CASES = [
          {"results": st.sampled_from([None, [], [None], _fig1, [_fig1, experiments.Figure1Result(
              _prob, experiments.Figure1Config(a0=(2.0,), eps=(0.1,), eps_a=(1.0,), steps=2),
              np.ones((1, 1, 1)), np.ones((1, 1, 1)), 0.1, 0.1)]])}, examples=4),
-    Case(figures.lr_sweeps, lambda: dict(panels={"n": {"x": np.ones((2, 2))}}, lrs={"n": [0.1, 1.0]}),
+    Case(figures.eta_sweeps, lambda: dict(panels={"n": {"x": np.ones((2, 2))}}, etas={"n": [0.1, 1.0]}),
          {"panels": st.sampled_from([None, {}, {"n": None}, {"n": {"x": np.ones((3, 2))}}]),
-          "lrs": st.sampled_from([None, {}, {"n": [0.1, -1.0]}, {"n": [0.1]}])}, examples=4),
-    Case(figures.scaled_networks, lambda: dict(lrs=[0.1, 1.0], losses=np.ones((2, 2, 3)), rs=[1.0, 10.0]),
-         {"lrs": BAD_STEP, "losses": st.sampled_from([None, np.ones((2, 3)), np.ones((1, 2, 3))]),
+          "etas": st.sampled_from([None, {}, {"n": [0.1, -1.0]}, {"n": [0.1]}])}, examples=4),
+    Case(figures.scaled_networks, lambda: dict(etas=[0.1, 1.0], losses=np.ones((2, 2, 3)), rs=[1.0, 10.0]),
+         {"etas": BAD_STEP, "losses": st.sampled_from([None, np.ones((2, 3)), np.ones((1, 2, 3))]),
           "rs": BAD_STEP}, examples=4),
     Case(figures.draw_bngd_slider, lambda: dict(fig=Figure(), steps=3, ylim=(1e-14, 1e3), eff_ylim=(1e-8, 1e2)),
          {"fig": BAD_OBJ, "steps": "size", "ylim": BAD_PAIR, "eff_ylim": BAD_PAIR}, examples=4),
@@ -143,10 +143,10 @@ CASES = [
          {"seed": "seed", "bn": "bool", "scale": "positive", "n_in": "size"}),
     Case(networks.make_conv_net, lambda: dict(seed=0, bn=True, image_size=8, width=2, hidden=3),
          {"seed": "seed", "bn": "bool", "width": "size"}),
-    Case(networks.SweepConfig, lambda: dict(lrs=(0.1,), seeds=1, batch_size=10, lr_bn=0.1, loss="mse", tail=1),
-         {"lrs": BAD_STEP, "seeds": "size", "batch_size": "size", "lr_bn": "positive", "loss": "name",
+    Case(networks.SweepConfig, lambda: dict(etas=(0.1,), seeds=1, batch_size=10, eta_g=0.1, loss="mse", tail=1),
+         {"etas": BAD_STEP, "seeds": "size", "batch_size": "size", "eta_g": "positive", "loss": "name",
           "tail": "size"}),
-    Case(networks.lr_sweep, lambda: dict(make_model=networks.make_one_layer, data=_blobs, scheme="gd", config=_sweep_cfg,
+    Case(networks.eta_sweep, lambda: dict(make_model=networks.make_one_layer, data=_blobs, scheme="gd", config=_sweep_cfg,
                                          cache=None, axes=None, n_in=5, n_out=3),
                {"make_model": "callable", "data": st.sampled_from([None, "x", (torch.ones(0, 5), torch.ones(0)),
                                                                     (torch.full((20, 5), NAN), _blobs[1])]),

@@ -51,9 +51,9 @@ CASES = [
          {"y": "labels"}, names={"y": "y"}),
     Case(checks.same_length, lambda: dict(X=torch.ones(3, 2), y=torch.zeros(3)),
          {"y": st.sampled_from([torch.zeros(2), torch.zeros(4)])}),
-    Case(checks.mapping_keys, lambda: dict(name="lr", value={"w": 1.0, "g": 1.0}, keys=("w", "g")),
+    Case(checks.mapping_keys, lambda: dict(name="eta", value={"w": 1.0, "g": 1.0}, keys=("w", "g")),
          {"value": st.sampled_from(
-             [{"w": 1.0}, {"w": 1, "g": 1, "h": 1}, [("w", 1)], 1.0])}, names={"value": "lr"}),
+             [{"w": 1.0}, {"w": 1, "g": 1, "h": 1}, [("w", 1)], 1.0])}, names={"value": "eta"}),
     Case(checks.writable_dir, lambda: dict(name="cache", path="/tmp/normbook-checks-ok"),
          {"path": st.sampled_from(
              [None, 3, "/etc/hostname/sub", "/proc/none/x"])}, names={"path": "cache"}),

@@ -76,7 +76,7 @@ TOY_W_BAD = st.sampled_from([None, "w", np.zeros(3), np.array([1.0, NAN, 0.0]), 
 SETUP = experiments.SCHEDULE_SETUPS["cpu"]
 SETUP_FIELDS = {f: getattr(SETUP, f) for f in SETUP.__dataclass_fields__}
 CONFIG = train.TrainConfig(steps=2, batch_size=4, momentum=0.9)
-LRS = np.array([0.1, 0.1, 0.01])
+ETAS = np.array([0.1, 0.1, 0.01])
 
 
 def tiny_mlp(seed):
@@ -133,15 +133,15 @@ CASES = [
          {"eta": "positive", "steps": "size", "milestones": MILESTONES_BAD, "factor": UNIT_BAD}),
     Case(schedules.cosine, lambda: dict(eta=0.1, steps=6, steps_per_epoch=2),
          {"eta": "positive", "steps": "size", "steps_per_epoch": "size"}),
-    Case(schedules.texp, lambda: dict(lrs=LRS.copy(), weight_decay=5e-3, momentum=0.9),
-         {"lrs": "positive_array", "weight_decay": "nonneg", "momentum": "fraction"}),
-    Case(schedules.texp_minus, lambda: dict(lrs=LRS.copy(), weight_decay=5e-3, momentum=0.9),
-         {"lrs": "positive_array", "weight_decay": "nonneg", "momentum": "fraction"}),
+    Case(schedules.texp, lambda: dict(etas=ETAS.copy(), weight_decay=5e-3, momentum=0.9),
+         {"etas": "positive_array", "weight_decay": "nonneg", "momentum": "fraction"}),
+    Case(schedules.texp_minus, lambda: dict(etas=ETAS.copy(), weight_decay=5e-3, momentum=0.9),
+         {"etas": "positive_array", "weight_decay": "nonneg", "momentum": "fraction"}),
     Case(schedules.exp_cosine, lambda: dict(HYPER_VALID, steps=6, steps_per_epoch=2),
          {**HYPER, "steps": "size", "steps_per_epoch": "size"}),
-    Case(schedules.texp_plus, lambda: dict(lrs=LRS.copy(), weight_decay=5e-3, momentum=0.9,
+    Case(schedules.texp_plus, lambda: dict(etas=ETAS.copy(), weight_decay=5e-3, momentum=0.9,
                                            alpha0=1.0),
-         {"lrs": "positive_array", "weight_decay": "nonneg", "momentum": "fraction",
+         {"etas": "positive_array", "weight_decay": "nonneg", "momentum": "fraction",
           "alpha0": UNIT_BAD}),
     # lib.explr.networks
     Case(networks.ScaleInvariantMLP, lambda: dict(sizes=(4, 3, 2), seed=0),
@@ -169,11 +169,11 @@ CASES = [
     Case(experiments.unit_distance, lambda: dict(a=np.ones((2, 3)), b=np.eye(2, 3) + 0.1),
          {"a": array_bad, "b": array_bad}),
     # lib.explr.experiments: runners (bad arguments fail before any training)
-    Case(experiments.paired_runs, lambda: dict(data=mlp_pair(), lrs_a=np.full(2, 0.1), weight_decay_a=5e-3,
-                                               lrs_b=np.full(2, 0.1), weight_decay_b=0.0, momentum=0.9,
+    Case(experiments.paired_runs, lambda: dict(data=mlp_pair(), etas_a=np.full(2, 0.1), weight_decay_a=5e-3,
+                                               etas_b=np.full(2, 0.1), weight_decay_b=0.0, momentum=0.9,
                                                init_b=None, make_model=tiny_mlp, batch_size=4,
                                                dtype=torch.float64, seed=0),
-               {"data": pair_bad(mlp_pair), "lrs_a": "positive_array", "lrs_b": "positive_array",
+               {"data": pair_bad(mlp_pair), "etas_a": "positive_array", "etas_b": "positive_array",
                 "weight_decay_a": "nonneg", "weight_decay_b": "nonneg", "momentum": "fraction",
                 "init_b": CALLABLE_OR_NONE_BAD, "make_model": CALLABLE_OR_NONE_BAD,
                 "batch_size": BATCH_BAD, "dtype": "dtype", "seed": "seed"}),
@@ -236,14 +236,14 @@ CASES = [
          {"runs": EQ_RUNS_BAD, "control": st.sampled_from([1.0, -0.1, NAN, "0.9", 0.5, True])}),
     Case(figures.draw_distance, lambda: dict(fig=Figure(), steps=5),
          {"fig": FIG_BAD, "steps": "size"}),
-    Case(experiments.check_runs, lambda: dict(runs={"c": (LRS.copy(), 0.0)}, steps=2),
-         {"runs": st.sampled_from([None, {}, {"c": LRS}, {"c": (LRS,)}, {"c": (-LRS, 0.0)},
-                                   {"c": (LRS, -1.0)}, {"c": (LRS[:1], 0.0)},
-                                   {"c": (np.full(3, NAN), 0.0)}, [("c", LRS)], "runs"]),
+    Case(experiments.check_runs, lambda: dict(runs={"c": (ETAS.copy(), 0.0)}, steps=2),
+         {"runs": st.sampled_from([None, {}, {"c": ETAS}, {"c": (ETAS,)}, {"c": (-ETAS, 0.0)},
+                                   {"c": (ETAS, -1.0)}, {"c": (ETAS[:1], 0.0)},
+                                   {"c": (np.full(3, NAN), 0.0)}, [("c", ETAS)], "runs"]),
           "steps": "size"}),
-    Case(figures.learning_rates, lambda: dict(runs={"c": (LRS.copy(), 0.0)}, steps_per_epoch=2),
-         {"runs": st.sampled_from([None, {}, {"c": LRS}, {"c": (LRS,)}, {"c": (-LRS, 0.0)},
-                                   {"c": (np.full(3, NAN), 0.0)}, [("c", LRS)], "runs"]),
+    Case(figures.learning_rates, lambda: dict(runs={"c": (ETAS.copy(), 0.0)}, steps_per_epoch=2),
+         {"runs": st.sampled_from([None, {}, {"c": ETAS}, {"c": (ETAS,)}, {"c": (-ETAS, 0.0)},
+                                   {"c": (np.full(3, NAN), 0.0)}, [("c", ETAS)], "runs"]),
           "steps_per_epoch": "size"}),
     Case(figures.schedule_runs, lambda: dict(results=fake_schedule_results(), steps_per_epoch=3,
                                              epochs=3, milestones=(1, 2), layer=3),
@@ -278,8 +278,8 @@ def test_the_first_overflowing_step_is_found_in_log_space():
 
 @pytest.mark.parametrize("make,names", [
     (lambda n: schedules.exp_lr(0.1, LAM, 0.0, n), "weight_decay and steps"),
-    (lambda n: schedules.texp(np.full(n, 0.1), LAM, 0.0), "weight_decay and lrs"),
-    (lambda n: schedules.texp_minus(np.full(n, 0.1), LAM, 0.0), "weight_decay and lrs"),
+    (lambda n: schedules.texp(np.full(n, 0.1), LAM, 0.0), "weight_decay and etas"),
+    (lambda n: schedules.texp_minus(np.full(n, 0.1), LAM, 0.0), "weight_decay and etas"),
     (lambda n: schedules.exp_cosine(0.1, LAM, 0.0, n, n), "weight_decay and steps"),
 ])
 def test_overflowing_schedules_raise_naming_the_arguments_and_the_step(make, names):
@@ -289,7 +289,7 @@ def test_overflowing_schedules_raise_naming_the_arguments_and_the_step(make, nam
 
 def test_texp_plus_overflow_raises_instead_of_inf():
     # from a_0 = 1 the scales reach α a little later than exp_lr does: the step differs slightly
-    with pytest.raises(ValueError, match=r"^weight_decay and lrs: the rate exceeds float64 at step 35\d\d\d"):
+    with pytest.raises(ValueError, match=r"^weight_decay and etas: the rate exceeds float64 at step 35\d\d\d"):
         schedules.texp_plus(np.full(40_000, 0.1), LAM, 0.0)
 
 
@@ -309,7 +309,7 @@ def test_no_alpha_when_weight_decay_empties_the_weights():
     """γ = 0, λη = 1: α = 0 and η̃ = η/0: refused, not inf or a math domain error."""
     for call in (lambda: schedules.exp_lr_alpha(1.0, 1.0, 0.0), lambda: schedules.exp_lr(1.0, 1.0, 0.0, 3),
                  lambda: schedules.texp([0.5, 1.0], 1.0, 0.0)):
-        with pytest.raises(ValueError, match="^weight_decay and (eta|lrs): no real α > 0"):
+        with pytest.raises(ValueError, match="^weight_decay and (eta|etas): no real α > 0"):
             call()
 
 
@@ -390,12 +390,12 @@ def test_networks_refuse_inputs_of_the_wrong_shape():
     (lambda: experiments.equivalence(mlp_pair(), sizes=(4, 3, 2), eta=-0.1, steps=2), "eta"),
     (lambda: experiments.equivalence(mlp_pair(), sizes=(4, 3, 2), momentum=1.0, steps=2), "momentum"),
     (lambda: experiments.equivalence(mlp_pair(d=5), sizes=(4, 3, 2), steps=2, batch_size=4), "data"),
-    (lambda: experiments.paired_runs(mlp_pair(), [0.1, NAN], 0.0, [0.1, 0.1], make_model=tiny_mlp), "lrs_a"),
-    (lambda: experiments.paired_runs(mlp_pair(), [0.1, 0.1], 0.0, [0.1, -1.0], make_model=tiny_mlp), "lrs_b"),
-    (lambda: experiments.paired_runs(mlp_pair(), [0.1], 0.0, [0.1, 0.1], make_model=tiny_mlp), "lrs_a and lrs_b"),
+    (lambda: experiments.paired_runs(mlp_pair(), [0.1, NAN], 0.0, [0.1, 0.1], make_model=tiny_mlp), "etas_a"),
+    (lambda: experiments.paired_runs(mlp_pair(), [0.1, 0.1], 0.0, [0.1, -1.0], make_model=tiny_mlp), "etas_b"),
+    (lambda: experiments.paired_runs(mlp_pair(), [0.1], 0.0, [0.1, 0.1], make_model=tiny_mlp), "etas_a and etas_b"),
     (lambda: experiments.paired_runs(mlp_pair(), [0.1], -1e-3, [0.1], make_model=tiny_mlp), "weight_decay_a"),
     (lambda: experiments.schedule_runs(tiny_resnet, image_pair(), image_pair(),
-                                       {"c": (np.full(2, -0.1), 0.0)}, CONFIG), "runs['c'] lrs"),
+                                       {"c": (np.full(2, -0.1), 0.0)}, CONFIG), "runs['c'] etas"),
     (lambda: experiments.schedule_runs(tiny_resnet, image_pair(), image_pair(),
                                        {"c": (np.full(2, 0.1), NAN)}, CONFIG), "runs['c'] weight_decay"),
     (lambda: experiments.equilibrium(mlp_pair(), (4, 3, 2), [(0.1, 5e-3, 0.9), (INF, 0.0, 0.0)], 2, 4),

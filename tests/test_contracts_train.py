@@ -3,7 +3,7 @@ lib.grid), lib.stack and lib.models is refused by name.
 
 The property-based cases attack every argument of every public callable with bad values
 of its kind (tests/contracts.py); the explicit tests below are the cases issue 12 lists:
-bad schedules, NaN or empty data, unknown losses, coerced sizes, data that do not fit the
+bad per-step rates, NaN or empty data, unknown losses, coerced sizes, data that do not fit the
 model, seeds, and bad grid axes. Every valid call is tiny (6 examples, 1-2 steps).
 """
 
@@ -43,7 +43,7 @@ def make(seed=0):
 
 
 def history(n=2):
-    return History(step=np.arange(n), loss=np.ones(n), accuracy=np.ones(n), lr={"g": np.ones(n)},
+    return History(step=np.arange(n), loss=np.ones(n), accuracy=np.ones(n), eta={"g": np.ones(n)},
                    grad_norm_sq={"g": np.ones(n)}, weight_norm_sq={"g": np.ones((n, 1))})
 
 
@@ -72,6 +72,9 @@ def a_stack():
 
 POSITIVE_OR_GROUPS = st.one_of(KINDS["positive"],
                                st.sampled_from([{"w": -1.0}, {"g": NAN}, {3: 1.0}, {}]))
+# per-step rates for steps=2: empty, NaN, 0, too short, text, 2-D, per group, infinite
+BAD_PER_STEP_RATES = st.sampled_from([[], [1.0, NAN], [0.0, 1.0], [1.0], "ab", [[1.0, 1.0]],
+                                      {"w": [0.0, 1.0]}, [1.0, INF]])
 NONNEG_OR_GROUPS = st.one_of(KINDS["nonneg"], st.sampled_from([{"w": -1e-3}, {"g": INF}, {}]))
 
 CASES = [
@@ -98,6 +101,10 @@ CASES = [
           "w": st.sampled_from([None, "w", 3, [torch.nn.Parameter(torch.ones(2))]])}),
     Case(models.groups, lambda: dict(model=net()),
          {"model": st.sampled_from([None, 3, object(), torch.ones(2)])}),
+    Case(models.effective_eta, lambda: dict(eta=[0.1, 0.2], weight_norm_sq=[[1.0, 2.0]]),
+         {"eta": "positive_array",
+          "weight_norm_sq": st.sampled_from([None, "w", [0.0, 1.0], [-1.0, 1.0], [1.0, 1.0, 1.0],
+                                             [[1.0, 2.0, 3.0]]])}),
     # stack
     Case(stack.Stack, lambda: {**vars(a_stack())},
          {"template": st.sampled_from([None, "net"]),
@@ -117,40 +124,39 @@ CASES = [
     # train
     Case(TrainConfig, lambda: dict(steps=2),
          {"steps": "size", "batch_size": st.sampled_from([0, -1, 2.5, "3", True, NAN]),
-          "lr": POSITIVE_OR_GROUPS, "momentum": "fraction", "weight_decay": NONNEG_OR_GROUPS,
-          "schedule": st.sampled_from([[], [1.0, NAN], [0.0, 1.0], [-1.0, 1.0], [1.0], "ab", 3.0,
-                                       [[1.0, 1.0]], {"w": [0.0, 1.0]}, {}, [1.0, INF]]),
+          "eta": st.one_of(POSITIVE_OR_GROUPS, BAD_PER_STEP_RATES), "momentum": "fraction",
+          "weight_decay": NONNEG_OR_GROUPS,
           "loss": BAD_NAMES, "log_every": "size", "seed": "seed"}),
     Case(History, lambda: dict(step=np.arange(2), loss=np.ones(2), accuracy=np.ones(2),
-                               lr={"g": np.ones(2)}, grad_norm_sq={"g": np.ones(2)},
+                               eta={"g": np.ones(2)}, grad_norm_sq={"g": np.ones(2)},
                                weight_norm_sq={"g": np.ones((2, 1))}),
          {"step": st.sampled_from([None, "s", np.ones((2, 1))]),
           "loss": st.sampled_from([None, "x", np.ones(3), np.ones(1), 1.0]),
-          "lr": st.sampled_from([None, np.ones(2), {"g": np.ones(3)}]),
+          "eta": st.sampled_from([None, np.ones(2), {"g": np.ones(3)}]),
           "weight_norm_sq": st.sampled_from([None, {"g": np.ones((3, 1))}]),
           "diverged_at": st.sampled_from([-1, 2.5, "3", True])}),
-    Case(train.per_group, lambda: dict(value=1.0, names=["g", "w"], what="lr"),
+    Case(train.per_group, lambda: dict(value=1.0, names=["g", "w"], what="eta"),
          {"value": st.sampled_from([{"w": 1.0}, {"x": 1.0, "g": 1.0, "w": 1.0}]),
           "names": st.sampled_from([None, 3, "gw", [1, 2]]), "what": st.sampled_from([None, 3])},
-         names={"value": "lr"}),
+         names={"value": "eta"}),
     Case(train.check_config, lambda: dict(config=TrainConfig(steps=2, batch_size=4),
                                           names=["g", "w"], n_examples=6),
-         {"config": st.sampled_from([None, "c", {"steps": 2}, TrainConfig(lr={"w": 1.0}),
+         {"config": st.sampled_from([None, "c", {"steps": 2}, TrainConfig(eta={"w": 1.0}),
                                      TrainConfig(batch_size=7)]),
           "names": st.sampled_from([None, 3, "gw"]), "n_examples": "size"}),
-    Case(train.schedule_factors, lambda: dict(schedule=[1.0, 0.5], steps=2),
-         {"schedule": st.sampled_from([[1.0], [NAN, 1.0], [0.0, 1.0], [-0.1, 1.0], "ab",
-                                       lambda t: -1.0, lambda t: NAN, lambda t: None]),
+    Case(train.step_rates, lambda: dict(eta=[1.0, 0.5], steps=2),
+         {"eta": st.sampled_from([[1.0], [NAN, 1.0], [0.0, 1.0], [-0.1, 1.0], "ab", None,
+                                  -1.0, NAN, [[1.0, 1.0]], lambda t: 1.0]),
           "steps": "size"}),
     Case(train.loss_and_accuracy, lambda: dict(out=torch.randn(6, 2), y=Y(), kind="mse"),
          {"kind": BAD_NAMES, "y": "labels",
           "out": st.sampled_from([None, torch.ones(6, 2).long(), torch.ones(0, 2),
                                   torch.ones(1, 6, 2), torch.ones(6, 2).tolist()])}),
     Case(train.sgd_update, lambda: dict(p=torch.ones(2, 3), grad=torch.ones(2, 3),
-                                        buf=torch.zeros(2, 3), lr=torch.tensor([0.1, 0.2]),
+                                        buf=torch.zeros(2, 3), eta=torch.tensor([0.1, 0.2]),
                                         weight_decay=torch.zeros(2), momentum=torch.zeros(2)),
          {"p": "tensor", "grad": "tensor", "buf": "tensor",
-          "lr": st.sampled_from([torch.tensor([0.1, -0.2]), torch.tensor([NAN, 0.1]),
+          "eta": st.sampled_from([torch.tensor([0.1, -0.2]), torch.tensor([NAN, 0.1]),
                                  torch.tensor([0.1]), 0.1, None]),
           "weight_decay": st.sampled_from([torch.tensor([-1.0, 0.0]), torch.zeros(3)]),
           "momentum": st.sampled_from([torch.tensor([1.0, 0.0]), torch.tensor([-0.1, 0.0])])}),
@@ -176,22 +182,22 @@ CASES = [
     Case(train.train, lambda: dict(model=net(), data=(X(), Y()), config=TrainConfig(steps=1)),
          {"model": st.sampled_from([None, "m", torch.nn.ReLU(), 3]), "data": bad_data,
           "config": st.sampled_from([None, {"steps": 1}, [TrainConfig()], TrainConfig(batch_size=7),
-                                     TrainConfig(lr={"w": 1.0})]),
+                                     TrainConfig(eta={"w": 1.0})]),
           "bar": "bool", "observe": NOT_CALLABLE, "init_momentum": NOT_CALLABLE}),
     # sweep
-    Case(sweep.Grid, lambda: dict(lr=[0.1, 1.0]),
-         {"lr": st.sampled_from([[], [[0.1]], [0.1, NAN], [INF], [0.1, 0.1], "ab", None, 0.1,
+    Case(sweep.Grid, lambda: dict(eta=[0.1, 1.0]),
+         {"eta": st.sampled_from([[], [[0.1]], [0.1, NAN], [INF], [0.1, 0.1], "ab", None, 0.1,
                                  [1 + 1j], {"a": 1}, [[0.1], [0.2, 0.3]]])}),
-    Case(sweep.SweepResult, lambda: dict(grid=sweep.Grid(lr=[0.1, 1.0]), step=np.arange(2),
+    Case(sweep.SweepResult, lambda: dict(grid=sweep.Grid(eta=[0.1, 1.0]), step=np.arange(2),
                                          metrics={"loss": np.ones((2, 2))},
                                          diverged_at=np.full(2, -1)),
-         {"grid": st.sampled_from([None, {"lr": [0.1]}, sweep.Grid(lr=[0.1])]),
+         {"grid": st.sampled_from([None, {"eta": [0.1]}, sweep.Grid(eta=[0.1])]),
           "metrics": st.sampled_from([None, {"loss": np.ones(3)}, [1]]),
           "diverged_at": st.sampled_from([np.ones(3), None]), "step": st.sampled_from([None, "s"])}),
     Case(sweep.choose_mode, lambda: dict(model=net(), device="cpu"),
          {"model": st.sampled_from([None, 3, "m"]), "device": "device"}),
-    Case(sweep.config_for, lambda: dict(point={"lr": 0.5}, base=TrainConfig(steps=1)),
-         {"point": st.sampled_from([None, [("lr", 0.5)], {"lr": -1.0}, {"lr_w": NAN},
+    Case(sweep.config_for, lambda: dict(point={"eta": 0.5}, base=TrainConfig(steps=1)),
+         {"point": st.sampled_from([None, [("eta", 0.5)], {"eta": -1.0}, {"eta_w": NAN},
                                     {"momentum": 1.0}, {"seed": 1.5}, {"weight_decay_g": -1.0}]),
           "base": st.sampled_from([None, {"steps": 1}])}),
     Case(sweep.model_kwargs, lambda: dict(point={"width": 3, "seed": 1}),
@@ -199,17 +205,17 @@ CASES = [
                                     [("seed", 1)]])}),
     Case(sweep.data_fingerprint, lambda: dict(data=(X(), Y())), {"data": bad_pairs}),
     Case(sweep.train_grid, lambda: dict(make_model=make, data=(X(), Y()),
-                                        config=TrainConfig(steps=1), grid=sweep.Grid(lr=[0.1]),
+                                        config=TrainConfig(steps=1), grid=sweep.Grid(eta=[0.1]),
                                         mode="batched", bar=False),
          {"make_model": st.sampled_from([None, 3, lambda: net(), lambda seed: 3]),
           "data": bad_data, "config": st.sampled_from([None, {"steps": 1}]),
-          "grid": st.sampled_from([None, {"lr": [0.1]}, sweep.Grid(lr=[-1.0]),
+          "grid": st.sampled_from([None, {"eta": [0.1]}, sweep.Grid(eta=[-1.0]),
                                    sweep.Grid(widht=[3]), sweep.Grid(seed=[-1]),
                                    sweep.Grid(momentum=[1.0]), sweep.Grid(seed=[0.5])]),
           "mode": BAD_NAMES, "chunk": "size", "cache": st.sampled_from([3, "", b"x"]),
           "bar": "bool", "observe": NOT_CALLABLE}),
-    Case(sweep.collect, lambda: dict(grid=sweep.Grid(lr=[0.1]), histories=[history()]),
-         {"grid": st.sampled_from([None, sweep.Grid(lr=[0.1, 0.2])]),
+    Case(sweep.collect, lambda: dict(grid=sweep.Grid(eta=[0.1]), histories=[history()]),
+         {"grid": st.sampled_from([None, sweep.Grid(eta=[0.1, 0.2])]),
           "histories": st.sampled_from([None, [], [3], "h", [history(), history()]])}),
     Case(sweep.map_grid, lambda: dict(fn=lambda a: a, grid=sweep.Grid(a=[1, 2]), bar=False),
          {"fn": st.sampled_from([None, 3, lambda b: b]),
@@ -224,31 +230,15 @@ test_bad_input_is_refused_by_name = parametrize(CASES)
 
 # The specific cases of issue 12 --------------------------------------------------------
 
-def params_of(model):
-    return [p.detach().clone() for p in model.parameters()]
-
-
-@pytest.mark.parametrize("schedule, match", [
-    ([1.0, -0.5, 1.0], "^schedule must hold numbers > 0"),
-    ([1.0, NAN, 1.0], "^schedule must be finite"),
-    ({"w": [1.0, 0.0, 1.0], "g": None}, r"^schedule\['w'\] must hold numbers > 0"),
+@pytest.mark.parametrize("eta, match", [
+    ([1.0, -0.5, 1.0], "^eta must hold numbers > 0"),
+    ([1.0, NAN, 1.0], "^eta must be finite"),
+    ([1.0, 1.0], "^eta has 2 rates, need one per step"),
+    ({"w": [1.0, 0.0, 1.0], "g": 0.1}, r"^eta\['w'\] must hold numbers > 0"),
 ])
-def test_a_negative_or_nan_schedule_is_refused(schedule, match):
+def test_a_negative_nan_or_short_per_step_eta_is_refused(eta, match):
     with pytest.raises(ValueError, match=match):
-        TrainConfig(steps=3, schedule=schedule)
-
-
-@pytest.mark.parametrize("schedule, match", [
-    (lambda t: 1.0 if t < 2 else -1.0, r"^schedule\(2\) must be a finite number > 0, got -1.0"),
-    (lambda t: NAN, r"^schedule\(0\) must be a finite number > 0, got nan"),
-])
-def test_a_callable_schedule_is_checked_at_every_step_before_training(schedule, match):
-    model = net()
-    before = params_of(model)
-    with pytest.raises(ValueError, match=match):
-        train.train(model, (X(), Y()), TrainConfig(steps=3, schedule=schedule))
-    for p, p0 in zip(model.parameters(), before):  # refused before any step was taken
-        assert torch.equal(p, p0)
+        TrainConfig(steps=3, eta=eta)
 
 
 def test_nan_or_empty_data_is_bad_input_not_divergence():
@@ -264,7 +254,7 @@ def test_nan_or_empty_data_is_bad_input_not_divergence():
 
 
 def test_genuine_divergence_is_still_a_result():
-    hist = train.train(net(), (X(), Y()), TrainConfig(steps=30, lr=1e30))
+    hist = train.train(net(), (X(), Y()), TrainConfig(steps=30, eta=1e30))
     assert hist.diverged and hist.diverged_at >= 1
 
 
@@ -304,7 +294,7 @@ def test_data_that_do_not_fit_the_model_are_refused_by_name(boundary, data, erro
     config = TrainConfig(steps=1)
     call = {"train": lambda: train.train(net(), data, config),
             "fit": lambda: train.fit(stack.from_models([net()]), data, [config]),
-            "train_grid": lambda: sweep.train_grid(make, data, config, sweep.Grid(lr=[0.1]),
+            "train_grid": lambda: sweep.train_grid(make, data, config, sweep.Grid(eta=[0.1]),
                                                    bar=False)}[boundary]
     with pytest.raises(error, match=match):
         call()
@@ -325,10 +315,10 @@ def test_seeds_are_integers_in_range():
 
 
 @pytest.mark.parametrize("axes, error, match", [
-    (dict(lr=[]), ValueError, "^lr must be a non-empty 1-D list"),
-    (dict(lr=[0.1, NAN]), ValueError, "^lr must hold finite values"),
-    (dict(lr=[0.1, 0.1]), ValueError, "^lr holds a value twice"),
-    (dict(lr="0.1"), TypeError, "^lr must be a list of values"),
+    (dict(eta=[]), ValueError, "^eta must be a non-empty 1-D list"),
+    (dict(eta=[0.1, NAN]), ValueError, "^eta must hold finite values"),
+    (dict(eta=[0.1, 0.1]), ValueError, "^eta holds a value twice"),
+    (dict(eta="0.1"), TypeError, "^eta must be a list of values"),
 ])
 def test_bad_grid_axes_are_refused_by_name(axes, error, match):
     with pytest.raises(error, match=match):

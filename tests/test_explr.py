@@ -89,8 +89,8 @@ def test_float64_equivalence_over_250_steps(data64, gamma):
 
 def test_equivalence_fails_without_the_initial_momentum(data64):
     """The control: same schedules, but run B started at rest."""
-    lrs = schedules.exp_lr(0.1, 5e-3, 0.9, 250)
-    r = experiments.paired_runs(data64, np.full(250, 0.1), 5e-3, lrs, momentum=0.9,
+    etas = schedules.exp_lr(0.1, 5e-3, 0.9, 250)
+    r = experiments.paired_runs(data64, np.full(250, 0.1), 5e-3, etas, momentum=0.9,
                           make_model=lambda seed: networks.ScaleInvariantMLP((12, 16, 16, 3), seed),
                                 batch_size=50)
     assert experiments.unit_distance(r["theta_a"], r["theta_b"]).max() > 1e-4
@@ -98,13 +98,13 @@ def test_equivalence_fails_without_the_initial_momentum(data64):
 
 def test_step_decay_texp_plus_exact_texp_close_texp_minus_not(data64):
     lam, gamma, steps = 5e-3, 0.9, 200
-    lrs = schedules.step_decay(0.1, steps, [100, 150])
+    etas = schedules.step_decay(0.1, steps, [100, 150])
     dist = {}
-    for name, tilde in [("texp++", schedules.texp_plus(lrs, lam, gamma)[0]),
-                        ("texp", schedules.texp(lrs, lam, gamma)),
-                        ("texp--", schedules.texp_minus(lrs, lam, gamma))]:
+    for name, tilde in [("texp++", schedules.texp_plus(etas, lam, gamma)[0]),
+                        ("texp", schedules.texp(etas, lam, gamma)),
+                        ("texp--", schedules.texp_minus(etas, lam, gamma))]:
         init = None if name == "texp++" else experiments.exp_lr_momentum(0.1, lam, gamma)
-        r = experiments.paired_runs(data64, lrs, lam, tilde, momentum=gamma, init_b=init,
+        r = experiments.paired_runs(data64, etas, lam, tilde, momentum=gamma, init_b=init,
                               make_model=lambda seed: networks.ScaleInvariantMLP((12, 16, 16, 3), seed),
                                     batch_size=50)
         dist[name] = experiments.unit_distance(r["theta_a"], r["theta_b"])
@@ -116,8 +116,8 @@ def test_step_decay_texp_plus_exact_texp_close_texp_minus_not(data64):
 
 def test_preresnet_step_decay_equals_texp_plus_in_float64():
     X, y = torch.rand(64, 1, 12, 12, dtype=torch.float64), torch.arange(64) % 10
-    lrs = schedules.step_decay(0.1, 30, [15])
-    r = experiments.paired_runs((X, y), lrs, 5e-3, schedules.texp_plus(lrs, 5e-3, 0.9)[0],
+    etas = schedules.step_decay(0.1, 30, [15])
+    r = experiments.paired_runs((X, y), etas, 5e-3, schedules.texp_plus(etas, 5e-3, 0.9)[0],
                           make_model=lambda seed: networks.PreResNet(widths=(4, 8, 8), seed=seed),
                                 batch_size=32)
     assert experiments.unit_distance(r["theta_a"], r["theta_b"]).max() < 1e-10
@@ -225,7 +225,7 @@ def test_layer_sizes_and_check_input():
 
 def test_exp_lr_curve_subsamples_the_schedule():
     r = experiments.exp_lr_curve(0.1, 5e-4, 0.9, epochs=3, steps_per_epoch=10, every=4)
-    np.testing.assert_array_equal(r["lrs"], schedules.exp_lr(0.1, 5e-4, 0.9, 30)[::4])
+    np.testing.assert_array_equal(r["etas"], schedules.exp_lr(0.1, 5e-4, 0.9, 30)[::4])
     np.testing.assert_array_equal(r["epoch"], np.arange(0, 30, 4) / 10)
     assert r["growth"] == schedules.growth_per_epoch(0.1, 5e-4, 0.9, 10)
 
@@ -257,7 +257,7 @@ def test_draw_schedule_shows_the_curve_and_the_growth():
     r = experiments.exp_lr_curve(0.1, 5e-3, 0.9, epochs=3, steps_per_epoch=10, every=4)
     update(r)
     ax = fig.axes[0]
-    assert_line(ax.lines[0], r["epoch"], r["lrs"])
+    assert_line(ax.lines[0], r["epoch"], r["etas"])
     assert ax.texts[0].get_text() == f"growth per epoch: ×{r['growth']:.4g}"
     assert ax.get_xlim() == (0, 3) and ax.get_xlabel() == "epoch (10 steps each)"
 
@@ -304,8 +304,8 @@ def test_learning_rates_figure_draws_each_schedule(close_figures):
     runs = {"a": (np.array([0.1, 0.1, 0.01, 0.01]), 1e-2), "b": (np.array([1.0, 2.0, 4.0, 8.0]), 0.0)}
     ax = figures.learning_rates(runs, steps_per_epoch=2).axes[0]
     assert [ln.get_label() for ln in ax.lines] == ["a", "b"]
-    for line, (lrs, _) in zip(ax.lines, runs.values()):
-        assert_line(line, np.arange(4) / 2, lrs)
+    for line, (etas, _) in zip(ax.lines, runs.values()):
+        assert_line(line, np.arange(4) / 2, etas)
     assert ax.get_xlim() == (0, 2)
 
 

@@ -39,11 +39,11 @@ def test_standard_hyperparameters_give_1481_per_epoch():
 def test_exp_lr_closed_form():
     eta, lam, gamma, steps = 0.1, 5e-3, 0.9, 50
     a = larger_root(eta, lam, gamma)
-    lrs = schedules.exp_lr(eta, lam, gamma, steps)
-    assert lrs.shape == (steps,)
-    assert lrs[0] == pytest.approx(eta / a, rel=1e-12)
-    np.testing.assert_allclose(lrs[1:] / lrs[:-1], a ** -2, rtol=1e-12)
-    np.testing.assert_allclose(lrs, [eta * a ** (-2 * t - 1) for t in range(steps)], rtol=1e-10)
+    etas = schedules.exp_lr(eta, lam, gamma, steps)
+    assert etas.shape == (steps,)
+    assert etas[0] == pytest.approx(eta / a, rel=1e-12)
+    np.testing.assert_allclose(etas[1:] / etas[:-1], a ** -2, rtol=1e-12)
+    np.testing.assert_allclose(etas, [eta * a ** (-2 * t - 1) for t in range(steps)], rtol=1e-10)
 
 
 def test_root_is_real_exactly_up_to_the_bound():
@@ -75,16 +75,16 @@ def test_bad_steps_and_milestones_are_rejected():
         schedules.step_decay(0.1, 100, [50, 50])
     with pytest.raises(ValueError, match="factor"):
         schedules.step_decay(0.1, 100, [50], factor=2.0)
-    with pytest.raises(ValueError, match="^lrs must not be empty"):
+    with pytest.raises(ValueError, match="^etas must not be empty"):
         schedules.texp(np.zeros((0,)), 5e-4, 0.9)
-    with pytest.raises(ValueError, match="^lrs must hold numbers > 0"):
+    with pytest.raises(ValueError, match="^etas must hold numbers > 0"):
         schedules.texp([0.1, -0.1], 5e-4, 0.9)
 
 
 def test_step_decay_and_cosine_against_direct_loops():
-    lrs = schedules.step_decay(0.1, 100, [50, 75], factor=0.1)
+    etas = schedules.step_decay(0.1, 100, [50, 75], factor=0.1)
     direct = [0.1 * (0.1 if t >= 50 else 1) * (0.1 if t >= 75 else 1) for t in range(100)]
-    np.testing.assert_allclose(lrs, direct, rtol=1e-15)
+    np.testing.assert_allclose(etas, direct, rtol=1e-15)
     cos = schedules.cosine(0.1, 95, 10)   # 10 epochs, the last one short
     direct = [0.1 * (1 + math.cos(math.pi * (t // 10) / 10)) / 2 for t in range(95)]
     np.testing.assert_allclose(cos, direct, rtol=1e-14)
@@ -100,40 +100,40 @@ def theorem_2_12_two_phases(eta0, eta1, T1, steps, lam, gamma):
 
 @pytest.mark.parametrize("lam", [5e-4, 5e-3])
 def test_texp_matches_theorem_2_12_on_two_phases(lam):
-    lrs = schedules.step_decay(0.1, 120, [80], factor=0.1)
-    np.testing.assert_allclose(schedules.texp(lrs, lam, 0.9),
+    etas = schedules.step_decay(0.1, 120, [80], factor=0.1)
+    np.testing.assert_allclose(schedules.texp(etas, lam, 0.9),
                                theorem_2_12_two_phases(0.1, 0.01, 80, 120, lam, 0.9), rtol=1e-11)
 
 
 def test_texp_minus_drops_only_the_entry_factor():
-    lrs = schedules.step_decay(0.1, 120, [60, 90], factor=0.1)
-    ratio = schedules.texp(lrs, 5e-3, 0.9) / schedules.texp_minus(lrs, 5e-3, 0.9)
+    etas = schedules.step_decay(0.1, 120, [60, 90], factor=0.1)
+    ratio = schedules.texp(etas, 5e-3, 0.9) / schedules.texp_minus(etas, 5e-3, 0.9)
     np.testing.assert_allclose(ratio, np.where(np.arange(120) >= 90, 0.01,
                                                np.where(np.arange(120) >= 60, 0.1, 1.0)), rtol=1e-12)
 
 
 def test_constant_schedule_texp_is_exp_lr():
-    lrs = np.full(40, 0.1)
-    np.testing.assert_allclose(schedules.texp(lrs, 5e-3, 0.9), schedules.exp_lr(0.1, 5e-3, 0.9, 40),
+    etas = np.full(40, 0.1)
+    np.testing.assert_allclose(schedules.texp(etas, 5e-3, 0.9), schedules.exp_lr(0.1, 5e-3, 0.9, 40),
                                rtol=1e-13)
 
 
 def test_exp_cosine_is_texp_of_cosine_with_growing_phases():
-    lrs = schedules.exp_cosine(0.1, 5e-3, 0.9, 100, 10)
-    assert lrs.shape == (100,)
-    np.testing.assert_allclose(lrs, schedules.texp(schedules.cosine(0.1, 100, 10), 5e-3, 0.9))
-    assert np.all(lrs[1:10] > lrs[:9])   # grows within the first epoch
+    etas = schedules.exp_cosine(0.1, 5e-3, 0.9, 100, 10)
+    assert etas.shape == (100,)
+    np.testing.assert_allclose(etas, schedules.texp(schedules.cosine(0.1, 100, 10), 5e-3, 0.9))
+    assert np.all(etas[1:10] > etas[:9])   # grows within the first epoch
 
 
 def test_texp_plus_recursion_and_fixed_point():
     lam, gamma = 5e-3, 0.9
-    lrs = schedules.step_decay(0.1, 200, [100], factor=0.1)
-    tilde, rho = schedules.texp_plus(lrs, lam, gamma)
+    etas = schedules.step_decay(0.1, 200, [100], factor=0.1)
+    tilde, rho = schedules.texp_plus(etas, lam, gamma)
     a = rho[:-1] / rho[1:]                   # a_{t+1} = ρ_t / ρ_{t+1}
-    prev = np.concatenate([[lrs[0]], lrs[:-1]])
+    prev = np.concatenate([[etas[0]], etas[:-1]])
     a_prev = np.concatenate([[1.0], a[:-1]])
-    np.testing.assert_allclose(a, 1 - lrs * lam + gamma * (lrs / prev) * (1 - 1 / a_prev), rtol=1e-14)
-    np.testing.assert_allclose(tilde, lrs * rho[:-1] * rho[1:], rtol=1e-14)
+    np.testing.assert_allclose(a, 1 - etas * lam + gamma * (etas / prev) * (1 - 1 / a_prev), rtol=1e-14)
+    np.testing.assert_allclose(tilde, etas * rho[:-1] * rho[1:], rtol=1e-14)
     # within a phase a_t converges to that phase's α, geometrically
     assert a[99] == pytest.approx(larger_root(0.1, lam, gamma), rel=1e-5)
     assert a[199] == pytest.approx(larger_root(0.01, lam, gamma), rel=1e-5)

@@ -38,7 +38,7 @@ def tmp_cache(tmp_path, monkeypatch):
 
 
 def test_batched_and_looped_sweeps_agree(blobs):
-    grid = sweep.Grid(lr=[0.03, 0.3, 3.0], seed=[0, 1])
+    grid = sweep.Grid(eta=[0.03, 0.3, 3.0], seed=[0, 1])
     cfg = TrainConfig(steps=25, batch_size=32, momentum=0.9, weight_decay=1e-3)
     a = sweep.train_grid(make_mlp, blobs, cfg, grid, mode="batched")
     b = sweep.train_grid(make_mlp, blobs, cfg, grid, mode="loop")
@@ -54,21 +54,21 @@ def test_batched_and_looped_sweeps_agree(blobs):
 
 
 def test_per_model_learning_rates_match_separate_runs(blobs):
-    grid = sweep.Grid(lr_w=[0.1, 10.0], lr_g=[0.01, 0.5])
+    grid = sweep.Grid(eta_w=[0.1, 10.0], eta_g=[0.01, 0.5])
     res = sweep.train_grid(make_mlp, blobs, TrainConfig(steps=15), grid, mode="batched")
-    for i, lr_w in enumerate([0.1, 10.0]):
-        for j, lr_g in enumerate([0.01, 0.5]):
-            alone = train.train(make_mlp(), blobs, TrainConfig(steps=15, lr={"w": lr_w, "g": lr_g}))
+    for i, eta_w in enumerate([0.1, 10.0]):
+        for j, eta_g in enumerate([0.01, 0.5]):
+            alone = train.train(make_mlp(), blobs, TrainConfig(steps=15, eta={"w": eta_w, "g": eta_g}))
             # full batch, and η_w acts on scale-invariant weights whose effective step
             # shrinks as ‖w‖ grows: no amplification over these 15 steps
             np.testing.assert_allclose(res.metrics["loss"][i, j], alone.loss, rtol=roundoff(16))
-            np.testing.assert_allclose(res.sel(lr_w=lr_w, lr_g=lr_g)["lr_g"], lr_g)
+            np.testing.assert_allclose(res.sel(eta_w=eta_w, eta_g=eta_g)["eta_g"], eta_g)
     assert not np.allclose(res.metrics["loss"][0, 0], res.metrics["loss"][1, 1])
 
 
 def test_batchnorm_keeps_statistics_per_model(blobs):
     models = [make_mlp(seed=s) for s in range(3)]
-    configs = [TrainConfig(steps=5, lr=lr, batch_size=16, seed=s) for s, lr in enumerate([0.1, 1.0, 5.0])]
+    configs = [TrainConfig(steps=5, eta=eta, batch_size=16, seed=s) for s, eta in enumerate([0.1, 1.0, 5.0])]
     s = stack.from_models(models)
     train.fit(s, blobs, configs)
     for k, (seed, cfg) in enumerate(zip(range(3), configs)):
@@ -82,7 +82,7 @@ def test_batchnorm_keeps_statistics_per_model(blobs):
 
 
 def test_divergence_is_per_model(blobs):
-    grid = sweep.Grid(lr=[0.1, 1e6])
+    grid = sweep.Grid(eta=[0.1, 1e6])
     res = sweep.train_grid(lambda seed: MLP((8, 12, 3), norm="none").double(), blobs,
                            TrainConfig(steps=30), grid, mode="batched")
     assert res.diverged_at[0] == -1 and res.diverged_at[1] > 0
@@ -105,7 +105,7 @@ def test_cache_reuses_and_resumes_an_interrupted_sweep(blobs, tmp_cache):
             raise KeyboardInterrupt
         return make_mlp(seed)
 
-    grid = sweep.Grid(lr=[0.1, 0.2, 0.4, 0.8])
+    grid = sweep.Grid(eta=[0.1, 0.2, 0.4, 0.8])
     cfg = TrainConfig(steps=4)
     with pytest.raises(KeyboardInterrupt):
         sweep.train_grid(make, blobs, cfg, grid, mode="loop", cache="resume-test")
@@ -122,7 +122,7 @@ def test_cache_reuses_and_resumes_an_interrupted_sweep(blobs, tmp_cache):
 
 
 def test_cache_misses_when_the_data_change(blobs, tmp_cache):
-    grid = sweep.Grid(lr=[0.1])
+    grid = sweep.Grid(eta=[0.1])
     X, y = blobs
     sweep.train_grid(make_mlp, (X, y), TrainConfig(steps=2), grid, cache="data-test")
     sweep.train_grid(make_mlp, (X + 1, y), TrainConfig(steps=2), grid, cache="data-test")
@@ -152,10 +152,10 @@ def test_map_grid_shapes_values_and_cache(tmp_cache):
 
 @pytest.mark.parametrize("build, match", [
     (lambda: sweep.Grid(), "at least one axis"),
-    (lambda: sweep.Grid(lr=[]), "non-empty"),
-    (lambda: sweep.Grid(lr=[[0.1, 0.2]]), "1-D"),
-    (lambda: sweep.Grid(lr=[0.1]).index(lr=0.2), "not on the grid"),
-    (lambda: sweep.Grid(lr=[0.1]).index(wd=0.2), "unknown axes"),
+    (lambda: sweep.Grid(eta=[]), "non-empty"),
+    (lambda: sweep.Grid(eta=[[0.1, 0.2]]), "1-D"),
+    (lambda: sweep.Grid(eta=[0.1]).index(eta=0.2), "not on the grid"),
+    (lambda: sweep.Grid(eta=[0.1]).index(wd=0.2), "unknown axes"),
 ])
 def test_bad_grids(build, match):
     with pytest.raises(ValueError, match=match):
@@ -165,14 +165,14 @@ def test_bad_grids(build, match):
 @pytest.mark.parametrize("kw, match", [(dict(mode="fast"), "mode"), (dict(chunk=0), "chunk")])
 def test_bad_sweep_arguments(blobs, kw, match):
     with pytest.raises(ValueError, match=match):
-        sweep.train_grid(make_mlp, blobs, TrainConfig(steps=2), sweep.Grid(lr=[0.1]), **kw)
+        sweep.train_grid(make_mlp, blobs, TrainConfig(steps=2), sweep.Grid(eta=[0.1]), **kw)
 
 
 def test_observed_quantities_become_metrics_in_both_modes(blobs):
     def observe(params, t):  # (K,) norm of the first layer's weights
         return {"w0_norm": params["hidden.0.linear.weight"].flatten(1).norm(dim=1)}
 
-    grid = sweep.Grid(lr=[0.1, 2.0], seed=[0, 1])
+    grid = sweep.Grid(eta=[0.1, 2.0], seed=[0, 1])
     cfg = TrainConfig(steps=6, log_every=3)
     a = sweep.train_grid(make_mlp, blobs, cfg, grid, mode="batched", observe=observe)
     b = sweep.train_grid(make_mlp, blobs, cfg, grid, mode="loop", observe=observe)

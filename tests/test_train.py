@@ -4,6 +4,7 @@ import numpy as np
 import pytest
 import torch
 
+from lib import models
 from lib.models import MLP, NormLinear
 from lib.train import TrainConfig, sgd_update, train
 
@@ -21,10 +22,10 @@ def test_sgd_update_matches_torch_optim_sgd_per_model(f64):
     p_ours, grads = torch.randn(3, 5, 4), [torch.randn(3, 5, 4) for _ in range(4)]
     refs = [torch.nn.Parameter(p_ours[k].clone()) for k in range(3)]
     opts = [torch.optim.SGD([r], lr=lr, momentum=m, weight_decay=wd) for r, (lr, wd, m) in zip(refs, hp)]
-    lr, wd, mom = (torch.tensor(v) for v in zip(*hp))
+    eta, wd, mom = (torch.tensor(v) for v in zip(*hp))
     buf = torch.zeros_like(p_ours)
     for g in grads:
-        p_ours, buf = sgd_update(p_ours, g, buf, lr, wd, mom)
+        p_ours, buf = sgd_update(p_ours, g, buf, eta, wd, mom)
         for k, (r, opt) in enumerate(zip(refs, opts)):
             r.grad = g[k].clone()
             opt.step()
@@ -43,7 +44,7 @@ def test_full_batch_gd_on_linear_regression_matches_closed_form(f64):
     y = (X @ w_true).squeeze(1)
     model = torch.nn.Linear(4, 1, bias=False)
     w = model.weight.detach().numpy().copy().T  # (4, 1)
-    hist = train(model, (X, y), TrainConfig(steps=30, lr=0.1, loss="mse"))
+    hist = train(model, (X, y), TrainConfig(steps=30, eta=0.1, loss="mse"))
     Xn, yn = X.numpy(), y.numpy()[:, None]
     expected = []
     for _ in range(31):  # loss ½ mean (Xw − y)², gradient Xᵀ(Xw − y)/n
@@ -68,23 +69,41 @@ def test_per_group_learning_rates_apply_to_their_group(f64):
     ref.load_state_dict(model.state_dict())
     torch.nn.functional.cross_entropy(ref(X), y).backward()
     grads = {k: [p.grad.clone() for p in ps] for k, ps in ref.groups().items()}
-    train(model, (X, y), TrainConfig(steps=1, lr={"w": 7.0, "g": 0.01}))
+    train(model, (X, y), TrainConfig(steps=1, eta={"w": 7.0, "g": 0.01}))
     for k, eta in (("w", 7.0), ("g", 0.01)):
         for p, p0, gr in zip(model.groups()[k], before[k], grads[k]):
             torch.testing.assert_close(p.detach(), p0 - eta * gr, rtol=0, atol=1e-12)
 
 
-def test_history_records_groups_schedule_and_effective_lr(f64):
+def test_effective_eta_is_the_step_of_the_direction_at_unit_norm(f64):
+    """A GD step η from a scale-invariant w turns w/‖w‖ exactly as a step η/‖w‖² from
+    the unit vector w/‖w‖ does (∇F(cw) = ∇F(w)/c): the two directions agree to round-off."""
+    A = torch.randn(5, 4, generator=torch.Generator().manual_seed(0), dtype=torch.float64)
+    F = lambda w: (A @ (w / w.norm())).sin().sum()  # noqa: E731  (scale-invariant)
+    grad = lambda w: torch.func.grad(F)(w)  # noqa: E731
+    for r, eta in [(0.3, 0.05), (7.0, 2.0)]:
+        w = r * torch.tensor([0.5, -1.0, 2.0, 0.3], dtype=torch.float64)
+        u = w / w.norm()
+        step = models.effective_eta(eta, float(w.norm() ** 2))
+        after_w, after_u = w - eta * grad(w), u - float(step) * grad(u)
+        torch.testing.assert_close(after_w / after_w.norm(), after_u / after_u.norm(),
+                                   rtol=1e-13, atol=1e-13)
+    np.testing.assert_array_equal(models.effective_eta([1.0, 2.0], [[4.0, np.nan]]),
+                                  [[0.25, np.nan]])  # a diverged run stays NaN
+
+
+def test_history_records_groups_per_step_rates_and_effective_eta(f64):
     X, y = blobs(dtype=torch.float64)
     model = MLP((10, 16, 16, 3)).double()
-    sched = 0.5 ** np.arange(20)
-    hist = train(model, (X, y), TrainConfig(steps=20, lr={"w": 2.0, "g": 0.1},
-                                            schedule={"w": sched, "g": None}))
+    rates = 2.0 * 0.5 ** np.arange(25)  # more rates than steps: the first 20 are used
+    hist = train(model, (X, y), TrainConfig(steps=20, eta={"w": rates, "g": 0.1}))
     assert len(hist.step) == 21 and hist.diverged_at is None
-    np.testing.assert_allclose(hist.lr["w"][:20], 2.0 * sched)
-    np.testing.assert_allclose(hist.lr["g"], 0.1)
+    np.testing.assert_array_equal(hist.eta["w"][:20], rates[:20])
+    np.testing.assert_allclose(hist.eta["g"], 0.1)
     assert hist.weight_norm_sq["w"].shape == (21, 2)  # two normalised layers
-    np.testing.assert_allclose(hist.effective_lr("w"), hist.lr["w"][:, None] / hist.weight_norm_sq["w"])
+    # one division per entry, so exact: η_t of the step over each tensor's own ‖w_t‖²
+    np.testing.assert_array_equal(hist.effective_eta("w"),
+                                  hist.eta["w"][:, None] / hist.weight_norm_sq["w"])
     assert hist.loss[-1] < hist.loss[0]
 
 
@@ -93,7 +112,7 @@ def test_norm_growth_identity_for_scale_invariant_weights(f64):
     X, y = blobs(dtype=torch.float64)
     model = MLP((10, 16, 16, 3), norm="bn_smooth").double()
     eta = 3.0
-    hist = train(model, (X, y), TrainConfig(steps=40, lr={"w": eta, "g": 0.1}))
+    hist = train(model, (X, y), TrainConfig(steps=40, eta={"w": eta, "g": 0.1}))
     total = hist.weight_norm_sq["w"].sum(1)
     np.testing.assert_allclose(total[1:], total[:-1] + eta**2 * hist.grad_norm_sq["w"][:-1],
                                rtol=1e-10)
@@ -101,14 +120,14 @@ def test_norm_growth_identity_for_scale_invariant_weights(f64):
 
 def test_divergence_stops_the_run_and_is_recorded():
     X, y = blobs()
-    hist = train(MLP((10, 32, 32, 3), norm="none"), (X, y), TrainConfig(steps=200, lr=1e4))
+    hist = train(MLP((10, 32, 32, 3), norm="none"), (X, y), TrainConfig(steps=200, eta=1e4))
     assert hist.diverged and 0 < hist.diverged_at < 200
     assert np.all(np.isfinite(hist.loss)) and len(hist.loss) == hist.diverged_at
 
 
 def test_minibatch_order_depends_on_seed_only():
     X, y = blobs()
-    cfg = TrainConfig(steps=15, lr=0.5, batch_size=32, seed=3)
+    cfg = TrainConfig(steps=15, eta=0.5, batch_size=32, seed=3)
     runs = []
     for seed in (3, 3, 4):
         torch.manual_seed(0)
@@ -121,18 +140,18 @@ def test_weight_decay_and_momentum_shrink_norm(f64):
     X, y = blobs(dtype=torch.float64)
     torch.manual_seed(0)
     model = MLP((10, 16, 16, 3), norm="bn_smooth").double()
-    hist = train(model, (X, y), TrainConfig(steps=50, lr=0.05, weight_decay=0.5, momentum=0.9))
+    hist = train(model, (X, y), TrainConfig(steps=50, eta=0.05, weight_decay=0.5, momentum=0.9))
     w = hist.weight_norm_sq["w"].sum(1)
     assert w[-1] < w[0]  # with λ > 0 the scale-invariant weights shrink
 
 
 @pytest.mark.parametrize("change, match", [
-    (dict(steps=0), "^steps"), (dict(lr=0.0), "^lr"), (dict(lr=float("nan")), "^lr"),
-    (dict(lr={"w": 1.0}), "^config.lr per group needs exactly the groups"),
+    (dict(steps=0), "^steps"), (dict(eta=0.0), "^eta"), (dict(eta=float("nan")), "^eta"),
+    (dict(eta={"w": 1.0}), "^config.eta per group needs exactly the groups"),
     (dict(weight_decay=-1e-3), "^weight_decay"), (dict(momentum=1.0), "^momentum"),
     (dict(loss="hinge"), "^loss"), (dict(batch_size=0), "^batch_size"),
     (dict(batch_size=10_000), "^config.batch_size"), (dict(log_every=0), "^log_every"),
-    (dict(schedule=[1.0, 1.0]), "^schedule"),
+    (dict(eta=[1.0, 1.0]), "^eta has 2 rates, need one per step"),
 ])
 def test_bad_config_raises_value_error(change, match):
     X, y = blobs()
@@ -199,7 +218,7 @@ def test_sse_loss_is_the_sum_and_observe_records_extra_quantities(f64):
         seen.append(t)
         return {"w_norm": params["weight"].flatten(1).norm(dim=1)}  # (K,) = (1,)
 
-    hist = train(model, (X, y), TrainConfig(steps=6, lr=0.01, loss="sse", log_every=2), observe=observe)
+    hist = train(model, (X, y), TrainConfig(steps=6, eta=0.01, loss="sse", log_every=2), observe=observe)
     r = X @ w0.T - y[:, None]
     np.testing.assert_allclose(hist.loss[0], 0.5 * (r ** 2).sum().item(), rtol=1e-12)
     assert seen == [0, 2, 4, 6] and hist.extra["w_norm"].shape == (4,)
@@ -213,7 +232,7 @@ def test_divergence_at_the_first_step_gives_an_empty_history():
     with torch.no_grad():
         model.weight.fill_(3e38)
     hist = train(model, (X, y), TrainConfig(steps=5))
-    assert hist.diverged_at == 0 and len(hist.loss) == 0 and hist.lr["g"].shape == (0,)
+    assert hist.diverged_at == 0 and len(hist.loss) == 0 and hist.eta["g"].shape == (0,)
 
 
 def test_initial_momentum_enters_the_first_step(f64):
@@ -222,7 +241,7 @@ def test_initial_momentum_enters_the_first_step(f64):
     model = torch.nn.Linear(3, 1, bias=False)
     w0 = model.weight.detach().clone()
     b = torch.randn(1, 1, 3, generator=g)  # (K=1, 1, 3)
-    train(model, (X, y), TrainConfig(steps=1, lr=0.1, momentum=0.9, weight_decay=0.01, loss="mse"),
+    train(model, (X, y), TrainConfig(steps=1, eta=0.1, momentum=0.9, weight_decay=0.01, loss="mse"),
           init_momentum=lambda params: {"weight": b})
     grad = ((X @ w0.T - y[:, None]) * X).mean(0, keepdim=True)  # ∇ of mean ½(wx − y)²
     torch.testing.assert_close(model.weight.detach(), w0 - 0.1 * (0.9 * b[0] + grad + 0.01 * w0),

@@ -14,7 +14,7 @@ from collections.abc import Mapping
 import numpy as np
 import torch
 
-from lib import cache, checks, stack, sweep, train
+from lib import cache, checks, models, stack, sweep, train
 from lib.autorate.theory import eval_steps, make_mlp, sgd_schedules
 from lib.invariance import check_data
 
@@ -57,31 +57,25 @@ def _checked(data, width, depth=2, norm="bn_smooth"):
     return X, y, shape
 
 
-def rate_sweep(data, lr_w, lr_g, steps, width, norm="bn_smooth", seeds=(0,), depth=2,
-               weight_decay_w=(0.0,), batch_size=None, cache=None) -> sweep.SweepResult:
-    """Train :func:`make_mlp` networks for every (lr_w, lr_g, weight_decay_w, seed).
+def rate_sweep(data, eta_w, eta_g, steps, width, norm="bn_smooth", seeds=(0,), depth=2,
+               weight_decay=(0.0,), batch_size=None, cache=None) -> sweep.SweepResult:
+    """Train :func:`make_mlp` networks for every (η_w, η_g, λ, seed); λ acts on w only.
 
     A thin layer over :func:`lib.sweep.train_grid` (batched over the grid, cached under
-    ``cache``); metrics have the axes (lr_w, lr_g, weight_decay_w, seed, T, ...), NaN
+    ``cache``); metrics have the axes (eta_w, eta_g, weight_decay_w, seed, T, ...), NaN
     after a divergence, whose step is in ``diverged_at``. Learning rates > 0 and weight
     decays >= 0 (numbers or 1-D lists), seeds a list of integers, ``batch_size`` None or
     at most the number of examples, ``cache`` None or a name.
     """
-    lr_w, lr_g = _values("lr_w", lr_w), _values("lr_g", lr_g)
-    weight_decay_w = _values("weight_decay_w", weight_decay_w, nonneg=True)
+    eta_w, eta_g = _values("eta_w", eta_w), _values("eta_g", eta_g)
+    weight_decay = _values("weight_decay", weight_decay, nonneg=True)
     seeds, steps = _seeds(seeds), checks.integer("steps", steps)
     X, y, shape = _checked(data, width, depth, norm)
     batch_size, cache = _batch_size(batch_size, X.shape[0]), _name_or_none("cache", cache)
-    grid = sweep.Grid(lr_w=lr_w, lr_g=lr_g, weight_decay_w=weight_decay_w, seed=seeds,
-                      width=[shape["width"]], depth=[shape["depth"]], norm=[norm],
-                      n_in=[shape["n_in"]], n_out=[shape["n_out"]])
-    config = train.TrainConfig(steps=steps, batch_size=batch_size,
-                               lr={"w": 1.0, "g": 1.0}, weight_decay={"w": 0.0, "g": 0.0})
-    res = sweep.train_grid(make_mlp, data, config, grid, mode="batched", cache=cache)
-    keep = (slice(None),) * 4 + (0,) * 5  # drop the one-value model axes
-    metrics = {k: v[keep] for k, v in res.metrics.items()}
-    small = sweep.Grid(**{k: grid.axes[k] for k in grid.names[:4]})
-    return sweep.SweepResult(small, res.step, metrics, res.diverged_at[keep])
+    grid = sweep.Grid(eta_w=eta_w, eta_g=eta_g, weight_decay_w=weight_decay, seed=seeds)
+    config = train.TrainConfig(steps=steps, batch_size=batch_size)
+    build = functools.partial(make_mlp, norm=norm, **shape)  # the model, bound once
+    return sweep.train_grid(build, data, config, grid, mode="batched", cache=cache)
 
 
 def random_batches(n: int, batch_size: int, n_batches: int, seed: int = 0) -> torch.Tensor:
@@ -179,44 +173,48 @@ def expected_gradients(stk: stack.Stack, data, batches, loss="cross_entropy") ->
     return {"loss": as_np(loss_sum / m), "grad_sq": as_np(grad_sq), "norm_sq": as_np(norm_sq)}
 
 
-def sgd_convergence(data, lr_w, alpha, lr_g, steps, batch_size, seeds, width, depth=2,
+def sgd_convergence(data, eta_w, alpha, eta_g, steps, batch_size, seeds, width, depth=2,
                     n_evals=25, n_batches=200, cache_name=None) -> dict:
     """SGD with Theorem 4.2's schedules, measuring the objective's gradient along the way.
 
-    Trains one stack of :func:`make_mlp` networks, one per (lr_w, alpha, seed), through
+    Trains one stack of :func:`make_mlp` networks, one per (eta_w, alpha, seed), through
     :func:`lib.train.fit`, pausing at :func:`eval_steps` to apply
     :func:`expected_gradients` with ``n_batches`` fresh random mini-batches (each stretch
     between pauses reshuffles the data afresh). Returns ``step`` (E,), and ``loss``,
-    ``grad_sq`` and ``norm_sq`` (at those steps) of shape (len(lr_w), len(alpha),
-    len(seeds), E), NaN once a run has diverged, and ``diverged_at`` (len(lr_w),
+    ``grad_sq``, ``norm_sq`` and ``effective_eta`` (η_w,t/‖w_t‖²) at those steps, of
+    shape (len(eta_w), len(alpha), len(seeds), E), NaN once a run has diverged, and
+    ``diverged_at`` (len(eta_w),
     len(alpha), len(seeds)), the step of a run's first non-finite loss or −1. Cached
-    under ``cache_name`` if given. ``lr_w`` > 0 and ``alpha`` in [0, 1/2] are numbers or
+    under ``cache_name`` if given. ``eta_w`` > 0 and ``alpha`` in [0, 1/2] are numbers or
     1-D lists, ``batch_size`` at most the number of examples, ``n_batches`` >= 2.
     """
-    lr_w, alphas = _values("lr_w", lr_w), _values("alpha", alpha, nonneg=True)
+    eta_w, alphas = _values("eta_w", eta_w), _values("alpha", alpha, nonneg=True)
     for a in alphas:
         sgd_schedules(a, 1)  # refuses alpha outside Theorem 4.2's [0, 1/2], by name
-    lr_g, seeds = checks.positive("lr_g", lr_g), _seeds(seeds)
+    eta_g, seeds = checks.positive("eta_g", eta_g), _seeds(seeds)
     X, y, shape = _checked(data, width, depth)
-    plan = _SGDPlan(points=[(float(a), float(b), s) for a in lr_w for b in alphas for s in seeds],
-                    lr_g=lr_g, steps=steps, at=eval_steps(steps, n_evals),
+    plan = _SGDPlan(points=[(float(a), float(b), s) for a in eta_w for b in alphas for s in seeds],
+                    eta_g=eta_g, steps=steps, at=eval_steps(steps, n_evals),
                     batch_size=checks.integer("batch_size", batch_size, 1, X.shape[0]),
                     n_batches=checks.integer("n_batches", n_batches, lo=2))
     cache_name = _name_or_none("cache_name", cache_name)
-    key = {"points": plan.points, "lr_g": lr_g, "at": plan.at, "batch_size": plan.batch_size,
+    key = {"points": plan.points, "eta_g": eta_g, "at": plan.at, "batch_size": plan.batch_size,
            "width": width, "depth": depth, "n_batches": plan.n_batches,
            "data": sweep.data_fingerprint(data)}
     run = lambda _key: _sgd_runs(data, functools.partial(make_mlp, **shape), plan)  # noqa: E731
     out = cache.memoize(cache_name, key, run) if cache_name else run(None)
-    grid = (len(lr_w), len(alphas), len(seeds))
-    return {"step": plan.at, "diverged_at": out["diverged_at"].reshape(grid),
-            **{k: v.reshape(grid + (len(plan.at),)) for k, v in out.items() if k != "diverged_at"}}
+    grid = (len(eta_w), len(alphas), len(seeds))
+    res = {k: v.reshape(grid + (len(plan.at),)) for k, v in out.items() if k != "diverged_at"}
+    T = plan.at + 1  # η_w,t = η_w (t+1)^(−α) at the measured steps t
+    rate = eta_w[:, None, None, None] * (T ** -alphas[:, None])[None, :, None, :]
+    return {"step": plan.at, "diverged_at": out["diverged_at"].reshape(grid), **res,
+            "effective_eta": models.effective_eta(rate, res["norm_sq"])}
 
 
 @dataclasses.dataclass(frozen=True)
 class _SGDPlan:
     points: list          # (η_w, α, seed) of every network of the stack
-    lr_g: float           # η_g, the rate of group g
+    eta_g: float          # η_g, the rate of group g
     steps: int            # SGD steps in all
     at: np.ndarray        # steps where the objective's gradient is measured, 0 and steps included
     batch_size: int       # examples per SGD step
@@ -248,8 +246,8 @@ def _sgd_stretch(stk, data, plan: _SGDPlan, scheds, start, stop) -> np.ndarray:
     the step of each run's first non-finite loss in this stretch, or −1 (a result)."""
     length = int(stop - start)
     configs = [train.TrainConfig(
-        steps=length, batch_size=plan.batch_size, lr={"w": a, "g": plan.lr_g},
-        schedule={g: sc[g][start:stop] for g in sc},
+        steps=length, batch_size=plan.batch_size,
+        eta={"w": a * sc["w"][start:stop], "g": plan.eta_g * sc["g"][start:stop]},
         seed=(s * 100_003 + int(start)) % 2**63, log_every=length)
         for (a, _, s), sc in zip(plan.points, scheds)]
     hists = train.fit(stk, data, configs, bar=False)
@@ -259,9 +257,11 @@ def _sgd_stretch(stk, data, plan: _SGDPlan, scheds, start, stop) -> np.ndarray:
 def _curves(hists, steps):
     """(K, steps+1) arrays from K histories, NaN after a divergence, and ``diverged_at`` (K,)."""
     pad = lambda a: np.r_[a, np.full(steps + 1 - len(a), np.nan)]  # noqa: E731
-    norm_sq = np.stack([pad(h.weight_norm_sq["w"].sum(1)) for h in hists])
-    return {"loss": np.stack([pad(h.loss) for h in hists]), "norm_sq": norm_sq,
-            "eff_lr": np.stack([pad(h.lr["w"]) for h in hists]) / norm_sq,
+    norm_sq = [h.weight_norm_sq["w"].sum(1) for h in hists]  # the group's ‖w‖², one vector
+    return {"loss": np.stack([pad(h.loss) for h in hists]),
+            "norm_sq": np.stack([pad(n) for n in norm_sq]),
+            "effective_eta": np.stack([pad(models.effective_eta(h.eta["w"], n))
+                                       for h, n in zip(hists, norm_sq)]),
             "diverged_at": np.array([-1 if h.diverged_at is None else h.diverged_at
                                      for h in hists])}
 
@@ -271,21 +271,21 @@ def rate_curves(data, eta_w, eta_g, steps, width) -> dict:
     and on the same network without normalisation, each set trained as one stack.
 
     Returns ``step`` (T+1,), ``loss_bn``, ``loss_plain``, and ``norm_sq`` (‖w_t‖²) and
-    ``eff_lr`` (η_w/‖w_t‖²) of the normalised network, each (len(eta_w), T+1) and NaN
+    ``effective_eta`` (η_w/‖w_t‖²) of the normalised network, each (len(eta_w), T+1) and NaN
     after a divergence, and ``diverged_at_bn``, ``diverged_at_plain`` (len(eta_w),): the
     step of the first non-finite loss, or −1. ``eta_w`` > 0 a number or a 1-D list.
     """
     etas, eta_g = _values("eta_w", eta_w), checks.positive("eta_g", eta_g)
     steps = checks.integer("steps", steps)
     X, _, shape = _checked(data, width)
-    configs = [train.TrainConfig(steps=steps, lr={"w": e, "g": eta_g}) for e in etas]
+    configs = [train.TrainConfig(steps=steps, eta={"w": e, "g": eta_g}) for e in etas]
     out = {"step": np.arange(steps + 1)}
     for norm, tag in (("bn_smooth", "bn"), ("none", "plain")):
         nets = stack.from_models([make_mlp(norm=norm, **shape) for _ in etas], device=X.device)
         curves = _curves(train.fit(nets, data, configs, bar=False), steps)
         out[f"loss_{tag}"], out[f"diverged_at_{tag}"] = curves["loss"], curves["diverged_at"]
         if tag == "bn":
-            out.update(norm_sq=curves["norm_sq"], eff_lr=curves["eff_lr"])
+            out.update(norm_sq=curves["norm_sq"], effective_eta=curves["effective_eta"])
     return out
 
 
@@ -308,29 +308,30 @@ def member(family: dict, values, value) -> dict:
     return {k: v if k == "step" else v[i] for k, v in family.items()}
 
 
-def scale_pair(data, g0, lam, eta_w, eta_g, steps, width, batch_size) -> dict:
+def scale_pair(data, g0, weight_decay, eta_w, eta_g, steps, width, batch_size) -> dict:
     """For every g₀ in ``g0``, two real SGD runs that theory says are the same:
     (initial scale g₀, η_w, λ) and (initial scale 1, η_w/g₀², λg₀²), on the same batches.
 
     All runs are trained as one stack. Returns ``step`` (T+1,), and ``loss``, ``norm_sq``
-    (‖w_t‖²) and ``eff_lr`` (η_w,t/‖w_t‖²), each (len(g0), 2, T+1) and NaN after a
+    (‖w_t‖²) and ``effective_eta`` (η_w,t/‖w_t‖²), each (len(g0), 2, T+1) and NaN after a
     divergence, and ``diverged_at`` (len(g0), 2), the step of the first non-finite loss or
-    −1. ``g0`` > 0 a number or a 1-D list; 0 <= ``lam`` < 1/``eta_w``; ``batch_size`` None
+    −1. ``g0`` > 0 a number or a 1-D list; 0 <= ``weight_decay`` (λ) < 1/``eta_w``; ``batch_size`` None
     (full batch) or at most the number of examples.
     """
     g0, eta_w = _values("g0", g0), checks.positive("eta_w", eta_w)
-    lam, eta_g = checks.nonnegative("lam", lam), checks.positive("eta_g", eta_g)
-    if lam * eta_w >= 1:
-        raise ValueError(f"lam must be < 1/eta_w = {1 / eta_w:g} (else the decay factor "
-                         f"1 − eta_w·lam is not positive), got {lam!r}")
+    weight_decay = checks.nonnegative("weight_decay", weight_decay)
+    eta_g = checks.positive("eta_g", eta_g)
+    if weight_decay * eta_w >= 1:
+        raise ValueError(f"weight_decay must be < 1/eta_w = {1 / eta_w:g} (else the decay "
+                         f"factor 1 − eta_w·weight_decay is not positive), got {weight_decay!r}")
     steps = checks.integer("steps", steps)
     X, _, shape = _checked(data, width)
     batch_size = _batch_size(batch_size, X.shape[0])
     nets = [make_mlp(init_scale=r, **shape) for r in g0] + [make_mlp(**shape) for _ in g0]
-    pairs = [(eta_w, lam)] * len(g0) + [(eta_w / r**2, lam * r**2) for r in g0]
+    pairs = [(eta_w, weight_decay)] * len(g0) + [(eta_w / r**2, weight_decay * r**2) for r in g0]
     configs = [train.TrainConfig(steps=steps, batch_size=batch_size,
-                                 lr={"w": float(lr), "g": eta_g},
-                                 weight_decay={"w": float(wd), "g": 0.0}) for lr, wd in pairs]
+                                 eta={"w": float(eta), "g": eta_g},
+                                 weight_decay={"w": float(wd), "g": 0.0}) for eta, wd in pairs]
     hists = train.fit(stack.from_models(nets, device=X.device), data, configs, bar=False)
     curves = _curves(hists, steps)
     out = {k: v.reshape(2, len(g0), *v.shape[1:]).swapaxes(0, 1) for k, v in curves.items()}

@@ -12,7 +12,7 @@ import numpy as np
 from matplotlib import pyplot as plt
 from matplotlib.figure import Figure
 
-from lib import checks, plotting
+from lib import checks, models, plotting
 
 P = plotting.PALETTE
 FLOOR = 1e-18  # exact zeros (gaps, differences) are drawn on the bottom edge
@@ -99,7 +99,7 @@ def norm_growth(eta_w, step, norm_sq) -> Figure:
     fig, axes = plt.subplots(1, 2, figsize=(10.5, 4.2))
     for eta, c, wsq in zip(eta_w, _colours(len(eta_w)), norm_sq):
         axes[0].semilogy(step, wsq, color=c, label=_power(eta))
-        axes[1].loglog(step + 1, eta / wsq, color=c)
+        axes[1].loglog(step + 1, models.effective_eta(eta, wsq), color=c)
     axes[0].set(xlabel="step $t$", ylabel=r"$\Vert w_t\Vert^2$", title="norm (seed 0)")
     axes[1].set(xlabel="step $t + 1$", ylabel=r"$\eta_w / \Vert w_t\Vert^2$",
                 title="effective learning rate")
@@ -189,29 +189,29 @@ def _best_gradients(ax, eta_w, T, best):
     ax.legend(title=r"$\eta_w$", ncol=2, fontsize=9.5, loc="lower left")
 
 
-def sgd_convergence(eta_w, alpha, T, eff_lr, best, n_seeds) -> Figure:
+def sgd_convergence(eta_w, alpha, T, effective_eta, best, n_seeds) -> Figure:
     """SGD with Theorem 4.2's schedules: effective rates (left) and min_{t<T} E‖∇L‖²
     (right) against T, for every (η_w, α), with t^(−1/2) guides.
 
     ``eta_w`` (E,) rates > 0, ``alpha`` (A,) exponents, ``T`` (N,) horizons >= 1,
-    ``eff_lr`` and ``best`` (E, A, N) means over ``n_seeds`` seeds (an integer >= 1).
+    ``effective_eta`` and ``best`` (E, A, N) means over ``n_seeds`` seeds (an integer >= 1).
     """
     eta_w = checks.positive_array("eta_w", eta_w, ndim=1)
     alpha = _curves("alpha", alpha, (None,))
     T = checks.positive_array("T", T, ndim=1)
     shape = (len(eta_w), len(alpha), len(T))
-    eff_lr, best = (_curves(k, v, shape, "eta_w, alpha and T")
-                    for k, v in (("eff_lr", eff_lr), ("best", best)))
+    effective_eta, best = (_curves(k, v, shape, "eta_w, alpha and T")
+                    for k, v in (("effective_eta", effective_eta), ("best", best)))
     n_seeds = checks.integer("n_seeds", n_seeds)
     fig, axes = plt.subplots(1, 2, figsize=(10.5, 4.3))
     for i, (eta, c) in enumerate(zip(eta_w, P)):
         for j, (a, ls) in enumerate(zip(alpha, ("-", "--"))):
-            axes[0].loglog(T[1:], eff_lr[i, j, 1:], ls, color=c)
+            axes[0].loglog(T[1:], effective_eta[i, j, 1:], ls, color=c)
             axes[1].loglog(T, best[i, j], ls, color=c,
                            label=fr"$\eta_w = ${_power(eta)}, $\alpha = {a:g}$")
     ref = slice(np.searchsorted(T, 30), None)
     guide = np.sqrt(T[-1] / T[ref])
-    axes[0].loglog(T[ref], eff_lr[:, 0, -1].mean() * guide, "k:", lw=1.5,
+    axes[0].loglog(T[ref], effective_eta[:, 0, -1].mean() * guide, "k:", lw=1.5,
                    label=r"$\propto t^{-1/2}$")
     axes[1].loglog(T[ref], 2 * best[:, :, -1].max() * guide, "k:", lw=1.5,
                    label=r"$\propto T^{-1/2}$")
@@ -225,25 +225,26 @@ def sgd_convergence(eta_w, alpha, T, eff_lr, best, n_seeds) -> Figure:
     return fig
 
 
-def weight_decay(lambdas, step, norm_sq, levels, eta_w=1.0) -> Figure:
+def weight_decay(weight_decays, step, norm_sq, levels, eta_w=1.0) -> Figure:
     """‖w_t‖² (left) and η_w/‖w_t‖² (right), means over seeds, for every weight decay λ,
     with the predicted equilibrium of the effective rate dashed.
 
-    ``lambdas`` (L,) decays >= 0; ``step`` (T,); ``norm_sq`` (L, S, T) ‖w_t‖² over seeds;
+    ``weight_decays`` (L,) decays λ >= 0; ``step`` (T,); ``norm_sq`` (L, S, T) ‖w_t‖² over seeds;
     ``levels`` (L,) the equilibrium η_w/‖w‖² of each λ (NaN: none drawn, as for λ = 0);
     ``eta_w`` > 0 the rate of the runs.
     """
-    lambdas = _curves("lambdas", lambdas, (None,))
-    if np.any(~np.isfinite(lambdas) | (lambdas < 0)):
-        raise ValueError(f"lambdas must be finite numbers >= 0, got {lambdas}")
+    weight_decays = _curves("weight_decays", weight_decays, (None,))
+    if np.any(~np.isfinite(weight_decays) | (weight_decays < 0)):
+        raise ValueError(f"weight_decays must be finite numbers >= 0, got {weight_decays}")
     step = _curves("step", step, (None,))
-    norm_sq = _curves("norm_sq", norm_sq, (len(lambdas), None, len(step)), "lambdas and step")
-    levels = _curves("levels", levels, (len(lambdas),), "lambdas")
+    norm_sq = _curves("norm_sq", norm_sq, (len(weight_decays), None, len(step)),
+                      "weight_decays and step")
+    levels = _curves("levels", levels, (len(weight_decays),), "weight_decays")
     eta_w = checks.positive("eta_w", eta_w)
     fig, axes = plt.subplots(1, 2, figsize=(10.5, 4.2))
-    for lam, c, wsq, level in zip(lambdas, P, norm_sq, levels):
-        axes[0].semilogy(step, wsq.mean(0), color=c, label=fr"$\lambda = {lam:g}$")
-        axes[1].semilogy(step, (eta_w / wsq).mean(0), color=c)
+    for decay, c, wsq, level in zip(weight_decays, P, norm_sq, levels):
+        axes[0].semilogy(step, wsq.mean(0), color=c, label=fr"$\lambda = {decay:g}$")
+        axes[1].semilogy(step, models.effective_eta(eta_w, wsq).mean(0), color=c)
         if np.isfinite(level):
             axes[1].axhline(level, color=c, ls="--", lw=1.2)
     axes[0].set(xlabel="step $t$", ylabel=r"$\Vert w_t\Vert^2$", title="norm (mean over seeds)")
@@ -275,7 +276,7 @@ def draw_rates(fig, steps):
     def update(r):
         bn_line.set_data(r["step"], r["loss_bn"])
         plain_line.set_data(r["step"], r["loss_plain"])
-        eff_line.set_data(r["step"], r["eff_lr"])
+        eff_line.set_data(r["step"], r["effective_eta"])
         plotting.mark_divergence(ax1, r["loss_plain"], label="without BN")
     return update
 

@@ -117,7 +117,7 @@ def sphere_vs_gd(model, data, eta_w, eta_g, steps, loss="cross_entropy") -> dict
     steps = checks.integer("steps", steps)
     X, y = invariance.check_model_data(model, data, loss)
     net = copy.deepcopy(model)
-    config = train.TrainConfig(steps=1, lr={"w": eta_w, "g": eta_g}, loss=loss)
+    config = train.TrainConfig(steps=1, eta={"w": eta_w, "g": eta_g}, loss=loss)
     params, G = _on_sphere(net, dict(net.named_parameters()))
     out = {k: [] for k in ("loss_gd", "loss_sphere", "norm_sq", "G", "path_gap", "step_gap")}
     diverged_at = -1
@@ -219,19 +219,19 @@ def _nonneg_array(name: str, values) -> np.ndarray:
     return values
 
 
-def next_norm_sq(norm_sq, grad_sq, lr, weight_decay=0.0) -> np.ndarray:
+def next_norm_sq(norm_sq, grad_sq, eta, weight_decay=0.0) -> np.ndarray:
     """‖w_{t+1}‖² predicted from step t: (1 − ηλ)²‖w_t‖² + η²‖∇_w L‖² (Lemma 2.4 with decay).
 
     Exact for a scale-invariant w, since ⟨w, ∇_w L⟩ = 0. Arguments broadcast: recorded
-    ``norm_sq``, ``grad_sq`` >= 0 (NaN after a divergence stays NaN), ``lr`` > 0 and
+    ``norm_sq``, ``grad_sq`` >= 0 (NaN after a divergence stays NaN), ``eta`` > 0 and
     ``weight_decay`` >= 0 finite.
     """
     norm_sq, grad_sq = _measured("norm_sq", norm_sq), _measured("grad_sq", grad_sq)
-    lr = checks.positive_array("lr", lr)
+    eta = checks.positive_array("eta", eta)
     weight_decay = _nonneg_array("weight_decay", weight_decay)
-    _broadcast(norm_sq=norm_sq, grad_sq=grad_sq, lr=lr, weight_decay=weight_decay)
+    _broadcast(norm_sq=norm_sq, grad_sq=grad_sq, eta=eta, weight_decay=weight_decay)
     with np.errstate(over="ignore"):  # an overflow is an honest inf
-        return (1 - lr * weight_decay) ** 2 * norm_sq + lr**2 * grad_sq
+        return (1 - eta * weight_decay) ** 2 * norm_sq + eta**2 * grad_sq
 
 
 def constant_gradient_norm_sq(G0, eta, grad_v_sq, steps) -> np.ndarray:
@@ -248,20 +248,20 @@ def constant_gradient_norm_sq(G0, eta, grad_v_sq, steps) -> np.ndarray:
     return np.array(G)
 
 
-def equilibrium_effective_lr(lr, weight_decay, grad_v_sq) -> np.ndarray:
+def equilibrium_effective_eta(eta, weight_decay, grad_v_sq) -> np.ndarray:
     """η/‖w‖² at the fixed point of :func:`next_norm_sq` when ‖∇_v L‖² stays at ``grad_v_sq``:
     √(ηλ(2 − ηλ)/‖∇_v L‖²), about √(2ηλ)/‖∇_v L‖ (only the product ηλ enters).
 
-    Arrays that broadcast, finite: ``lr`` > 0, ``weight_decay`` > 0 with lr·weight_decay < 1,
+    Arrays that broadcast, finite: ``eta`` > 0, ``weight_decay`` > 0 with eta·weight_decay < 1,
     ``grad_v_sq`` > 0.
     """
-    lr, wd = checks.positive_array("lr", lr), checks.positive_array("weight_decay", weight_decay)
+    eta, wd = checks.positive_array("eta", eta), checks.positive_array("weight_decay", weight_decay)
     gv = checks.positive_array("grad_v_sq", grad_v_sq)
-    _broadcast(lr=lr, weight_decay=wd, grad_v_sq=gv)
-    if np.any(lr * wd >= 1):
-        raise ValueError(f"lr·weight_decay must be < 1 (else w shrinks through 0), got max "
-                         f"{np.max(lr * wd):g}")
-    return np.sqrt(lr * wd * (2 - lr * wd) / gv)
+    _broadcast(eta=eta, weight_decay=wd, grad_v_sq=gv)
+    if np.any(eta * wd >= 1):
+        raise ValueError(f"eta·weight_decay must be < 1 (else w shrinks through 0), got max "
+                         f"{np.max(eta * wd):g}")
+    return np.sqrt(eta * wd * (2 - eta * wd) / gv)
 
 
 def blew_up(loss, factor=10.0, axis=-1) -> np.ndarray:

@@ -316,30 +316,30 @@ def figure1(results) -> Figure:
     return fig
 
 
-def _check_panels(panels, lrs):
-    """The arguments of :func:`lr_sweeps`: one (lr, seeds) array per label, one row per lr."""
+def _check_panels(panels, etas):
+    """The arguments of :func:`eta_sweeps`: one (eta, seeds) array per label, one row per η."""
     if not isinstance(panels, dict) or not panels:
-        raise TypeError("panels must be a non-empty dict {title: {label: (lr, seeds) array}}")
-    if not isinstance(lrs, dict) or set(lrs) != set(panels):
-        raise TypeError("lrs must be a dict with the titles of panels as keys")
+        raise TypeError("panels must be a non-empty dict {title: {label: (eta, seeds) array}}")
+    if not isinstance(etas, dict) or set(etas) != set(panels):
+        raise TypeError("etas must be a dict with the titles of panels as keys")
     for title, curves in panels.items():
-        n = len(checks.positive_array("lrs", lrs[title], ndim=1))
+        n = len(checks.positive_array("etas", etas[title], ndim=1))
         if not isinstance(curves, dict) or not curves:
             raise TypeError("panels must map each title to a non-empty dict {label: array}")
         for v in curves.values():
             v = _curves("panels", v)
             if v.ndim != 2 or v.shape[0] != n:
-                raise ValueError(f"panels must hold (lr, seeds) arrays with one row per value of "
-                                 f"lrs ({n}), got shape {v.shape}")
+                raise ValueError(f"panels must hold (eta, seeds) arrays with one row per value of "
+                                 f"etas ({n}), got shape {v.shape}")
 
 
-def lr_sweeps(panels, lrs) -> Figure:
-    """Loss after one epoch against the learning rate: ``{title: {label: (lr, seeds)}}``.
+def eta_sweeps(panels, etas) -> Figure:
+    """Loss after one epoch against the learning rate: ``{title: {label: (eta, seeds)}}``.
 
     Lines are means over seeds, bands the range; a cross at the top marks a learning rate
-    at which some run diverged. ``lrs``: {title: learning rates > 0}, one per row of values.
+    at which some run diverged. ``etas``: {title: learning rates > 0}, one per row of values.
     """
-    _check_panels(panels, lrs)
+    _check_panels(panels, etas)
     fig, axes = _new(len(panels), size=(5.25 * len(panels), 4.3))
     for ax, (title, curves) in zip(axes[0], panels.items()):
         finite_max = max(np.nanmax(np.where(np.isfinite(v), v, np.nan)) for v in curves.values())
@@ -348,9 +348,9 @@ def lr_sweeps(panels, lrs) -> Figure:
             ok = np.all(np.isfinite(values), 1)
             mean = np.where(ok, values.mean(1), np.nan)
             lo, hi = np.where(ok, values.min(1), np.nan), np.where(ok, values.max(1), np.nan)
-            ax.plot(lrs[title], mean, "o-", ms=4, color=P[i], label=label)
-            ax.fill_between(lrs[title], lo, hi, color=P[i], alpha=0.2)
-            ax.plot(np.asarray(lrs[title])[~ok], np.full((~ok).sum(), top), "x", ms=8, mew=2, color=P[i])
+            ax.plot(etas[title], mean, "o-", ms=4, color=P[i], label=label)
+            ax.fill_between(etas[title], lo, hi, color=P[i], alpha=0.2)
+            ax.plot(np.asarray(etas[title])[~ok], np.full((~ok).sum(), top), "x", ms=8, mew=2, color=P[i])
         ax.set(xscale="log", yscale="log", xlabel="learning rate", ylabel="loss after one epoch",
                title=title, ylim=(None, 1.3 * top))
     handles, labels = axes[0, 0].get_legend_handles_labels()
@@ -358,19 +358,19 @@ def lr_sweeps(panels, lrs) -> Figure:
     return fig
 
 
-def scaled_networks(lrs, losses, rs) -> Figure:
+def scaled_networks(etas, losses, rs) -> Figure:
     """Loss after one epoch against η_w (left) and against η_w/r² (right), one line per r.
 
-    lrs (n,) > 0; losses (len(rs), n, seeds), inf where a run diverged; rs > 0."""
-    lrs, rs = checks.positive_array("lrs", lrs, ndim=1), checks.positive_array("rs", rs, ndim=1)
+    etas (n,) > 0; losses (len(rs), n, seeds), inf where a run diverged; rs > 0."""
+    etas, rs = checks.positive_array("etas", etas, ndim=1), checks.positive_array("rs", rs, ndim=1)
     losses = checks.array("losses", losses, finite=False, ndim=3)
-    if losses.shape[:2] != (len(rs), len(lrs)):
-        raise ValueError(f"losses must have shape (len(rs), len(lrs), seeds) = ({len(rs)}, "
-                         f"{len(lrs)}, ·), got {losses.shape}")
+    if losses.shape[:2] != (len(rs), len(etas)):
+        raise ValueError(f"losses must have shape (len(rs), len(etas), seeds) = ({len(rs)}, "
+                         f"{len(etas)}, ·), got {losses.shape}")
     fig, axes = _new(2, size=(10.5, 4.3), sharey=True)
     for i, r in enumerate(rs):
         mean = np.where(np.all(np.isfinite(losses[i]), 1), losses[i].mean(1), np.nan)
-        for ax, x in zip(axes[0], (np.asarray(lrs), np.asarray(lrs) / r**2)):
+        for ax, x in zip(axes[0], (np.asarray(etas), np.asarray(etas) / r**2)):
             ax.plot(x, mean, "o-", ms=4, color=P[i], label=f"weights × {r:g}")
     axes[0, 0].set(xscale="log", xlabel=r"learning rate $\eta_w$ of the weights",
                    ylabel="loss after one epoch", title="as run")

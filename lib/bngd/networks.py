@@ -7,14 +7,14 @@ Two networks, each with and without batch normalisation (BN):
   * :class:`ConvNet`: conv–pool–conv–pool–FC–FC with ReLU (the paper's network (2)),
     with BN after every convolution and linear layer.
 With BN every weight matrix is followed by a normalisation (group ``w`` of the training
-loop) and the BN gains and shifts form group ``g``. :func:`lr_sweep` trains one
+loop) and the BN gains and shifts form group ``g``. :func:`eta_sweep` trains one
 "scheme" over a range of learning rates: plain GD without BN, BNGD with one learning
 rate for everything, or BNGD with a separate, fixed learning rate for the BN parameters.
 """
 
 import functools
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 import torch
@@ -130,23 +130,23 @@ def make_conv_net(seed: int = 0, bn: bool = True, **kw) -> ConvNet:
 class SweepConfig:
     """Loss after one epoch of SGD against the learning rate (the paper's figure 3)."""
 
-    lrs: tuple                   # learning rates on the x-axis (η, or η_w for bn_separate)
+    etas: tuple                  # learning rates on the x-axis (η, or η_w for bn_separate)
     seeds: int = 3               # independent runs per point (initialisation and batch order)
     batch_size: int = 100        # images per SGD step
-    lr_bn: float = 0.1           # fixed rate of the BN parameters in the bn_separate scheme
+    eta_g: float = 0.1           # fixed rate η_g of the BN parameters (bn_separate scheme)
     loss: str = "mse"            # "mse" (with a softmax output: squared loss) or "cross_entropy"
     tail: int = 10               # last mini-batch losses averaged into "loss after one epoch"
 
     def __post_init__(self):
-        checks.positive_array("lrs", self.lrs, ndim=1)
+        checks.positive_array("etas", self.etas, ndim=1)
         checks.integer("seeds", self.seeds), checks.integer("batch_size", self.batch_size)
-        checks.positive("lr_bn", self.lr_bn), checks.integer("tail", self.tail)
+        checks.positive("eta_g", self.eta_g), checks.integer("tail", self.tail)
         checks.choice("loss", self.loss, ("mse", "cross_entropy"))
 
 
-def lr_sweep(make_model, data, scheme: str, config: SweepConfig, cache: str | None = None,
+def eta_sweep(make_model, data, scheme: str, config: SweepConfig, cache: str | None = None,
              axes: dict | None = None, **model_kw) -> np.ndarray:
-    """Loss after one epoch for one scheme, (*axes, len(lrs), seeds); +inf where a run diverged.
+    """Loss after one epoch for one scheme, (*axes, len(etas), seeds); +inf where a run diverged.
 
     Args:
         make_model: ``make_model(seed=, bn=, **axes, **model_kw)`` (e.g. :func:`make_one_layer`).
@@ -167,10 +167,12 @@ def lr_sweep(make_model, data, scheme: str, config: SweepConfig, cache: str | No
     if steps < config.tail:
         raise ValueError(f"tail = {config.tail} is more than the {steps} steps of one epoch "
                          f"(batch_size {config.batch_size})")
-    lr = {"w": 1.0, "g": config.lr_bn} if scheme == "bn_separate" else 1.0  # 1.0: set per point
-    base = TrainConfig(steps=steps, batch_size=config.batch_size, loss=config.loss, lr=lr)
-    axis = "lr_w" if scheme == "bn_separate" else "lr"
-    grid = sweep.Grid(**(axes or {}), **{axis: list(config.lrs)}, seed=list(range(config.seeds)))
+    base = TrainConfig(steps=steps, batch_size=config.batch_size, loss=config.loss)
+    if scheme == "bn_separate":  # every group at η_g; the grid's axis sets η_w
+        base, axis = replace(base, eta=config.eta_g), "eta_w"
+    else:
+        axis = "eta"
+    grid = sweep.Grid(**(axes or {}), **{axis: list(config.etas)}, seed=list(range(config.seeds)))
     build = functools.partial(make_model, bn=scheme != "gd", **model_kw)
     res = sweep.train_grid(build, data, base, grid, cache=cache, bar=False)
     return end_of_epoch_loss(res.metrics["loss"], config.tail)

@@ -75,21 +75,21 @@ def _maybe(check, name, value):
     return None if value is None else check(name, value)
 
 
-def paired_runs(data, lrs_a, weight_decay_a, lrs_b, weight_decay_b=0.0, momentum=0.9,
+def paired_runs(data, etas_a, weight_decay_a, etas_b, weight_decay_b=0.0, momentum=0.9,
                 init_b=None, make_model=None, batch_size=100, dtype=torch.float64,
                 seed=0) -> dict:
     """Train two copies of one scale-invariant network with two schedules, same batches.
 
-    ``data``: a Dataset or (X, y); ``lrs_a``/``lrs_b``: per-step learning rates > 0 (same
+    ``data``: a Dataset or (X, y); ``etas_a``/``etas_b``: per-step learning rates > 0 (same
     length); ``init_b``: the ``init_momentum`` of run B; ``make_model(seed)``: default a
     ScaleInvariantMLP on (196, 32, 32, 10). Returns step (T,), theta_a and theta_b (T, P):
     all weights, flattened, at every step, and diverged_at_a/_b (None, or the first step
     with a non-finite loss: the histories stop there).
     """
     X, y = _pair("data", data)
-    lrs_a = checks.positive_array("lrs_a", lrs_a, ndim=1)
-    lrs_b = checks.positive_array("lrs_b", lrs_b, ndim=1)
-    checks.same_length(lrs_a=lrs_a, lrs_b=lrs_b)
+    etas_a = checks.positive_array("etas_a", etas_a, ndim=1)
+    etas_b = checks.positive_array("etas_b", etas_b, ndim=1)
+    checks.same_length(etas_a=etas_a, etas_b=etas_b)
     wds = (checks.nonnegative("weight_decay_a", weight_decay_a),
            checks.nonnegative("weight_decay_b", weight_decay_b))
     momentum, seed = checks.fraction("momentum", momentum), checks.seed("seed", seed)
@@ -98,14 +98,14 @@ def paired_runs(data, lrs_a, weight_decay_a, lrs_b, weight_decay_b=0.0, momentum
     batch_size, dtype = _batch_size(batch_size, len(y)), checks.float_dtype("dtype", dtype)
     make_model = make_model or (lambda seed: networks.ScaleInvariantMLP((196, 32, 32, 10), seed))
     data = (X.to(dtype), y)
-    base = train.TrainConfig(steps=len(lrs_a), batch_size=batch_size, momentum=momentum,
-                             seed=seed, log_every=1, lr=1.0)  # same seed: same mini-batches
+    base = train.TrainConfig(steps=len(etas_a), batch_size=batch_size, momentum=momentum,
+                             seed=seed, log_every=1)  # same seed: same mini-batches
     observe = lambda params, t: {"theta": _flat(params)}  # noqa: E731
     runs = []
-    for lrs, wd, init in ((lrs_a, wds[0], None), (lrs_b, wds[1], init_b)):
+    for etas, wd, init in ((etas_a, wds[0], None), (etas_b, wds[1], init_b)):
         model = make_model(seed).to(dtype)
         networks.check_input(model, X, "data", y)
-        runs.append(train.train(model, data, replace(base, schedule=lrs, weight_decay=wd),
+        runs.append(train.train(model, data, replace(base, eta=etas, weight_decay=wd),
                                 bar=False, observe=observe, init_momentum=init))
     return {"step": runs[0].step, "theta_a": runs[0].extra["theta"],
             "theta_b": runs[1].extra["theta"], "diverged_at_a": runs[0].diverged_at,
@@ -121,8 +121,8 @@ def equivalence(data, sizes=(196, 32, 32, 10), eta=0.1, weight_decay=5e-3, momen
     be α^{−t} times A's.
     """
     sizes = networks.layer_sizes("sizes", sizes, min_len=3)
-    lrs_b = schedules.exp_lr(eta, weight_decay, momentum, steps)  # checks η, λ, γ, steps
-    out = paired_runs(data, np.full(len(lrs_b), float(eta)), weight_decay, lrs_b, 0.0, momentum,
+    etas_b = schedules.exp_lr(eta, weight_decay, momentum, steps)  # checks η, λ, γ, steps
+    out = paired_runs(data, np.full(len(etas_b), float(eta)), weight_decay, etas_b, 0.0, momentum,
                       init_b=exp_lr_momentum(eta, weight_decay, momentum),
                       make_model=lambda seed: networks.ScaleInvariantMLP(sizes, seed),
                       batch_size=batch_size, dtype=dtype, seed=seed)
@@ -194,20 +194,20 @@ def schedule_data(setup: ScheduleSetup, device=None):
 
 
 def check_runs(runs, steps: int = 1) -> dict:
-    """``runs`` (name -> (lrs, weight decay)) checked by name: each lrs a 1-D array of at
-    least ``steps`` rates > 0, each weight decay >= 0. Returns name -> (lrs, weight decay)."""
+    """``runs`` (name -> (etas, weight decay)) checked by name: each etas a 1-D array of at
+    least ``steps`` rates > 0, each weight decay >= 0. Returns name -> (etas, weight decay)."""
     steps = checks.integer("steps", steps)
     if not isinstance(runs, Mapping) or not runs:
         raise (ValueError if isinstance(runs, Mapping) else TypeError)(
-            f"runs must be a non-empty dict name -> (lrs, weight_decay), got {runs!r:.60}")
+            f"runs must be a non-empty dict name -> (etas, weight_decay), got {runs!r:.60}")
     out = {}
     for name, run in runs.items():
         if not (isinstance(run, (tuple, list)) and len(run) == 2):
-            raise TypeError(f"runs[{name!r}] must be a pair (lrs, weight_decay), got {run!r:.60}")
-        lrs = checks.positive_array(f"runs[{name!r}] lrs", run[0], ndim=1)
-        if len(lrs) < steps:
-            raise ValueError(f"runs[{name!r}] lrs has {len(lrs)} rates; config.steps needs {steps}")
-        out[name] = (lrs, checks.nonnegative(f"runs[{name!r}] weight_decay", run[1]))
+            raise TypeError(f"runs[{name!r}] must be a pair (etas, weight_decay), got {run!r:.60}")
+        etas = checks.positive_array(f"runs[{name!r}] etas", run[0], ndim=1)
+        if len(etas) < steps:
+            raise ValueError(f"runs[{name!r}] etas has {len(etas)} rates; config.steps needs {steps}")
+        out[name] = (etas, checks.nonnegative(f"runs[{name!r}] weight_decay", run[1]))
     return out
 
 
@@ -215,11 +215,11 @@ def schedule_runs(make_model, data, test, runs: dict, config, seeds=(0,),
                   cache_name=None) -> dict:
     """Train ``make_model(seed=s)`` with each named per-step schedule in ``runs``.
 
-    ``runs``: name -> (lrs array of rates > 0, weight decay >= 0). ``config``: the shared
+    ``runs``: name -> (etas array of rates > 0, weight decay >= 0). ``config``: the shared
     TrainConfig (steps, batch size, momentum, log_every). ``data``/``test``: Datasets or
     (X, y). Every schedule is one sweep over the seeds (:func:`lib.sweep.train_grid`,
     cached under ``cache_name``). Returns name -> list over seeds of dicts with step,
-    loss, train/test accuracy, per-tensor ‖w‖² (T, n_tensors), lr and diverged_at.
+    loss, train/test accuracy, per-tensor ‖w‖² (T, n_tensors), eta and diverged_at.
     """
     make_model = checks.function("make_model", make_model)
     (X, y), (X_test, y_test) = _pair("data", data), _pair("test", test)
@@ -238,15 +238,15 @@ def schedule_runs(make_model, data, test, runs: dict, config, seeds=(0,),
         return {"test_accuracy": torch.stack([(o.argmax(1) == y_test).double().mean() for o in outs])}
 
     out = {}
-    for i, (name, (lrs, wd)) in enumerate(runs.items()):
-        cfg = replace(config, lr=1.0, schedule=lrs, weight_decay=wd)
+    for i, (name, (etas, wd)) in enumerate(runs.items()):
+        cfg = replace(config, eta=etas, weight_decay=wd)
         res = sweep.train_grid(make_model, data, cfg, sweep.Grid(seed=list(seeds)),
                                observe=observe, bar=False,
                                cache=f"{cache_name}-{i}" if cache_name else None)
         m = res.metrics
         out[name] = [{"step": res.step, "loss": m["loss"][j], "accuracy": m["accuracy"][j],
                       "test_accuracy": m["test_accuracy"][j],
-                      "weight_norm_sq": m["weight_norm_sq_w"][j], "lr": m["lr_w"][j],
+                      "weight_norm_sq": m["weight_norm_sq_w"][j], "eta": m["eta_w"][j],
                       "diverged_at": int(res.diverged_at[j]) if res.diverged_at[j] >= 0 else None}
                      for j in range(len(seeds))]
     return out
@@ -283,7 +283,7 @@ def equilibrium(data, sizes, points, steps, batch_size, seed=0) -> list:
     networks.check_input(models[0], X, "data", y)
     s = stack.from_models(models)
     base = train.TrainConfig(steps=steps, batch_size=batch_size, log_every=1, seed=seed)
-    configs = [replace(base, lr=e, weight_decay=l, momentum=g) for e, l, g in points]
+    configs = [replace(base, eta=e, weight_decay=l, momentum=g) for e, l, g in points]
     prev = {}
 
     def observe(params, t):
@@ -309,13 +309,13 @@ def exp_lr_curve(eta: float, weight_decay: float, momentum: float, epochs: int =
     """η̃_t of :func:`lib.explr.schedules.exp_lr` every ``every`` steps (a slider's curve).
 
     η, λ, γ as there; ``epochs``, ``steps_per_epoch``, ``every``: integers >= 1. Returns
-    epoch and lrs (⌈epochs·steps_per_epoch/every⌉,) and growth, the factor per epoch.
+    epoch and etas (⌈epochs·steps_per_epoch/every⌉,) and growth, the factor per epoch.
     """
     epochs, every = checks.integer("epochs", epochs), checks.integer("every", every)
     steps_per_epoch = checks.integer("steps_per_epoch", steps_per_epoch)
-    lrs = schedules.exp_lr(eta, weight_decay, momentum, epochs * steps_per_epoch)[::every]
+    etas = schedules.exp_lr(eta, weight_decay, momentum, epochs * steps_per_epoch)[::every]
     growth = schedules.growth_per_epoch(eta, weight_decay, momentum, steps_per_epoch)
-    return {"epoch": np.arange(len(lrs)) * every / steps_per_epoch, "lrs": lrs, "growth": growth}
+    return {"epoch": np.arange(len(etas)) * every / steps_per_epoch, "etas": etas, "growth": growth}
 
 
 def equivalence_distance(data, weight_decay: float, momentum: float, sizes=(196, 32, 32, 10),

@@ -56,7 +56,7 @@ def draw_schedule(fig, epochs: int = 10, steps_per_epoch: int = 391, ylim=(1e-3,
     note = ax.text(0.97, 0.05, "", transform=ax.transAxes, ha="right")
 
     def update(result):
-        line.set_data(result["epoch"], result["lrs"])
+        line.set_data(result["epoch"], result["etas"])
         note.set_text(f"growth per epoch: ×{result['growth']:.4g}")
     return update
 
@@ -128,16 +128,16 @@ def draw_distance(fig, steps: int = 200):
 def learning_rates(runs, steps_per_epoch: int) -> Figure:
     """The per-step learning rates of named schedules against the epoch, on a log axis.
 
-    ``runs``: name -> (lrs, weight decay), as :func:`lib.explr.experiments.schedule_runs`
+    ``runs``: name -> (etas, weight decay), as :func:`lib.explr.experiments.schedule_runs`
     takes; ``steps_per_epoch``: an integer >= 1.
     """
-    lrs = {name: rates for name, (rates, _) in check_runs(runs).items()}
+    etas = {name: rates for name, (rates, _) in check_runs(runs).items()}
     steps_per_epoch = checks.integer("steps_per_epoch", steps_per_epoch)
     fig, ax = plt.subplots()
-    for name, rates in lrs.items():
+    for name, rates in etas.items():
         ax.plot(np.arange(len(rates)) / steps_per_epoch, rates, label=name)
     ax.set(yscale="log", xlabel="epoch", ylabel=r"learning rate $\eta_t$",
-           xlim=(0, max(map(len, lrs.values())) / steps_per_epoch))
+           xlim=(0, max(map(len, etas.values())) / steps_per_epoch))
     ax.legend()
     return fig
 

@@ -1,9 +1,9 @@
 """Learning-rate schedules as per-step arrays, and their exponential equivalents.
 
-Every function returns a float64 array ``lrs`` of length ``steps``: ``lrs[t]`` is the
+Every function returns a float64 array ``etas`` of length ``steps``: ``etas[t]`` is the
 learning rate η_t of the step that maps θ_t to θ_{t+1}, in PyTorch's SGD convention
 (see :mod:`lib.train`). Pass one to the training loop as
-``TrainConfig(lr=1.0, schedule=lrs)``.
+``TrainConfig(eta=etas)``.
 
 The exponential equivalents follow Li & Arora (2020): for a scale-invariant loss,
 "constant η + weight decay λ + momentum γ" trains the same network functions as
@@ -36,12 +36,12 @@ def _hyper(eta=_SKIP, weight_decay=_SKIP, momentum=_SKIP):
             None if momentum is _SKIP else checks.fraction("momentum", momentum))
 
 
-def _lrs(lrs) -> np.ndarray:
+def _etas(etas) -> np.ndarray:
     """A schedule: a non-empty 1-D array of finite rates > 0."""
-    return checks.positive_array("lrs", lrs, ndim=1)
+    return checks.positive_array("etas", etas, ndim=1)
 
 
-_TOO_LONG = ("weight_decay and lrs", "use a shorter schedule or a smaller λη")
+_TOO_LONG = ("weight_decay and etas", "use a shorter schedule or a smaller λη")
 
 
 def _refuse_overflow(log_rates, names: str, advice: str) -> None:
@@ -101,10 +101,10 @@ def exp_lr(eta: float, weight_decay: float, momentum: float, steps: int) -> np.n
     names, advice = "weight_decay and steps", f"α = {alpha:.6g}; use fewer steps or a smaller λη"
     _refuse_overflow(log_rate, names, advice)
     with np.errstate(over="ignore"):
-        lrs = eta * alpha ** (-2.0 * np.arange(steps) - 1)
-    edge = ~np.isfinite(lrs)  # α^{−2t−1} alone overflowed, η α^{−2t−1} (η < 1) does not
-    lrs[edge] = np.exp(log_rate[edge])
-    return _finite(lrs, names, advice)
+        etas = eta * alpha ** (-2.0 * np.arange(steps) - 1)
+    edge = ~np.isfinite(etas)  # α^{−2t−1} alone overflowed, η α^{−2t−1} (η < 1) does not
+    etas[edge] = np.exp(log_rate[edge])
+    return _finite(etas, names, advice)
 
 
 def growth_per_epoch(eta: float, weight_decay: float, momentum: float,
@@ -162,57 +162,57 @@ def cosine(eta: float, steps: int, steps_per_epoch: int) -> np.ndarray:
     return _refuse_zero(eta * (1 + np.cos(np.pi * e / epochs)) / 2, "eta and steps")
 
 
-def _alphas(lrs, weight_decay, momentum) -> np.ndarray:
-    """α of every rate in ``lrs`` (same arithmetic as :func:`exp_lr_alpha`), or a
-    ValueError naming weight_decay and lrs."""
+def _alphas(etas, weight_decay, momentum) -> np.ndarray:
+    """α of every rate in ``etas`` (same arithmetic as :func:`exp_lr_alpha`), or a
+    ValueError naming weight_decay and etas."""
     bound = (1 - math.sqrt(momentum)) ** 2
-    worst = weight_decay * float(lrs.max())
+    worst = weight_decay * float(etas.max())
     if worst > bound or (momentum == 0 and worst >= 1):
-        raise ValueError(f"weight_decay and lrs: no real α > 0 for the largest rate: need "
+        raise ValueError(f"weight_decay and etas: no real α > 0 for the largest rate: need "
                          f"λη <= (1 − √γ)² = {bound:.4g} (and < 1 when γ = 0), got "
-                         f"λ·max(lrs) = {worst:.4g}")
-    b = 1 + momentum - weight_decay * lrs
+                         f"λ·max(etas) = {worst:.4g}")
+    b = 1 + momentum - weight_decay * etas
     return (b + np.sqrt(np.maximum(b * b - 4 * momentum, 0.0))) / 2
 
 
-def _tapered(lrs, weight_decay, momentum, entry_factor: bool, too_long=_TOO_LONG) -> np.ndarray:
+def _tapered(etas, weight_decay, momentum, entry_factor: bool, too_long=_TOO_LONG) -> np.ndarray:
     """The TEXP recursion; its logs are summed first so an overflow is refused, not returned."""
-    alphas = _alphas(lrs, weight_decay, momentum)
-    new = np.concatenate([[False], lrs[1:] != lrs[:-1]])  # entering a new phase at t
+    alphas = _alphas(etas, weight_decay, momentum)
+    new = np.concatenate([[False], etas[1:] != etas[:-1]])  # entering a new phase at t
     log_a = np.log(alphas)
-    log_drop = np.log(lrs) - np.log(np.concatenate([lrs[:1], lrs[:-1]])) if entry_factor else 0.0
+    log_drop = np.log(etas) - np.log(np.concatenate([etas[:1], etas[:-1]])) if entry_factor else 0.0
     steps = np.where(new, log_drop - log_a - np.roll(log_a, 1), -2 * np.roll(log_a, 1))
-    steps[0] = math.log(lrs[0]) - log_a[0]
+    steps[0] = math.log(etas[0]) - log_a[0]
     _refuse_overflow(np.cumsum(steps), *too_long)
-    out = np.empty_like(lrs)
-    out[0] = lrs[0] / alphas[0]
-    for t in range(1, lrs.size):
-        if lrs[t] == lrs[t - 1]:
+    out = np.empty_like(etas)
+    out[0] = etas[0] / alphas[0]
+    for t in range(1, etas.size):
+        if etas[t] == etas[t - 1]:
             out[t] = out[t - 1] / alphas[t - 1] ** 2
         else:  # entering a new phase: new growth rate, and the drop of η itself (TEXP)
-            drop = lrs[t] / lrs[t - 1] if entry_factor else 1.0
+            drop = etas[t] / etas[t - 1] if entry_factor else 1.0
             out[t] = out[t - 1] * drop / (alphas[t] * alphas[t - 1])
     return _finite(out, *too_long)
 
 
-def texp(lrs, weight_decay: float, momentum: float) -> np.ndarray:
+def texp(etas, weight_decay: float, momentum: float) -> np.ndarray:
     """TEXP (Theorem 2.12): the tapered exponential equivalent of a piecewise-constant
-    schedule ``lrs`` (e.g. :func:`step_decay`) with weight decay λ and momentum γ.
+    schedule ``etas`` (e.g. :func:`step_decay`) with weight decay λ and momentum γ.
 
     Within a phase of rate η_I the rate grows by α_I^{−2} per step; on entering phase I
     it is multiplied by (η_I/η_{I−1}) / (α_I α_{I−1}). Exact up to a one-time momentum
     correction at each phase boundary (second order in λη); see :func:`texp_plus`.
-    ``lrs``: a 1-D array of finite rates > 0. Raises ValueError (naming weight_decay and
-    lrs) if the result would exceed float64.
+    ``etas``: a 1-D array of finite rates > 0. Raises ValueError (naming weight_decay and
+    etas) if the result would exceed float64.
     """
     _, weight_decay, momentum = _hyper(_SKIP, weight_decay, momentum)
-    return _tapered(_lrs(lrs), weight_decay, momentum, entry_factor=True)
+    return _tapered(_etas(etas), weight_decay, momentum, entry_factor=True)
 
 
-def texp_minus(lrs, weight_decay: float, momentum: float) -> np.ndarray:
+def texp_minus(etas, weight_decay: float, momentum: float) -> np.ndarray:
     """TEXP−− (Li & Arora, section 4.1): TEXP without the drop η_I/η_{I−1} at phase entry."""
     _, weight_decay, momentum = _hyper(_SKIP, weight_decay, momentum)
-    return _tapered(_lrs(lrs), weight_decay, momentum, entry_factor=False)
+    return _tapered(_etas(etas), weight_decay, momentum, entry_factor=False)
 
 
 def exp_cosine(eta: float, weight_decay: float, momentum: float, steps: int,
@@ -222,33 +222,33 @@ def exp_cosine(eta: float, weight_decay: float, momentum: float, steps: int,
     Raises ValueError (naming weight_decay and steps) if the result would exceed float64.
     """
     exp_lr_alpha(eta, weight_decay, momentum)  # η is the largest rate: refused by name here
-    lrs = cosine(eta, steps, steps_per_epoch)
-    return _tapered(lrs, float(weight_decay), float(momentum), entry_factor=True,
+    etas = cosine(eta, steps, steps_per_epoch)
+    return _tapered(etas, float(weight_decay), float(momentum), entry_factor=True,
                     too_long=("weight_decay and steps", "use fewer steps or a smaller λη"))
 
 
-def texp_plus(lrs, weight_decay: float, momentum: float, alpha0: float = 1.0):
-    """TEXP++ (Theorem 2.13): the exact no-WD equivalent of any schedule ``lrs`` with WD λ.
+def texp_plus(etas, weight_decay: float, momentum: float, alpha0: float = 1.0):
+    """TEXP++ (Theorem 2.13): the exact no-WD equivalent of any schedule ``etas`` with WD λ.
 
     With a_0 = ``alpha0`` and a_{t+1} = 1 − η_t λ + γ (η_t/η_{t−1})(1 − 1/a_t), the scales
     ρ_t = 1/(a_1 ⋯ a_t) give θ̃_t = ρ_t θ_t and η̃_t = η_t ρ_t ρ_{t+1}.
-    Returns ``(lrs_tilde, rho)`` with shapes (steps,) and (steps + 1,).
+    Returns ``(etas_tilde, rho)`` with shapes (steps,) and (steps + 1,).
     With ``alpha0 = 1`` both processes start with zero momentum. ``alpha0`` in (0, 1];
-    raises ValueError (naming weight_decay and lrs) if a_t <= 0 or η̃ would exceed float64.
+    raises ValueError (naming weight_decay and etas) if a_t <= 0 or η̃ would exceed float64.
     """
     _, weight_decay, momentum = _hyper(_SKIP, weight_decay, momentum)
-    lrs = _lrs(lrs)
+    etas = _etas(etas)
     alpha0 = checks.number("alpha0", alpha0, lo=0, hi=1, lo_open=True)
-    a = np.empty(lrs.size + 1)
+    a = np.empty(etas.size + 1)
     a[0] = alpha0
-    prev = lrs[0]  # η_{−1} = η_0: with zero initial momentum its value does not matter
-    for t, eta in enumerate(lrs):
+    prev = etas[0]  # η_{−1} = η_0: with zero initial momentum its value does not matter
+    for t, eta in enumerate(etas):
         a[t + 1] = 1 - eta * weight_decay + momentum * (eta / prev) * (1 - 1 / a[t])
         if not a[t + 1] > 0:
-            raise ValueError(f"weight_decay and lrs: TEXP++ scale a_{t + 1} = {a[t + 1]:.3g} "
+            raise ValueError(f"weight_decay and etas: TEXP++ scale a_{t + 1} = {a[t + 1]:.3g} "
                              f"<= 0 (λη_t = {eta * weight_decay:.3g} too large)")
         prev = eta
     log_rho = np.concatenate([[0.0], -np.cumsum(np.log(a[1:]))])
-    _refuse_overflow(np.maximum(log_rho[1:], np.log(lrs) + log_rho[:-1] + log_rho[1:]), *_TOO_LONG)
+    _refuse_overflow(np.maximum(log_rho[1:], np.log(etas) + log_rho[:-1] + log_rho[1:]), *_TOO_LONG)
     rho = np.concatenate([[1.0], np.cumprod(1 / a[1:])])
-    return _finite(lrs * rho[:-1] * rho[1:], *_TOO_LONG), _finite(rho, *_TOO_LONG)
+    return _finite(etas * rho[:-1] * rho[1:], *_TOO_LONG), _finite(rho, *_TOO_LONG)

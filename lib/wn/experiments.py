@@ -250,10 +250,10 @@ def regime_sweep(X, y, sz: Sizes, cache: str | None = None) -> RegimeSweep:
     """
     _check_data(X, y, sz, cache)
     config = _train.TrainConfig(steps=sz.steps, loss="sse")
-    grid = sweep.Grid(alpha=list(sz.alphas), lr=list(sz.etas), seed=list(range(sz.seeds)))
+    grid = sweep.Grid(alpha=list(sz.alphas), eta=list(sz.etas), seed=list(range(sz.seeds)))
     res = sweep.train_grid(_make(sz.width, sz.d, True), (X, y), config, grid, cache=cache)
     plain = sweep.train_grid(_make(sz.width, sz.d, False), (X, y), config,
-                             sweep.Grid(lr=list(sz.etas), seed=list(range(sz.seeds))),
+                             sweep.Grid(eta=list(sz.etas), seed=list(range(sz.seeds))),
                              cache=cache and f"{cache}-plain")
     return RegimeSweep(np.array(sz.alphas), np.array(sz.etas), res.step, res.metrics["loss"],
                        effective_alpha(res.metrics["weight_norm_sq_w"],

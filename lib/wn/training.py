@@ -114,7 +114,7 @@ def _cut(h: _train.History, at: int | None) -> _train.History:
     keep = h.step < at
     part = lambda d: {k: v[keep] for k, v in d.items()}  # noqa: E731
     return dataclasses.replace(h, step=h.step[keep], loss=h.loss[keep],
-                               accuracy=h.accuracy[keep], lr=part(h.lr),
+                               accuracy=h.accuracy[keep], eta=part(h.eta),
                                grad_norm_sq=part(h.grad_norm_sq),
                                weight_norm_sq=part(h.weight_norm_sq), extra=part(h.extra),
                                diverged_at=at)
@@ -169,7 +169,7 @@ def train(params: WNParams, X, y, eta, steps, normalized=True, log_every=1,
     eta, steps, log_every = _check_run(params, X, y, eta, steps, log_every, observe_every,
                                        normalized)
     (model,) = _modules([params], normalized)
-    config = _train.TrainConfig(steps=steps, lr=eta, loss="sse", log_every=log_every)
+    config = _train.TrainConfig(steps=steps, eta=eta, loss="sse", log_every=log_every)
     observe = _observer(_start([model]), X, _as_stacked(normalized), observe_every, steps)
     h = _train.train(model, (X, y), config, bar=False, observe=observe)
     return _history(h, model.params(), observe_every, steps)
@@ -194,7 +194,7 @@ def train_batch(params_list, X, y, etas, steps, normalized=True, log_every=1,
         _check_run(p, X, y, eta, steps, log_every, observe_every, normalized)
     models = _modules(params_list, normalized)
     stack = _stack.from_models(models, device=X.device)
-    configs = [_train.TrainConfig(steps=steps, lr=e, loss="sse", log_every=log_every)
+    configs = [_train.TrainConfig(steps=steps, eta=e, loss="sse", log_every=log_every)
                for e in etas]
     observe = _observer(_start(models), X, _as_stacked(normalized), observe_every, steps)
     hs = _train.fit(stack, (X, y), configs, bar=False, observe=observe)
