@@ -1,11 +1,13 @@
-"""lib.bngd.theory: residual, effective step, H* and κ*, steps to a tolerance."""
+"""lib.bngd.theory: residual, effective step, H* and κ*, steps to a tolerance; the paper's
+statements about them (Proposition 3.5, the minimisers and the Hessian there)."""
 
 import dataclasses
 
+import numpy as np
 import pytest
 import torch
 
-from lib.bngd import dynamics, theory
+from lib.bngd import dynamics, experiments, theory
 from lib import synthetic
 
 
@@ -69,6 +71,104 @@ def test_steps_to_tolerance():
     assert theory.steps_to_tolerance(loss, 0.5).tolist() == [2, 3, -1]
     loop = [next((k for k in range(4) if loss[k, j] <= 1.0), -1) for j in range(3)]
     assert theory.steps_to_tolerance(loss, 1.0).tolist() == loop
+
+
+# --- Proposition 3.5: the effective step against ε -----------------------------------------
+
+def eff_step_slopes(p, eps, eps_a, steps):
+    """d log ε̂_k / d log ε between neighbouring ε: (steps, len(eps) − 1), one BNGD run per ε."""
+    run = dynamics.bngd(p.h, p.u, 1.0, p.w0, torch.tensor(eps), eps_a, steps)
+    return np.diff(np.log(run.eff_step.numpy()), axis=1) / np.diff(np.log(eps))
+
+
+@pytest.mark.parametrize("start", ["random", "Hu"])
+def test_proposition_3_5_part_1_small_eps_gives_an_effective_step_of_order_eps(start):
+    """Part (1): for small ε, ε̂_k/ε lies between two constants independent of ε and k.
+
+    ε̂_k/ε = a_k wₖᵀg/σ_k³ depends on ε only through how far w has moved, which over k steps
+    is O(kε): so the log-log slope of ε̂_k against ε is 1 − O(kε). The test asserts slope 1
+    to 0.02 at every k ≤ 2000 for ε = 1e-9 … 1e-7, and that the deviation is that O(ε)
+    term: ten times smaller one decade lower (within a factor 2). An ε̂ of another order
+    (ε² or ε⁰, say from σ² in place of σ³) fails both. The paper's start w₀ ∝ Hu is
+    included: part (1) does not need the margin to be positive.
+    """
+    p = experiments.paper_problem(100.0, d=100, start=start)
+    slopes = eff_step_slopes(p, np.logspace(-9, -7, 3), 1.0, 2000)   # (2000, 2)
+    dev = np.abs(slopes - 1).max(0)
+    assert dev.max() < 0.02
+    assert 5 < dev[1] / dev[0] < 20
+    ratio = dynamics.bngd(p.h, p.u, 1.0, p.w0, 1e-9, 1.0, 2000).eff_step / 1e-9
+    assert ratio.max() / ratio.min() < 10          # C1 ≤ ε̂_k/ε ≤ C2 over the whole run
+
+
+def test_proposition_3_5_part_2_needs_a_strictly_positive_margin():
+    """Part (2) for large ε: ε̂_k ∝ 1/ε (k ≥ 1) when ‖g‖² > (w₀ᵀg/σ₀²) gᵀHw₀ (random start,
+    margin > 0). At equality, which the paper's condition allows and its start w₀ ∝ Hu
+    meets, the first step is orthogonal to g: w₁ᵀg = w₀ᵀg while σ₁ grows like ε, so
+    ε̂₁ ∝ ε⁻², and with ε_a = 1 the gain a₂ = w₁ᵀg/σ₁ ∝ 1/ε too, so ε̂_k ∝ ε⁻³ for k ≥ 2.
+
+    The next-order terms are relatively O(k/ε) (the w₀ part of w₁ is 1/ε of the step), so
+    over ε = 1e6 … 1e10 and k < 50 the slopes are integers to about 1e-3; 1e-2 still
+    separates −1, −2 and −3 a hundredfold.
+    """
+    eps = np.logspace(6, 10, 5)
+    rand = experiments.paper_problem(100.0, d=100, start="random")
+    hu = experiments.paper_problem(100.0, d=100, start="Hu")
+    g2 = float((hu.h * hu.u) @ (hu.h * hu.u))
+    assert experiments.first_step_margin(rand) > 0.1 * g2
+    assert abs(experiments.first_step_margin(hu)) < 1e-12 * g2
+    s_rand, s_hu = eff_step_slopes(rand, eps, 1.0, 50), eff_step_slopes(hu, eps, 1.0, 50)
+    for s in (s_rand, s_hu):
+        np.testing.assert_allclose(s[0], 1.0, atol=1e-2)        # ε̂₀ = ε a₀ w₀ᵀg/σ₀³
+    np.testing.assert_allclose(s_rand[1:], -1.0, atol=1e-2)
+    np.testing.assert_allclose(s_hu[1], -2.0, atol=1e-2)
+    np.testing.assert_allclose(s_hu[2:], -3.0, atol=1e-2)
+
+
+# --- the minimisers and the Hessian there ------------------------------------------------------
+
+def test_minimisers_have_the_sign_of_u_dot_w(f64):
+    """J(a, s u) = 0 for a = sign(s)√c and 2c for the opposite sign; BNGD (ε_a = 1) from starts
+    of either sign ends at a = sign(uᵀw)√c with w parallel to u."""
+    prob = problem(kappa=10.0)
+    H, u = prob.H, prob.u
+    c = float(u @ H @ u)
+    for s in (2.5, -0.3):
+        for a, expected in ((np.sign(s) * c ** 0.5, 0.0), (-np.sign(s) * c ** 0.5, 2 * c)):
+            J = dynamics.bngd(H, u, a, s * u, 1.0, 1.0, 0).loss[0].item()
+            assert J == pytest.approx(expected, abs=8 * c * np.finfo(float).eps)
+    gen = torch.Generator().manual_seed(5)
+    w0 = torch.randn(8, 6, generator=gen)                    # starts with uᵀw₀ of both signs
+    a0 = torch.tensor([1.0, -1.0]).repeat(4)
+    assert {1.0, -1.0} <= set(torch.sign(w0 @ u).tolist())
+    run = dynamics.bngd(H, u, a0, w0, 0.2, 1.0, 3000)
+    assert torch.all(run.loss[-1] < 1e-12 * c)
+    torch.testing.assert_close(run.a, torch.sign(run.w @ u) * c ** 0.5, rtol=1e-8, atol=0)
+    assert theory.residual(H, u, run.w).norm(dim=-1).max() < 1e-6 * u.norm()
+
+
+def test_hessian_at_a_minimiser_is_diag_one_and_scaled_pseudo_hessian(f64):
+    """At (a*, w*) = (sign(s)√c, s u) the Hessian of J is diag(1, ‖u‖² H*/‖w*‖²): here by
+    automatic differentiation of J = ½‖u − a w/σ‖²_H. The paper's diag(1, H*/‖w*‖²) is the
+    case ‖u‖ = 1; with ‖u‖ = 2.5 the two differ by 6.25. Round-off: a few eps times the
+    largest entry, ‖H‖·‖u‖²/‖w*‖²."""
+    prob = problem(d=5, kappa=30.0)
+    H, u = prob.H, 2.5 * unit(prob.u)
+    c = float(u @ H @ u)
+
+    def J(x):
+        a, w = x[0], x[1:]
+        e = u - a * w / (w @ H @ w).sqrt()
+        return 0.5 * e @ H @ e
+
+    for s in (0.7, -1.9):
+        x = torch.cat([torch.tensor([np.sign(s) * c ** 0.5]), s * u])
+        hess = torch.autograd.functional.hessian(J, x)
+        w_star = s * u
+        expected = torch.block_diag(torch.ones(1),
+                                    (u @ u) * theory.pseudo_hessian(H, u) / (w_star @ w_star))
+        scale = expected.abs().max().item()
+        torch.testing.assert_close(hess, expected, rtol=0, atol=1e-12 * scale)
 
 
 @pytest.mark.parametrize("call, match", [

@@ -79,9 +79,11 @@ def paper_problem(kappa: float, d: int = 100, seed: int = 0, start: str = "Hu",
 
 
 def first_step_margin(p: Problem) -> float:
-    """‖g‖² − (w₀ᵀg/σ₀²) gᵀHw₀: Proposition 3.5 asks for > 0 (then ε̂ ~ 1/ε for large ε).
+    """‖g‖² − (w₀ᵀg/σ₀²) gᵀHw₀, the quantity in the condition of Proposition 3.5.
 
-    It is 0 exactly for the paper's start w₀ ∝ Hu = g: the first step is orthogonal to g.
+    The paper asks for ≥ 0, but part (2) of the proposition (ε̂_k ~ 1/ε for large ε) needs
+    > 0. It is 0 exactly for the paper's start w₀ ∝ Hu = g: the first step is then
+    orthogonal to g, and (with ε_a = 1) ε̂₁ ~ ε⁻² and ε̂_k ~ ε⁻³ for k ≥ 2.
     """
     checks.instance("p", p, Problem)
     g = p.h * p.u

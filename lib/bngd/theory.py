@@ -99,8 +99,9 @@ def residual_recursion_gap(H, u, result: BNGDResult, dtype=torch.float64) -> flo
 
 
 def pseudo_hessian(H, u, dtype=torch.float64) -> torch.Tensor:
-    """H* = H − H u uᵀ H/(uᵀ H u), (d, d): the Hessian of BNGD at its minimiser, up to
-    the factor 1/‖w*‖² (paper eq. 14). Positive semi-definite with H* u = 0.
+    """H* = H − H u uᵀ H/(uᵀ H u), (d, d) (paper eq. 14): at a minimiser (a*, w*) the
+    Hessian of J is diag(1, ‖u‖² H*/‖w*‖²) (the paper writes it for ‖u‖ = 1). Positive
+    semi-definite with H* u = 0.
 
     H: (d,) or (d, d) PSD tensor; u: (d,) with uᵀHu > 0."""
     _, _, u = _problem(H, u, dtype)
