@@ -14,29 +14,24 @@ import numpy as np
 import torch
 from torch.func import functional_call
 
-from lib import checks, stack, train
+from lib import checks, datachecks, stack, train
 
 
 def check_data(data, forward=None) -> tuple[torch.Tensor, torch.Tensor]:
     """``(X, y)`` of a classification data set, a ``lib.data.Dataset`` or an ``(X, y)`` pair.
 
-    Refused by name unless X is a finite, non-empty floating (N, ...) tensor and y holds N
-    integer labels >= 0 on the same device. With ``forward`` (x ↦ the network's outputs on
-    a few examples, its state left alone), data the network cannot read or labels beyond
-    its outputs are refused too.
+    Checked as the training loop checks data (:func:`lib.datachecks.unpack`), and further:
+    X is (N, features) or images (N, C, H, W) and y holds N integer labels >= 0. With
+    ``forward`` (x ↦ the network's outputs on a few examples, its state left alone), data
+    the network cannot read or labels beyond its outputs are refused too.
     """
-    if hasattr(data, "X") and hasattr(data, "y"):
-        (X, y), names = (data.X, data.y), ("data.X", "data.y")
-    elif isinstance(data, (tuple, list)) and len(data) == 2:
-        (X, y), names = data, ("data[0] (X)", "data[1] (y)")
-    else:
-        raise TypeError(f"data must be a lib.data.Dataset or an (X, y) pair of tensors, "
-                        f"got {type(data).__name__}")
-    X = checks.tensor(names[0], X, ndim=(2, 3, 4))
-    y = checks.tensor(names[1], y, ndim=1, floating=False)
-    checks.labels(names[1], y, n_classes=max(int(y.max()) + 1, 1), n=X.shape[0])
-    if X.device != y.device:
-        raise ValueError(f"data's X and y must be on one device, got {X.device} and {y.device}")
+    X, y = datachecks.unpack(data)
+    if X.ndim > 4:
+        raise ValueError(f"data.X must be (N, features) or images (N, C, H, W), got shape "
+                         f"{tuple(X.shape)}")
+    if torch.is_floating_point(y):
+        raise TypeError(f"data.y must hold integer class labels, got {y.dtype} targets")
+    checks.labels("data.y", y, n_classes=int(y.max()) + 1)  # refuses negative labels
     if forward is not None:
         _fits(checks.function("forward", forward), X, y)
     return X, y

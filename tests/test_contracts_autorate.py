@@ -404,7 +404,7 @@ def test_batch_sizes_larger_than_the_data(no_training, call):
 @pytest.mark.parametrize("data, words, for_a_given_model", [
     (poisoned(NAN), "data finite", False), (poisoned(INF), "data finite", False),
     ((tiny()[0][:0], tiny()[1][:0]), "data empty", False),
-    ((tiny()[0], tiny()[1][:-1]), "data labels", False),
+    ((tiny()[0], tiny()[1][:-1]), "data same length", False),
     ((tiny()[0][:, :-1], tiny()[1]), "data fit", True),
     ((tiny()[0], tiny()[1] + C), "data labels", True),
 ])
