@@ -143,6 +143,13 @@ CASES = [
                                            alpha0=1.0),
          {"etas": "positive_array", "weight_decay": "nonneg", "momentum": "fraction",
           "alpha0": UNIT_BAD}),
+    Case(schedules.texp_plus, lambda: dict(etas=ETAS.copy(), weight_decay=np.full(3, 5e-3),
+                                           momentum=0.9, alpha0=1.0),
+         {"weight_decay": st.sampled_from([np.full(2, 5e-3), np.full(4, 5e-3), np.full((3, 1), 5e-3),
+                                           np.array([5e-3, NAN, 0.0]), np.array([INF, 0.0, 0.0]),
+                                           [5e-3, "x", 0.0], np.full(3, 1 + 1j)])}),
+    Case(schedules.texp_correction, lambda: dict(etas=ETAS.copy(), weight_decay=5e-3, momentum=0.9),
+         {"etas": "positive_array", "weight_decay": "nonneg", "momentum": "fraction"}),
     # lib.explr.networks
     Case(networks.ScaleInvariantMLP, lambda: dict(sizes=(4, 3, 2), seed=0),
          {"sizes": SIZES3_BAD, "seed": "seed"}),

@@ -90,19 +90,54 @@ def test_step_decay_and_cosine_against_direct_loops():
     np.testing.assert_allclose(cos, direct, rtol=1e-14)
 
 
-def theorem_2_12_two_phases(eta0, eta1, T1, steps, lam, gamma):
-    """TEXP of a two-phase step decay written out from Theorem 2.12 (closed form)."""
-    a0, a1 = larger_root(eta0, lam, gamma), larger_root(eta1, lam, gamma)
-    out = [eta0 * a0 ** (-2 * t - 1) for t in range(T1)]
-    entry = out[-1] * (eta1 / eta0) / (a1 * a0)
-    return np.array(out + [entry * a1 ** (-2 * (t - T1)) for t in range(T1, steps)])
+def texp_plus_corrected(etas, lam, gamma):
+    """TEXP++ (Theorem 2.13, a recursion) started at Theorem 2.9's α_0, with the derived
+    correction e_t added to the weight decay of the first step of each phase."""
+    e = schedules.texp_correction(etas, lam, gamma)
+    return schedules.texp_plus(etas, lam + e / etas, gamma,
+                               alpha0=larger_root(etas[0], lam, gamma))[0]
 
 
 @pytest.mark.parametrize("lam", [5e-4, 5e-3])
-def test_texp_matches_theorem_2_12_on_two_phases(lam):
-    etas = schedules.step_decay(0.1, 120, [80], factor=0.1)
-    np.testing.assert_allclose(schedules.texp(etas, lam, 0.9),
-                               theorem_2_12_two_phases(0.1, 0.01, 80, 120, lam, 0.9), rtol=1e-11)
+@pytest.mark.parametrize("milestones", [[80], [60, 90]])
+def test_texp_is_texp_plus_with_the_entry_correction(lam, milestones):
+    """Theorem 2.12's closed form against Theorem 2.13's recursion: equal once e_t is added."""
+    etas = schedules.step_decay(0.1, 120, milestones, factor=0.1)
+    texp = schedules.texp(etas, lam, 0.9)
+    # two float64 products of ~120 factors near 1: round-off ~120 · 1.1e-16 ≈ 1e-14 relative
+    # (4e-13 measured); 1e-11 leaves ×25 and is far below the gap without e_t (next line)
+    np.testing.assert_allclose(texp, texp_plus_corrected(etas, lam, 0.9), rtol=1e-11)
+    plain = schedules.texp_plus(etas, lam, 0.9, alpha0=larger_root(0.1, lam, 0.9))[0]
+    assert np.max(np.abs(texp / plain - 1)) > 1e-7               # ≥ 2e-6 at λη = 5e-5
+
+
+LAMBDA_ETA = [5e-5, 1e-4, 5e-4, 1e-3]
+
+
+def test_texp_correction_is_second_order_in_lambda_eta():
+    """e_t against its derived expansion, and the issue's measured TEXP/TEXP++ gaps."""
+    gamma, r = 0.9, 0.1                                      # ×0.1 at step 100, from η = 0.1
+    etas = schedules.step_decay(0.1, 200, [100], factor=r)
+    gaps = []
+    for x in LAMBDA_ETA:                                     # x = λη before the decay
+        lam = x / 0.1
+        e = schedules.texp_correction(etas, lam, gamma)
+        assert np.flatnonzero(e).tolist() == [100]           # only at the phase entry
+        lead = -gamma * r * (1 - r) * x ** 2 / (1 - gamma) ** 3
+        q = (1 + gamma) * (1 + r) * x / (1 - gamma) ** 2     # the next order, relative
+        assert abs(e[100] / lead - 1) <= 1.5 * q             # q ≤ 0.21 here; O(q²) ≤ 0.5q
+        # Theorem B.8's measure: TEXP's growth per step over TEXP++'s (same start, α_0)
+        texp = schedules.texp(etas, lam, gamma)
+        plus = schedules.texp_plus(etas, lam, gamma, alpha0=larger_root(0.1, lam, gamma))[0]
+        gap = np.abs((texp[1:] / texp[:-1]) / (plus[1:] / plus[:-1]) - 1)
+        a1 = larger_root(0.01, lam, gamma)                   # derived: e (1/α_1 + γ/α_1³)
+        assert gap.max() == pytest.approx(abs(e[100]) * (1 / a1 + gamma / a1 ** 3), rel=1e-6)
+        gaps.append(gap.max())
+    assert [f"{g:.1e}" for g in gaps] == ["3.9e-07", "1.6e-06", "4.3e-05", "2.0e-04"]
+    # slope of log gap against log λη: 2 + q/(1 + q) + O(λη) ≤ 2.2 over this range (q ≤ 0.21);
+    # a first- or third-order correction would give 1 or 3
+    slope = np.polyfit(np.log(LAMBDA_ETA), np.log(gaps), 1)[0]
+    assert 2.0 <= slope <= 2.2
 
 
 def test_texp_minus_drops_only_the_entry_factor():
@@ -118,11 +153,14 @@ def test_constant_schedule_texp_is_exp_lr():
                                rtol=1e-13)
 
 
-def test_exp_cosine_is_texp_of_cosine_with_growing_phases():
-    etas = schedules.exp_cosine(0.1, 5e-3, 0.9, 100, 10)
-    assert etas.shape == (100,)
-    np.testing.assert_allclose(etas, schedules.texp(schedules.cosine(0.1, 100, 10), 5e-3, 0.9))
-    assert np.all(etas[1:10] > etas[:9])   # grows within the first epoch
+def test_exp_cosine_is_texp_plus_of_cosine_with_the_entry_corrections():
+    """Exp-cosine (section 4.2: TEXP with every epoch a phase) against Theorem 2.13's
+    recursion on the cosine schedule, corrected at each epoch's first step."""
+    cos = schedules.cosine(0.1, 100, 10)
+    exp_cos = schedules.exp_cosine(0.1, 5e-3, 0.9, 100, 10)
+    np.testing.assert_allclose(exp_cos, texp_plus_corrected(cos, 5e-3, 0.9), rtol=1e-11)
+    assert np.flatnonzero(schedules.texp_correction(cos, 5e-3, 0.9)).tolist() == list(range(10, 100, 10))
+    assert np.all(exp_cos[1:10] > exp_cos[:9])   # grows within the first epoch
 
 
 def test_texp_plus_recursion_and_fixed_point():
@@ -141,14 +179,6 @@ def test_texp_plus_recursion_and_fixed_point():
     # started at the fixed point it is exp_lr exactly
     const, _ = schedules.texp_plus(np.full(30, 0.1), lam, gamma, alpha0=larger_root(0.1, lam, gamma))
     np.testing.assert_allclose(const, schedules.exp_lr(0.1, lam, gamma, 30), rtol=1e-12)
-
-
-def test_equilibrium_ratio_is_the_fixed_point_of_the_norm_balance():
-    # stationary means: C = γ(C + D) − ηλN and 2C + D = 0 (see the chapter); solve for D/N
-    eta, lam, gamma = 0.1, 5e-3, 0.9
-    A = np.array([[1 - gamma, -gamma], [2.0, 1.0]])   # unknowns C/N, D/N
-    c_over_n, d_over_n = np.linalg.solve(A, [-eta * lam, 0.0])
-    assert schedules.equilibrium_ratio(eta, lam, gamma) == pytest.approx(d_over_n, rel=1e-12)
 
 
 def test_exp_lr_refuses_to_overflow():

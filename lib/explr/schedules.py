@@ -9,7 +9,8 @@ The exponential equivalents follow Li & Arora (2020): for a scale-invariant loss
 "constant η + weight decay λ + momentum γ" trains the same network functions as
 "η̃_t = η α^{−2t−1}, no weight decay, momentum γ" (Theorems 2.1 and 2.9); step decay
 becomes a tapered exponential schedule (TEXP, Theorem 2.12). :func:`texp_plus` is the
-exact version for any schedule (TEXP++, Theorem 2.13).
+exact version for any schedule (TEXP++, Theorem 2.13); :func:`texp_correction` is what
+TEXP leaves out at each phase entry (second order in λη).
 
 Arguments are checked by name (:mod:`lib.checks`): η > 0 finite, λ ≥ 0, γ in [0, 1),
 integer step counts ≥ 1. A schedule that would exceed float64 within the requested
@@ -200,8 +201,9 @@ def texp(etas, weight_decay: float, momentum: float) -> np.ndarray:
     schedule ``etas`` (e.g. :func:`step_decay`) with weight decay λ and momentum γ.
 
     Within a phase of rate η_I the rate grows by α_I^{−2} per step; on entering phase I
-    it is multiplied by (η_I/η_{I−1}) / (α_I α_{I−1}). Exact up to a one-time momentum
-    correction at each phase boundary (second order in λη); see :func:`texp_plus`.
+    it is multiplied by (η_I/η_{I−1}) / (α_I α_{I−1}). Exact up to a one-time correction
+    at each phase entry, second order in λη (:func:`texp_correction`); :func:`texp_plus`
+    is exact.
     ``etas``: a 1-D array of finite rates > 0. Raises ValueError (naming weight_decay and
     etas) if the result would exceed float64.
     """
@@ -227,28 +229,66 @@ def exp_cosine(eta: float, weight_decay: float, momentum: float, steps: int,
                     too_long=("weight_decay and steps", "use fewer steps or a smaller λη"))
 
 
-def texp_plus(etas, weight_decay: float, momentum: float, alpha0: float = 1.0):
+def _decays(weight_decay, steps: int) -> np.ndarray:
+    """(steps,) λ_t: one λ >= 0 for every step, or a 1-D array of ``steps`` finite values
+    (of either sign: :func:`texp_correction` can take a step's decay below 0)."""
+    if isinstance(weight_decay, (list, tuple, np.ndarray)):
+        lam = checks.array("weight_decay", weight_decay, ndim=1)
+        if lam.size != steps:
+            raise ValueError(f"weight_decay per step must hold {steps} values (one per rate "
+                             f"of etas), got {lam.size}")
+        return lam
+    return np.full(steps, checks.nonnegative("weight_decay", weight_decay))
+
+
+def texp_plus(etas, weight_decay, momentum: float, alpha0: float = 1.0):
     """TEXP++ (Theorem 2.13): the exact no-WD equivalent of any schedule ``etas`` with WD λ.
 
-    With a_0 = ``alpha0`` and a_{t+1} = 1 − η_t λ + γ (η_t/η_{t−1})(1 − 1/a_t), the scales
+    With a_0 = ``alpha0`` and a_{t+1} = 1 − η_t λ_t + γ (η_t/η_{t−1})(1 − 1/a_t), the scales
     ρ_t = 1/(a_1 ⋯ a_t) give θ̃_t = ρ_t θ_t and η̃_t = η_t ρ_t ρ_{t+1}.
-    Returns ``(etas_tilde, rho)`` with shapes (steps,) and (steps + 1,).
-    With ``alpha0 = 1`` both processes start with zero momentum. ``alpha0`` in (0, 1];
-    raises ValueError (naming weight_decay and etas) if a_t <= 0 or η̃ would exceed float64.
+    ``weight_decay``: one λ >= 0, or an array of one finite λ_t per step (the paper's
+    Theorem B.6 lets λ vary). Returns ``(etas_tilde, rho)``, shapes (steps,) and (steps + 1,).
+    With ``alpha0 = 1`` both processes start with zero momentum; with the α of the first
+    rate (:func:`exp_lr_alpha`) run B starts with Theorem 2.9's buffer ṽ_0. ``alpha0`` in
+    (0, 1]; raises ValueError (naming weight_decay and etas) if a_t <= 0 or η̃ would
+    exceed float64.
     """
-    _, weight_decay, momentum = _hyper(_SKIP, weight_decay, momentum)
+    _, _, momentum = _hyper(_SKIP, _SKIP, momentum)
     etas = _etas(etas)
+    decays = _decays(weight_decay, etas.size)
     alpha0 = checks.number("alpha0", alpha0, lo=0, hi=1, lo_open=True)
     a = np.empty(etas.size + 1)
     a[0] = alpha0
     prev = etas[0]  # η_{−1} = η_0: with zero initial momentum its value does not matter
-    for t, eta in enumerate(etas):
-        a[t + 1] = 1 - eta * weight_decay + momentum * (eta / prev) * (1 - 1 / a[t])
+    for t, (eta, lam) in enumerate(zip(etas, decays)):
+        a[t + 1] = 1 - eta * lam + momentum * (eta / prev) * (1 - 1 / a[t])
         if not a[t + 1] > 0:
             raise ValueError(f"weight_decay and etas: TEXP++ scale a_{t + 1} = {a[t + 1]:.3g} "
-                             f"<= 0 (λη_t = {eta * weight_decay:.3g} too large)")
+                             f"<= 0 (λη_t = {eta * lam:.3g} too large)")
         prev = eta
     log_rho = np.concatenate([[0.0], -np.cumsum(np.log(a[1:]))])
     _refuse_overflow(np.maximum(log_rho[1:], np.log(etas) + log_rho[:-1] + log_rho[1:]), *_TOO_LONG)
     rho = np.concatenate([[1.0], np.cumprod(1 / a[1:])])
     return _finite(etas * rho[:-1] * rho[1:], *_TOO_LONG), _finite(rho, *_TOO_LONG)
+
+
+def texp_correction(etas, weight_decay: float, momentum: float) -> np.ndarray:
+    """(steps,) e_t: what TEXP leaves out on entering a phase at step t (0 elsewhere).
+
+    TEXP (Theorem 2.12) takes the TEXP++ scale a_{t+1} at a phase entry to be the new
+    phase's α_I; the recursion of :func:`texp_plus`, at α_{I−1} before the entry, gives
+    1 − η_t λ + γ (η_t/η_{t−1})(1 − 1/α_{I−1}) instead. ``e_t`` is that value minus α_I.
+    Its first order in λη cancels: e_t = −γλ²η_t(η_{t−1} − η_t)/(1 − γ)³ · (1 + q + …),
+    q = (1 + γ)(1 + η_t/η_{t−1}) λη_{t−1}/(1 − γ)². TEXP is exactly TEXP++ whose weight
+    decay at the first step of each phase is λ + e_t/η_t, started at α_0:
+    ``texp(etas, λ, γ) == texp_plus(etas, λ + e/etas, γ, exp_lr_alpha(etas[0], λ, γ))[0]``.
+    Arguments as :func:`texp`.
+    """
+    _, weight_decay, momentum = _hyper(_SKIP, weight_decay, momentum)
+    etas = _etas(etas)
+    alphas = _alphas(etas, weight_decay, momentum)
+    prev, a_prev = np.roll(etas, 1), np.roll(alphas, 1)
+    entry = etas != prev
+    entry[0] = False
+    exact = 1 - etas * weight_decay + momentum * (etas / prev) * (1 - 1 / a_prev)
+    return np.where(entry, exact - alphas, 0.0)
