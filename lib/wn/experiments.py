@@ -178,6 +178,16 @@ def limit_least_eigenvalue(X, alphas) -> np.ndarray:
                      for a in alphas])
 
 
+def limit_edges(X, alphas) -> np.ndarray:
+    """2/λ_max(Λ∞_α) for every α (a non-empty list of numbers > 0): the largest stable step
+    of the linearised dynamics at infinite width. It rises with α (V∞/α² shrinks) towards
+    2/λ_max(G∞), the edge of the lengths alone."""
+    alphas = _numbers("alphas", alphas)
+    networks.check_inputs(X, unit=True)
+    return np.array([2.0 / float(torch.linalg.eigvalsh(limit_evolution_kernel(X, a))[-1])
+                     for a in alphas])
+
+
 def tuned_step(X, alpha: float) -> float:
     """η_α = 1/λ_max(Λ∞_α): half the largest stable step of the linearised dynamics."""
     return 1.0 / float(torch.linalg.eigvalsh(limit_evolution_kernel(X, alpha))[-1])

@@ -50,6 +50,12 @@ def least_eigenvalue(K: torch.Tensor) -> float:
     return float(torch.linalg.eigvalsh(K)[0])
 
 
+def largest_eigenvalue(K: torch.Tensor) -> float:
+    """λ_max of a symmetric matrix K (n, n), finite (float)."""
+    K = networks.check_kernel("K", K)
+    return float(torch.linalg.eigvalsh(K)[-1])
+
+
 def jacobians(params: networks.WNParams, X: torch.Tensor):
     """(J_v (n, m, d), J_g (n, m)): ∂f(x_i)/∂v_k and ∂f(x_i)/∂g_k by reverse-mode autograd."""
     networks.check_inputs(X, networks.check_params(params).v)
