@@ -174,12 +174,12 @@ def test_one_rate_for_everything_has_a_largest_usable_rate(fmnist_sweeps, net):
 
 @pytest.mark.parametrize("net", ["one", "cnn"])
 def test_a_separate_rate_for_bn_parameters_tolerates_any_weight_rate(fmnist_sweeps, net):
+    """The chapter's words: with η_g fixed at 0.1, the loss after one epoch stays within a
+    factor 2 of its best at every η_w from the best one up to 1e3, the largest tried (one
+    rate for everything is more than 2× worse at 1e3: the previous test)."""
     loss = fmnist_sweeps[net, "bn_separate"]
-    assert np.isfinite(loss).all()
-    if net == "one":
-        assert loss[-1] < 2 * loss.min(), loss                     # still within 2× at 1e3
-    else:
-        assert loss[-1] < 0.75 * math.log(10), loss                 # well below chance
+    best = int(np.argmin(loss))
+    assert np.all(loss[best:] < 2 * loss[best]), loss
 
 
 @pytest.mark.parametrize("net", ["one", "cnn"])
@@ -187,3 +187,28 @@ def test_bn_lowers_the_best_loss_after_one_epoch(fmnist_sweeps, net):
     best_gd = fmnist_sweeps[net, "gd"].min()
     assert fmnist_sweeps[net, "bn_shared"].min() < 0.8 * best_gd
     assert fmnist_sweeps[net, "bn_separate"].min() < 0.8 * best_gd
+
+
+def test_scaling_law_with_the_papers_bn_on_fashion_mnist():
+    """The chapter's network form of figure 2 (one-layer network, η_g = 0.1, η_w = 1e-3 … 1e5,
+    initial weights × r, 2 seeds, 5000 images, one epoch). r = 10^1.5 makes r² = 1e3 three
+    grid points, so the r = 10^1.5 curve at 1e3·η_w is compared with the r = 1 curve at η_w,
+    seed by seed (same batches). The only difference is BN's ε = 1e-3 added to the variance
+    σ² of wᵀx: it rescales each output by √(σ²/(σ² + ε)) ≈ 1 − ε/(2σ²), so the two runs
+    differ by a relative ε/σ² at most, σ² the smallest output variance of the r = 1 net at
+    its start (about 1e-2 here; the r = 10^1.5 net's own is 1000× smaller). For
+    r = 10^-1.5, σ² is below ε and the law fails: somewhere the gap is ten times larger."""
+    from lib import data
+    train_set = data.fashion_mnist("train", n=5000, device="cpu", download=False)
+    rs = [10**-1.5, 1.0, 10**1.5]
+    cfg = networks.SweepConfig(etas=tuple(np.logspace(-3, 5, 9)), seeds=2, loss="mse")
+    loss = networks.eta_sweep(networks.make_one_layer, train_set, "bn_separate", cfg,
+                              axes={"scale": rs})                   # (3, 9, 2)
+    x = train_set.X.flatten(1)
+    var = torch.stack([(x @ networks.make_one_layer(seed=s).weight.T).var(0) for s in range(2)])
+    tol = networks.BN_EPS / var.min().item()
+    big = np.abs(loss[2, 3:] - loss[1, :6]) / loss[1, :6]            # r = 10^1.5 vs r = 1
+    small = np.abs(loss[0, :6] - loss[1, 3:]) / loss[1, 3:]          # r = 10^-1.5 vs r = 1
+    assert np.isfinite(loss).all() and tol < 0.02
+    assert big.max() < tol, (big, tol)
+    assert small.max() > 10 * tol, (small, tol)
