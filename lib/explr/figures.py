@@ -128,10 +128,10 @@ def draw_distance(fig, steps: int = 200):
 def learning_rates(runs, steps_per_epoch: int) -> Figure:
     """The per-step learning rates of named schedules against the epoch, on a log axis.
 
-    ``runs``: name -> (etas, weight decay), as :func:`lib.explr.experiments.schedule_runs`
+    ``runs``: name -> (etas, weight decay[, init]), as :func:`lib.explr.experiments.schedule_runs`
     takes; ``steps_per_epoch``: an integer >= 1.
     """
-    etas = {name: rates for name, (rates, _) in check_runs(runs).items()}
+    etas = {name: run[0] for name, run in check_runs(runs).items()}
     steps_per_epoch = checks.integer("steps_per_epoch", steps_per_epoch)
     fig, ax = plt.subplots()
     for name, rates in etas.items():

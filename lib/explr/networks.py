@@ -133,17 +133,21 @@ class PreResNet(nn.Module):
     """A small PreResNet, scale-invariant in all its (conv) weights jointly.
 
     Args (integers >= 1): in_channels; n_classes; widths of the stages (one entry per
-    stage; (16, 32, 64) is PreResNet-8); blocks per stage; stem_stride (2 halves the
-    image first, cheaper on a CPU); seed in [0, 2**63). The final linear layer is a
-    buffer fixed at initialisation, as in Li & Arora's runs.
+    stage; (16, 32, 64) is PreResNet-8); blocks per stage (5: PreResNet32); stem_stride
+    (2 halves the image first, cheaper on a CPU); seed in [0, 2**63). The final linear
+    layer is a buffer fixed at initialisation, as in Li & Arora's runs. ``augment``: in
+    training mode, each input batch first goes through :func:`crop_flip` (drawn from a
+    generator seeded with ``seed``); never in eval mode.
     """
 
     def __init__(self, in_channels=1, n_classes=10, widths=(16, 32, 64), blocks=1,
-                 stem_stride=2, seed=0):
+                 stem_stride=2, seed=0, augment=False):
         super().__init__()
         self.in_channels = checks.integer("in_channels", in_channels)
         n_classes, widths = checks.integer("n_classes", n_classes), layer_sizes("widths", widths)
         blocks, stem_stride = checks.integer("blocks", blocks), checks.integer("stem_stride", stem_stride)
+        self.augment = checks.boolean("augment", augment)
+        self.generator = torch.Generator().manual_seed(checks.seed("seed", seed)) if augment else None
         with torch.random.fork_rng():
             torch.manual_seed(checks.seed("seed", seed))
             self._build(self.in_channels, n_classes, widths, blocks, stem_stride)
@@ -160,8 +164,38 @@ class PreResNet(nn.Module):
 
     def forward(self, x):  # (N, C, H, W) -> (N, n_classes)
         check_input(self, x, "x")  # shapes only
+        if self.augment and self.training:
+            x = _crop_flip(x, 4, self.generator)
         h = torch.relu(self.bn(self.blocks(self.stem(x))))
         return h.mean((2, 3)) @ self.head.T
 
     def groups(self) -> dict:
         return {"w": list(self.parameters()), "g": []}
+
+
+def crop_flip(X, pad: int = 4, generator=None) -> torch.Tensor:
+    """Random crops and horizontal flips of images, the usual CIFAR-10 training augmentation.
+
+    Each image of ``X`` (N, C, H, W), a floating tensor, is padded with ``pad`` >= 0 zeros
+    on every side, cut back to H × W at an offset drawn uniformly from the (2·pad + 1)²
+    possible ones, and mirrored left-right with probability ½; ``generator``: None (torch's
+    global one) or a ``torch.Generator`` on the CPU. Returns a new tensor like ``X``.
+    """
+    X = checks.tensor("X", X, ndim=4)
+    pad = checks.integer("pad", pad, lo=0)
+    if generator is not None:
+        checks.instance("generator", generator, torch.Generator)
+    return _crop_flip(X, pad, generator)
+
+
+def _crop_flip(X, pad, generator):  # unchecked: PreResNet calls it on every batch
+    n, c, h, w = X.shape
+    offsets = torch.randint(0, 2 * pad + 1, (2, n), generator=generator).to(X.device)
+    flip = (torch.rand(n, generator=generator) < 0.5).to(X.device)
+    rows = offsets[0][:, None] + torch.arange(h, device=X.device)           # (N, H)
+    cols = offsets[1][:, None] + torch.arange(w, device=X.device)           # (N, W)
+    cols = torch.where(flip[:, None], cols.flip(1), cols)
+    padded = torch.nn.functional.pad(X, (pad, pad, pad, pad))
+    index = torch.arange(n, device=X.device)[:, None, None, None]
+    return padded[index, torch.arange(c, device=X.device)[None, :, None, None],
+                  rows[:, None, :, None], cols[:, None, None, :]]

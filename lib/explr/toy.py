@@ -2,8 +2,10 @@
 
 A linear classifier w on Gaussian inputs x ~ N(0, I_m) with labels sign(x_1), the logistic
 loss of BN(Xw) (batch mean and standard deviation, no gain or bias: scale-invariant in w)
-or of Xw, and full-batch gradient descent with weight decay. NumPy only; the gradient is
-written out by hand and checked against autograd in the tests.
+or of Xw, and gradient descent with weight decay: full-batch on a fixed sample
+(:func:`toy_gd`) or with a fresh Gaussian batch every step, the setting of the paper's
+Theorem 3.1 (:func:`toy_sgd`). NumPy only; the gradient is written out by hand and
+checked against autograd in the tests.
 """
 
 import numpy as np
@@ -76,6 +78,36 @@ def toy_gd(X, y, w0, eta: float, weight_decay: float, steps: int, bn: bool = Tru
         error = np.arccos(np.clip(ws[:, 0] / norm, -1, 1)) / np.pi
     return {"w": ws, "error": error, "norm": norm,
             "diverged_at": int(bad[0]) if bad.size else None}
+
+
+def toy_sgd(w0, eta: float, weight_decay: float, steps: int, batch_size: int = 500,
+            seed: int = 0, bn: bool = True) -> dict:
+    """SGD with weight decay on the toy as Theorem 3.1 poses it: a fresh batch every step.
+
+    Step t draws ``batch_size`` new inputs x ~ N(0, I_m) (m = len(w0)), labels sign(x_1),
+    and takes w ← (1 − ηλ)w − η∇L_batch(w) with the loss of :func:`toy_gd` (BN over the
+    batch, or none). ``w0``: nonzero finite (m,), m >= 2; η > 0, λ >= 0 with ηλ < 1; steps,
+    batch_size >= 2: integers; seed of the samples. Returns w (steps + 1, m), error and norm
+    (steps + 1,), and angle (steps,): the angle between w_t and w_{t+1} in radians.
+    """
+    w = checks.array("w0", w0, ndim=1)
+    if w.size < 2 or not np.any(w):
+        raise ValueError(f"w0 must be a nonzero vector of at least 2 weights, got shape {w.shape}")
+    eta, weight_decay = checks.positive("eta", eta), checks.nonnegative("weight_decay", weight_decay)
+    if eta * weight_decay >= 1:
+        raise ValueError(f"eta and weight_decay: need ηλ < 1 (else weight decay flips w), "
+                         f"got η={eta}, λ={weight_decay}")
+    steps, batch_size = checks.integer("steps", steps), checks.integer("batch_size", batch_size, lo=2)
+    rng, bn = np.random.default_rng(checks.seed("seed", seed)), checks.boolean("bn", bn)
+    ws = np.empty((steps + 1, w.size))
+    ws[0] = w
+    for t in range(steps):
+        X = rng.standard_normal((batch_size, w.size))
+        w = (1 - eta * weight_decay) * w - eta * _grad(X, np.where(X[:, 0] >= 0, 1.0, -1.0), w, bn)
+        ws[t + 1] = w
+    norm = np.linalg.norm(ws, axis=1)
+    cos = np.sum(ws[1:] * ws[:-1], axis=1) / (norm[1:] * norm[:-1])
+    return {"w": ws, "error": toy_error(ws), "norm": norm, "angle": np.arccos(np.clip(cos, -1, 1))}
 
 
 def toy_trajectory(X, y, w0, eta: float, weight_decay: float, steps: int = 1000,
