@@ -142,7 +142,7 @@ def _mask(name: str, value, n: int) -> np.ndarray:
 
 
 def gd_rates(eta_w, step, best, loss_bn, loss_plain, blew_up) -> Figure:
-    """Full-batch GD over seven orders of η_w: min_{t<T} ‖∇L‖² for every η_w (top), the
+    """Full-batch GD over a sweep of η_w: min_{t<T} ‖∇L‖² for every η_w (top), the
     largest and the last loss with and without BN (bottom), blow-ups without BN shaded.
 
     ``eta_w`` (E,) rates > 0; ``step`` (T,) 0..steps; ``best`` (E, T) running minima of
