@@ -371,7 +371,7 @@ def scaled_networks(etas, losses, rs) -> Figure:
     for i, r in enumerate(rs):
         mean = np.where(np.all(np.isfinite(losses[i]), 1), losses[i].mean(1), np.nan)
         for ax, x in zip(axes[0], (np.asarray(etas), np.asarray(etas) / r**2)):
-            ax.plot(x, mean, "o-", ms=4, color=P[i], label=f"weights × {r:g}")
+            ax.plot(x, mean, "o-", ms=4, color=P[i], label=f"weights × {r:.3g}")
     axes[0, 0].set(xscale="log", xlabel=r"learning rate $\eta_w$ of the weights",
                    ylabel="loss after one epoch", title="as run")
     axes[0, 1].set(xscale="log", xlabel=r"$\eta_w / r^2$", title="shifted by $r^2$")
