@@ -219,6 +219,15 @@ def test_divergence_is_per_configuration_and_silent():
     assert not torch.isfinite(res.loss[-1, 1]) or res.loss[-1, 1] > 1e100
 
 
+def test_exercise_3_gain_step_past_two():
+    """The chapter's exercise 3, its own call: on the chapter's problem (d = 100, κ = 100,
+    random start, ε = 1) ε_a = 1.5 ends at round-off after 2000 steps and ε_a = 2.5 blows up."""
+    from lib.bngd import experiments
+    p = experiments.paper_problem(kappa=100.0, d=100, start="random")
+    end = dynamics.bngd(p.h, p.u, 1.0, p.w0, 1.0, torch.tensor([1.5, 2.5]), 2000).loss[-1] / p.c
+    assert abs(end[0]) < 1e-14
+    assert not torch.isfinite(end[1]) or end[1] > 1e100
+
 def test_blocks_give_the_same_result_as_one_batch(monkeypatch):
     lam = synthetic.log_spectrum(5, 30.0)
     u, w0 = unit(torch.ones(5, dtype=torch.float64)), unit(torch.arange(1.0, 6.0, dtype=torch.float64))
