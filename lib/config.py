@@ -2,9 +2,9 @@
 
 A field such as the learning rate η holds one value for every parameter group, or a
 mapping group -> value (``w``: scale-invariant weights, ``g``: the rest; see
-:mod:`lib.models`). η is one rate, or one rate per step (a schedule, e.g. from
+:mod:`lib.models`). η and λ are one number, or one per step (a schedule, e.g. from
 :mod:`lib.explr.schedules`). The training loop (:mod:`lib.train`) reads a config through
-:func:`check_config`, :func:`per_group` and :func:`step_rates`.
+:func:`check_config`, :func:`per_group` and :func:`per_step`.
 """
 
 from collections.abc import Mapping, Sequence
@@ -26,7 +26,8 @@ class TrainConfig:
     eta: float | Sequence | Mapping = 0.1  # η > 0, or the rates η_t of steps t = 0, 1, ...
                                           # (at least `steps`); or per group {"w": η_w, "g": η_g}
     momentum: float = 0.0                 # γ in [0, 1)
-    weight_decay: float | Mapping = 0.0   # λ ≥ 0, or per group
+    weight_decay: float | Sequence | Mapping = 0.0  # λ ≥ 0, or λ_t of every step (at
+                                          # least `steps`); or per group
     loss: str = "cross_entropy"           # "cross_entropy", "mse" (mean of ½‖f − y‖², one-hot
                                           # y for classes) or "sse" (the sum, not the mean)
     log_every: int = 1                    # steps between records in the history
@@ -38,8 +39,9 @@ class TrainConfig:
         put("steps", checks.integer("steps", self.steps))
         if self.batch_size is not None:
             put("batch_size", checks.integer("batch_size", self.batch_size))
-        put("eta", _each_group("eta", self.eta, lambda n, v: _check_eta(n, v, self.steps)))
-        put("weight_decay", _each_group("weight_decay", self.weight_decay, checks.nonnegative))
+        put("eta", _each_group("eta", self.eta, lambda n, v: _per_step(n, v, self.steps)))
+        put("weight_decay", _each_group("weight_decay", self.weight_decay,
+                                        lambda n, v: _per_step(n, v, self.steps, nonneg=True)))
         put("momentum", checks.fraction("momentum", self.momentum))
         checks.choice("loss", self.loss, LOSSES)
         put("log_every", checks.integer("log_every", self.log_every))
@@ -57,18 +59,19 @@ def _each_group(name: str, value, check):
     return {g: check(f"{name}[{g!r}]", v) for g, v in value.items()}
 
 
-def _check_eta(name: str, eta, steps: int):
-    """A rate > 0 (a Python float), or at least ``steps`` rates, each finite and > 0."""
-    if isinstance(eta, (str, bytes)) or np.ndim(eta) == 0:
-        return checks.positive(name, eta)
-    return _rates(name, eta, steps)
-
-
-def _rates(name: str, eta, steps: int) -> np.ndarray:
-    rates = checks.positive_array(name, eta, ndim=1)
-    if len(rates) < steps:
-        raise ValueError(f"{name} has {len(rates)} rates, need one per step ({steps})")
-    return rates
+def _per_step(name: str, value, steps: int, nonneg: bool = False):
+    """One number (a Python float) or at least ``steps`` numbers (an array), each finite
+    and > 0 (>= 0 with ``nonneg``)."""
+    if isinstance(value, (str, bytes)) or np.ndim(value) == 0:
+        return (checks.nonnegative if nonneg else checks.positive)(name, value)
+    values = checks.array(name, value, ndim=1) if nonneg else \
+        checks.positive_array(name, value, ndim=1)
+    if nonneg and np.any(values < 0):
+        raise ValueError(f"{name} must hold numbers >= 0, got min {values.min():g}")
+    if len(values) < steps:
+        raise ValueError(f"{name} has {len(values)} {'values' if nonneg else 'rates'}, need "
+                         f"one per step ({steps})")
+    return values
 
 
 def per_group(value, names, what):
@@ -107,12 +110,13 @@ def check_config(config: TrainConfig, names, n_examples: int, name: str = "confi
     return config
 
 
-def step_rates(eta, steps: int, name: str = "eta") -> np.ndarray:
-    """(steps,) learning rates η_t for t = 0..steps−1 from one rate or a per-step sequence.
+def per_step(value, steps: int, name: str = "eta", nonneg: bool = False) -> np.ndarray:
+    """(steps,) values for t = 0..steps−1 (η_t, or λ_t with ``nonneg``) from one number or
+    a per-step sequence.
 
-    One rate > 0 is used at every step; a sequence needs at least ``steps`` rates, each
-    finite and > 0 (the first ``steps`` are used).
+    One number is used at every step; a sequence needs at least ``steps`` numbers (the
+    first ``steps`` are used). Each is finite and > 0 (>= 0 with ``nonneg``).
     """
-    steps = checks.integer("steps", steps)
-    return np.full(steps, float(_check_eta(name, eta, steps))) if np.ndim(eta) == 0 \
-        else _rates(name, eta, steps)[:steps]
+    steps, nonneg = checks.integer("steps", steps), checks.boolean("nonneg", nonneg)
+    checked = _per_step(checks.string("name", name), value, steps, nonneg)
+    return np.full(steps, checked) if np.ndim(checked) == 0 else checked[:steps]

@@ -1,8 +1,8 @@
 """The book's one training loop: full-batch GD or mini-batch SGD, per-group rates.
 
 The update follows PyTorch's SGD exactly (Li & Arora 2020 write it the same way):
-    v_t = γ v_{t−1} + ∇L(θ_{t−1}) + λ θ_{t−1},    θ_t = θ_{t−1} − η_t v_t,
-with η_t one rate or a per-step schedule, and η, λ chosen per parameter group
+    v_{t+1} = γ v_t + ∇L(θ_t) + λ_t θ_t,    θ_{t+1} = θ_t − η_t v_{t+1},
+with η_t and λ_t one number or a per-step schedule, chosen per parameter group
 (``w``: scale-invariant weights, ``g``: the rest; see :mod:`lib.models`).
 
 :func:`fit` trains a :class:`lib.stack.Stack` of K models at once (vmap over the
@@ -25,7 +25,7 @@ from lib import checks, progress
 from lib import models as _models
 from lib import stack as _stack
 # TrainConfig, History, unpack, ... are re-exported: callers import them from lib.train
-from lib.config import LOSSES, TrainConfig, check_config, per_group, step_rates
+from lib.config import LOSSES, TrainConfig, check_config, per_group, per_step
 from lib.datachecks import probe_model, unpack
 from lib.history import History, Recorder
 
@@ -117,10 +117,11 @@ class _Hyper:
         as_t = lambda a: torch.as_tensor(np.asarray(a, dtype=float), dtype=dtype, device=device)  # noqa: E731
         steps = configs[0].steps
         etas = [per_group(c.eta, names, "eta") for c in configs]
-        # eta[g]: (steps, K) learning rate of every model at every step
-        self.eta = {g: as_t([step_rates(e[g], steps) for e in etas]).T for g in names}
-        self.weight_decay = {g: as_t([per_group(c.weight_decay, names, "weight_decay")[g]
-                            for c in configs]) for g in names}
+        decays = [per_group(c.weight_decay, names, "weight_decay") for c in configs]
+        # eta[g], weight_decay[g]: (steps, K) η and λ of every model at every step
+        self.eta = {g: as_t([per_step(e[g], steps) for e in etas]).T for g in names}
+        self.weight_decay = {g: as_t([per_step(d[g], steps, "weight_decay", nonneg=True)
+                                      for d in decays]).T for g in names}
         self.momentum = as_t([c.momentum for c in configs])
         self.names = names
 
@@ -129,6 +130,9 @@ class _Hyper:
 
     def eta_at(self, g, t):
         return self.eta[g][min(t, self.eta[g].shape[0] - 1)]
+
+    def weight_decay_at(self, g, t):
+        return self.weight_decay[g][t]
 
 
 def fit(stack: _stack.Stack, data, configs, bar: bool = True, observe=None,
@@ -227,7 +231,7 @@ def _batch(X, y, idx, k: int):
 def _sgd_step(groups, params, bufs, grads, hyper, t: int) -> None:
     """θ_t -> θ_{t+1} and v_t -> v_{t+1} of every stacked parameter, in place in the dicts."""
     for g in hyper.names:
-        eta, decay = hyper.eta_at(g, t), hyper.weight_decay[g]
+        eta, decay = hyper.eta_at(g, t), hyper.weight_decay_at(g, t)
         for n in groups[g]:
             params[n], bufs[n] = _sgd_update(params[n], grads[n], bufs[n], eta, decay, hyper.momentum)
 

@@ -75,6 +75,8 @@ POSITIVE_OR_GROUPS = st.one_of(KINDS["positive"],
 # per-step rates for steps=2: empty, NaN, 0, too short, text, 2-D, per group, infinite
 BAD_PER_STEP_RATES = st.sampled_from([[], [1.0, NAN], [0.0, 1.0], [1.0], "ab", [[1.0, 1.0]],
                                       {"w": [0.0, 1.0]}, [1.0, INF]])
+BAD_PER_STEP_DECAYS = st.sampled_from([[], [0.0, NAN], [-1.0, 0.0], [0.0], "ab", [[0.0, 0.0]],
+                                       {"w": [-1.0, 0.0]}, [0.0, INF]])
 NONNEG_OR_GROUPS = st.one_of(KINDS["nonneg"], st.sampled_from([{"w": -1e-3}, {"g": INF}, {}]))
 
 CASES = [
@@ -125,7 +127,7 @@ CASES = [
     Case(TrainConfig, lambda: dict(steps=2),
          {"steps": "size", "batch_size": st.sampled_from([0, -1, 2.5, "3", True, NAN]),
           "eta": st.one_of(POSITIVE_OR_GROUPS, BAD_PER_STEP_RATES), "momentum": "fraction",
-          "weight_decay": NONNEG_OR_GROUPS,
+          "weight_decay": st.one_of(NONNEG_OR_GROUPS, BAD_PER_STEP_DECAYS),
           "loss": BAD_NAMES, "log_every": "size", "seed": "seed"}),
     Case(History, lambda: dict(step=np.arange(2), loss=np.ones(2), accuracy=np.ones(2),
                                eta={"g": np.ones(2)}, grad_norm_sq={"g": np.ones(2)},
@@ -144,10 +146,15 @@ CASES = [
          {"config": st.sampled_from([None, "c", {"steps": 2}, TrainConfig(eta={"w": 1.0}),
                                      TrainConfig(batch_size=7)]),
           "names": st.sampled_from([None, 3, "gw"]), "n_examples": "size"}),
-    Case(train.step_rates, lambda: dict(eta=[1.0, 0.5], steps=2),
-         {"eta": st.sampled_from([[1.0], [NAN, 1.0], [0.0, 1.0], [-0.1, 1.0], "ab", None,
-                                  -1.0, NAN, [[1.0, 1.0]], lambda t: 1.0]),
-          "steps": "size"}),
+    Case(train.per_step, lambda: dict(value=[1.0, 0.5], steps=2, name="eta", nonneg=False),
+         {"value": st.sampled_from([[1.0], [NAN, 1.0], [0.0, 1.0], [-0.1, 1.0], "ab", None,
+                                    -1.0, NAN, [[1.0, 1.0]], lambda t: 1.0]),
+          "steps": "size", "name": st.sampled_from([None, 3]), "nonneg": "bool"},
+         names={"value": "eta"}),
+    Case(train.per_step, lambda: dict(value=[0.0, 0.5], steps=2, name="weight_decay",
+                                      nonneg=True),
+         {"value": st.sampled_from([[0.0], [NAN, 1.0], [-0.1, 1.0], "ab", -1.0, [1.0, INF]])},
+         names={"value": "weight_decay"}),
     Case(train.loss_and_accuracy, lambda: dict(out=torch.randn(6, 2), y=Y(), kind="mse"),
          {"kind": BAD_NAMES, "y": "labels",
           "out": st.sampled_from([None, torch.ones(6, 2).long(), torch.ones(0, 2),
