@@ -1,6 +1,6 @@
 """Sphinx glue for the book (loaded through ``sphinx.local_extensions`` in _config.yml).
 
-Three jobs, each something a plain ``jupyter-book build`` would otherwise get wrong:
+Six jobs, each something a plain ``jupyter-book build`` would otherwise get wrong:
 
 1. Tell the notebook kernels that they run inside a book build (``NORMBOOK_BUILD=1``),
    so interactive figures precompute their slider grids and progress bars stay quiet.
@@ -13,6 +13,13 @@ Three jobs, each something a plain ``jupyter-book build`` would otherwise get wr
 5. Skip every Python environment inside the book folder, whatever its name (a folder
    holding ``pyvenv.cfg`` or ``conda-meta``): its site-packages hold Markdown, reST and
    notebooks that are not pages. ``_config.yml`` skips the usual names by pattern.
+6. Fix the markup faults axe-core finds (WCAG 2.1 AA) where they are made, since
+   no option of the packages turns them off: docutils gives bibliography entries the
+   deprecated role ``doc-biblioentry`` inside a ``role="list"`` (so the list's items are
+   not list items); myst-nb names every hidden-input toggle "Toggle hidden content" while
+   it shows "Show code cell source"; the theme's colour-mode button has icon titles that
+   differ from its name, and the search field says "Search Ctrl+K" but is named "Search"
+   (template overrides in ``_ext/templates``: the theme has no option for either).
 """
 
 import hashlib
@@ -21,6 +28,7 @@ import shutil
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
+TEMPLATES = Path(__file__).resolve().parent / "templates"
 MATHJAX_FILES = ("tex-chtml-full.js",)
 MATHJAX_FONTS = Path("output", "chtml", "fonts", "woff-v2")
 
@@ -108,10 +116,50 @@ def _drop_duplicate_scripts(app, pagename, templatename, context, doctree):
     scripts[:] = unique  # in place: later handlers append page scripts to this very list
 
 
+# (node name, text its HTML visitor writes, the text we want). The visitor is the one an
+# extension registered for the node (myst-nb's HideCodeCellNode), found when the builder
+# starts, after every extension's setup; else the HTML translator's own method (citation).
+MARKUP_FIXES = (
+    ("citation", ' role="doc-biblioentry"', ' role="listitem"'),
+    ("HideCodeCellNode", '<summary aria-label="Toggle hidden content">', "<summary>"),
+)
+
+
+def _rewriting(visit, old: str, new: str):
+    """A visitor that runs ``visit`` and replaces ``old`` by ``new`` in what it wrote."""
+    def visitor(self, node):
+        start = len(self.body)
+        visit(self, node)
+        self.body[start:] = [piece.replace(old, new) for piece in self.body[start:]]
+    return visitor
+
+
+def _own_method(kind: str, name: str):
+    return lambda self, node: getattr(type(self), f"{kind}_{name}")(self, node)
+
+
+def _fix_markup(app):
+    if app.builder.format != "html":
+        return
+    registry = app.registry.translation_handlers
+    key = app.builder.name if app.builder.name in registry else app.builder.format
+    handlers = registry.setdefault(key, {})
+    for name, old, new in MARKUP_FIXES:
+        visit, depart = handlers.get(name) or (_own_method("visit", name),
+                                               _own_method("depart", name))
+        handlers[name] = (_rewriting(visit, old, new), depart)
+
+
+def _theme_templates(app, config):
+    config.templates_path = [str(TEMPLATES), *config.templates_path]
+
+
 def setup(app):
     os.environ["NORMBOOK_BUILD"] = "1"
     app.connect("config-inited", _key_cache_on_lib)
     app.connect("config-inited", _exclude_environments, priority=100)  # before etoc reads it
+    app.connect("config-inited", _theme_templates)
     app.connect("builder-inited", _copy_mathjax)
+    app.connect("builder-inited", _fix_markup)
     app.connect("html-page-context", _drop_duplicate_scripts, priority=1)
     return {"parallel_read_safe": True, "parallel_write_safe": True}

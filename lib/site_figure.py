@@ -32,6 +32,11 @@ BUDGET_BYTES = 1_500_000   # per figure; a chapter page should stay under about 
 # 1250 distinct frames cannot fit BUDGET_BYTES; 2000 leaves room for repeated frames and
 # caps a figure's build at about 40 s (about 18 ms a frame on one core).
 MAX_FRAMES = 2_000
+UNTITLED = "Interactive figure"   # the accessible name's start when a figure has no title
+# The figure is a white card with dark text in every theme: matplotlib draws on white, and
+# in a dark theme the text around it must stay readable against the same white.
+CARD_STYLE = "background:#fff;color:#222;padding:0.3em 0.5em"
+NOTE_COLOR = "#B35000"   # Okabe-Ito vermilion darkened to 5.2:1 on white (WCAG AA: 4.5)
 _PREFIX = re.compile(r"[A-Za-z][A-Za-z0-9-]*")   # an SVG id prefix (ids are prefix-i)
 _AUTO_ID = re.compile(r' id="[A-Za-z][\w.]*_\d+"')  # matplotlib's numbered group ids
 _DEFS = re.compile(r"<defs>(.*?)</defs>", re.S)
@@ -298,16 +303,21 @@ def site_html(ifig, bar=None, budget: int | None = None) -> str:
     budget = BUDGET_BYTES if budget is None else checks.integer("budget", budget)
     built = frames(ifig, bar)
     fid, data = ifig.fid, built["data"]
+    values = [vals[i] for vals, i in zip(data["v"], built["default"])]
+    name = describe(ifig.title, [s.label for s in ifig.sliders], values)
+    data.update(t=ifig.title or UNTITLED, l=[s.label for s in ifig.sliders])
     controls = "".join(
-        f'<label class="nbf-row">{html.escape(s.label)} '
-        f'<input type="range" min="0" max="{len(vals) - 1}" step="1" value="{i}" '
-        f'data-name="{html.escape(s.name)}" style="width:14em;vertical-align:middle"> '
-        f'<output>{vals[i]}</output></label><br>'
-        for s, vals, i in zip(ifig.sliders, data["v"], built["default"]))
-    page = (f'<div class="normbook-figure" id="{fid}">{_title(ifig)}'
-            f'<div class="nbf-svg">{_responsive(built["svg"])}</div>'
+        f'<div class="nbf-row"><label for="{fid}-s{j}">{html.escape(s.label)}</label> '
+        f'<input type="range" id="{fid}-s{j}" min="0" max="{len(vals) - 1}" step="1" '
+        f'value="{i}" aria-valuetext="{vals[i]}" data-name="{html.escape(s.name)}" '
+        f'style="width:14em;vertical-align:middle"> '
+        f'<output for="{fid}-s{j}">{vals[i]}</output></div>'
+        for j, (s, vals, i) in enumerate(zip(ifig.sliders, data["v"], built["default"])))
+    page = (f'<div class="normbook-figure" id="{fid}" style="{CARD_STYLE}">{_title(ifig)}'
+            f'<div class="nbf-svg">{_labelled(_responsive(built["svg"]), name)}</div>'
             f'<div class="nbf-controls">{controls}</div>'
-            f'<div class="nbf-note" style="color:#D55E00">{html.escape(ifig.error or "")}</div>'
+            f'<div class="nbf-note" role="status" style="color:{NOTE_COLOR}">'
+            f'{html.escape(ifig.error or "")}</div>'
             f'<p class="nbf-site-note" style="font-size:85%;color:#555">{SITE_NOTE}</p>'
             f'<script type="application/json" id="{fid}-data">{_json_script(data)}</script>'
             f'<script>{SCRIPT}({json.dumps(fid)});</script></div>')
@@ -325,9 +335,42 @@ def static_html(ifig) -> str:
     no grid (for live kernels)."""
     _interactive(ifig)
     svg = ifig.render(lambda: render_svg(ifig.figure, prefix=ifig.fid))
-    return (f'<div class="normbook-figure">{_title(ifig)}{_responsive(svg)}'
-            f'<div class="nbf-note" style="color:#D55E00">{html.escape(ifig.note)}</div>'
+    name = describe(ifig.title, [s.label for s in ifig.sliders],
+                    [_fmt(ifig.values[s.name]) for s in ifig.sliders])
+    return (f'<div class="normbook-figure" style="{CARD_STYLE}">{_title(ifig)}'
+            f'{_labelled(_responsive(svg), name)}'
+            f'<div class="nbf-note" role="status" style="color:{NOTE_COLOR}">'
+            f'{html.escape(ifig.note)}</div>'
             f'<p class="nbf-site-note" style="font-size:85%;color:#555">{LIVE_NOTE}</p></div>')
+
+
+def describe(title: str, labels, values) -> str:
+    """The accessible name of an interactive figure: its title and its sliders' values,
+    e.g. ``"GD on a quadratic: η = 0.1, κ = 10"`` (the site script writes the same).
+
+    ``title``: a string ("" for none); ``labels``, ``values``: lists of strings of one length.
+    """
+    title = checks.string("title", title) or UNTITLED
+    labels, values = _strings("labels", labels), _strings("values", values)
+    if len(labels) != len(values):
+        raise ValueError(f"values must have one entry per label ({len(labels)}), "
+                         f"got {len(values)}")
+    return title + ": " + ", ".join(f"{a} = {v}" for a, v in zip(labels, values))
+
+
+def _strings(name, items) -> list:
+    if isinstance(items, str) or not hasattr(items, "__iter__"):
+        raise TypeError(f"{name} must be a list of strings, got {type(items).__name__}")
+    items = list(items)
+    for i, item in enumerate(items):
+        checks.string(f"{name}[{i}]", item)
+    return items
+
+
+def _labelled(svg: str, name: str) -> str:
+    """The SVG as one image whose accessible name is ``name`` (its text is not read out
+    piece by piece: tick labels alone mean nothing)."""
+    return svg.replace("<svg", f'<svg role="img" aria-label="{html.escape(name)}"', 1)
 
 
 def _title(ifig) -> str:
@@ -344,14 +387,18 @@ SCRIPT = """(function (fid) {
   var inputs = root.querySelectorAll("input[type=range]");
   var outs = root.querySelectorAll(".nbf-controls output");
   var note = root.querySelector(".nbf-note");
+  var svg = root.querySelector(".nbf-svg svg");
   var cur = d.f[d.k];
   function show() {
-    var k = 0;
+    var k = 0, said = [];
     for (var i = 0; i < inputs.length; i++) {
       var j = +inputs[i].value;
       k = k * d.v[i].length + j;
       outs[i].textContent = d.v[i][j];
+      inputs[i].setAttribute("aria-valuetext", d.v[i][j]);
+      said.push(d.l[i] + " = " + d.v[i][j]);
     }
+    svg.setAttribute("aria-label", d.t + ": " + said.join(", "));
     var row = d.f[k];
     for (var e = 0; e < els.length; e++) {
       if (row[e] !== cur[e]) els[e].innerHTML = d.s[row[e]];

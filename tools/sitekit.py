@@ -78,18 +78,31 @@ def _demo_cells():
     return DEMO_DEFS + "\n" + DEMO_FIGURE, second
 
 
+BIB = """@misc{okabe2008,
+  author = {Okabe, Masataka and Ito, Kei},
+  title = {Color Universal Design},
+  year = {2008},
+  url = {https://jfly.uni-koeln.de/color/}
+}
+"""
+
+
 def build_book(dest: Path) -> Path:
     """Build a one-notebook book in ``dest`` with the book's config; return the page path."""
     config = yaml.safe_load((ROOT / "_config.yml").read_text())
     config.update(title="widget test book", only_build_toc_files=True)
     (dest / "_config.yml").write_text(yaml.safe_dump(config, allow_unicode=True))
     (dest / "_toc.yml").write_text("format: jb-book\nroot: index\n")
-    (dest / "references.bib").write_text("")
+    (dest / "references.bib").write_text(BIB)
     shutil.copytree(ROOT / "_ext", dest / "_ext", ignore=shutil.ignore_patterns("__pycache__"))
     first, second = _demo_cells()
+    # a hidden input and a bibliography: the markup _ext/ fixes for axe-core is on the page
+    hidden = nbformat.v4.new_code_cell("x = 1", metadata={"tags": ["hide-input"]})
     nb = nbformat.v4.new_notebook(cells=[
-        nbformat.v4.new_markdown_cell("# Sliders\n\nA figure with two sliders, then another."),
-        nbformat.v4.new_code_cell(first), nbformat.v4.new_code_cell(second)])
+        nbformat.v4.new_markdown_cell("# Sliders\n\nA figure with two sliders, then another "
+                                      "(after {cite:t}`okabe2008`)."),
+        nbformat.v4.new_code_cell(first), nbformat.v4.new_code_cell(second), hidden,
+        nbformat.v4.new_markdown_cell("```{bibliography}\n```")])
     nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
     nbformat.write(nb, dest / "index.ipynb")
     env = {**os.environ, "PYTHONPATH": str(ROOT), "NORMBOOK_CACHE": str(dest / "cache"),
@@ -162,3 +175,97 @@ def redraw_times(driver, moves: int = 50, seed: int = 0) -> list[float]:
         top = driver.execute_script(MOVE_JS, 0, i, 0)[2]
         times.append(driver.execute_script(MOVE_JS, 0, i, rng.randrange(top + 1))[1])
     return times
+
+
+# --- accessibility: axe-core (npm, pinned in package.json) and the colour themes ----------
+AXE_JS = ROOT / "node_modules" / "axe-core" / "axe.min.js"
+AXE_TAGS = ["wcag2a", "wcag2aa", "wcag21a", "wcag21aa"]   # WCAG 2.1 level AA
+THEMES = ("light", "dark")
+AXE_RUN = """
+const [tags, done] = [arguments[0], arguments[arguments.length - 1]];
+axe.run(document, {runOnly: {type: "tag", values: tags}, resultTypes: ["violations"]})
+  .then(r => done(r.violations.map(v => ({id: v.id, impact: v.impact, help: v.help,
+     nodes: v.nodes.map(n => n.target.join(" ") + "  " + n.html.slice(0, 160))}))))
+  .catch(e => done([{id: "axe-error", impact: "critical", help: String(e), nodes: []}]));
+"""
+
+
+def open_in_theme(driver, url: str, theme: str) -> None:
+    """Open ``url`` in the pydata/sphinx-book theme's colour mode ``theme`` ("light" or
+    "dark"), as its theme button leaves it: ``mode`` and ``theme`` in localStorage, read
+    by the page's head script before anything is drawn."""
+    driver.get(url)
+    driver.execute_script("localStorage.setItem('mode', arguments[0]);"
+                          "localStorage.setItem('theme', arguments[0]);", theme)
+    driver.get(url)
+    shown = driver.execute_script("return document.documentElement.dataset.theme")
+    assert shown == theme, f"{url}: asked for the {theme} theme, the page shows {shown!r}"
+
+
+def axe_violations(driver) -> list[dict]:
+    """axe-core's WCAG 2.1 AA violations on the open page: [{id, impact, help, nodes}]."""
+    driver.execute_script(AXE_JS.read_text())
+    return driver.execute_async_script(AXE_RUN, AXE_TAGS)
+
+
+def luminance(rgb) -> float:
+    """WCAG relative luminance of an sRGB colour (three integers 0..255)."""
+    lin = [c / 12.92 if c <= 0.04045 else ((c + 0.055) / 1.055) ** 2.4
+           for c in (v / 255 for v in rgb[:3])]
+    return 0.2126 * lin[0] + 0.7152 * lin[1] + 0.0722 * lin[2]
+
+
+def contrast(a, b) -> float:
+    """WCAG contrast ratio of two sRGB colours, 1 to 21."""
+    lo, hi = sorted((luminance(a), luminance(b)))
+    return (hi + 0.05) / (lo + 0.05)
+
+
+# Every non-empty text of a figure: the SVG's <text> elements and the HTML text around it
+# (title, slider labels and values, notes); their boxes in CSS pixels relative to the figure.
+TEXTS = "svg text, p, label, output, .nbf-note"
+TEXT_BOXES = """
+const [root, texts] = arguments, at = root.getBoundingClientRect(), boxes = [];
+root.querySelectorAll(texts).forEach(el => { const r = el.getBoundingClientRect();
+  if (r.width > 1 && r.height > 1 && el.textContent.trim())
+    boxes.push([el.textContent.trim().slice(0, 50), r.left - at.left, r.top - at.top,
+                r.width, r.height]); });
+return boxes;
+"""
+SHOW_TEXTS = ("arguments[0].querySelectorAll(arguments[1]).forEach("
+              "el => { el.style.visibility = arguments[2]; })")
+
+
+def text_contrasts(driver, root, scale: int = 2) -> list[tuple[str, float]]:
+    """(text, contrast ratio) for every text of the element ``root`` (a figure), measured
+    on screenshots at ``scale`` device pixels per CSS pixel: one with the texts, one
+    without. A pixel that differs is a glyph's; its ratio is its colour against the
+    pixel behind it, and a text's ratio is the best over its pixels (the glyph cores;
+    anti-aliased edges lie in between). A text that changes no pixel has ratio 1."""
+    import io
+
+    from PIL import Image, ImageChops
+
+    size = driver.get_window_size()
+    driver.execute_cdp_cmd("Emulation.setDeviceMetricsOverride", {
+        "width": size["width"], "height": size["height"], "deviceScaleFactor": scale,
+        "mobile": False})
+    try:
+        driver.execute_script("arguments[0].scrollIntoView()", root)
+        boxes = driver.execute_script(TEXT_BOXES, root, TEXTS)
+        shots = []
+        for visibility in ("", "hidden"):
+            driver.execute_script(SHOW_TEXTS, root, TEXTS, visibility)
+            shots.append(Image.open(io.BytesIO(root.screenshot_as_png)).convert("RGB"))
+    finally:
+        driver.execute_script(SHOW_TEXTS, root, TEXTS, "")
+        driver.execute_cdp_cmd("Emulation.clearDeviceMetricsOverride", {})
+    with_text, without = shots[0], shots[1]
+    found = []
+    for text, x, y, w, h in boxes:
+        box = (round(x * scale), round(y * scale), round((x + w) * scale), round((y + h) * scale))
+        a, b = with_text.crop(box), without.crop(box)
+        mask = ImageChops.difference(a, b).convert("L").point(lambda v: 255 if v else 0)
+        pairs = {(fg, bg) for fg, bg, m in zip(a.getdata(), b.getdata(), mask.getdata()) if m}
+        found.append((text, max((contrast(fg, bg) for fg, bg in pairs), default=1.0)))
+    return found
