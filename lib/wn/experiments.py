@@ -122,13 +122,17 @@ def measured_ratio(loss, floor: float = 1e-20) -> float:
     ``loss`` is 1-D (inf/NaN allowed: they are not above the floor); ``floor`` > 0.
     """
     loss = checks.array("loss", loss, ndim=1, finite=False)
-    floor = checks.positive("floor", floor)
+    t1, t2 = _window(loss, checks.positive("floor", floor))
+    return float((loss[t2] / loss[t1]) ** (1.0 / (t2 - t1)))
+
+
+def _window(loss: np.ndarray, floor: float = 1e-20) -> tuple:
+    """(t1, t2) of :func:`measured_ratio`: t2 the last index with a finite loss > floor."""
     above = np.flatnonzero(np.isfinite(loss) & (loss > floor))
     if above.size < 3 or above[-1] < 2:
         raise ValueError("loss must be a curve with at least three steps above the floor")
     t2 = int(above[-1])
-    t1 = t2 // 2
-    return float((loss[t2] / loss[t1]) ** (1.0 / (t2 - t1)))
+    return t2 // 2, t2
 
 
 def rate_from_ratio(ratio: float, eta: float) -> float:
@@ -236,6 +240,39 @@ class RegimeSweep:
         for idx in zip(*np.nonzero(usable)):
             out[idx] = rate_from_ratio(measured_ratio(loss[idx]), self.etas[idx[1]])
         return out[0] if plain else out
+
+
+def window_kernels(X, y, rs: RegimeSweep, width: int, every: int = 10) -> np.ndarray:
+    """(A, E, S) λ_min(Λ(t)) averaged over the window [t2/2, t2] on which ``rs.rates()``
+    measures each usable run (NaN elsewhere, and where no record falls in the window):
+    what the rate should match if Λ drifts.
+
+    Trains the usable runs of ``rs`` again (the WN network of :func:`regime_sweep`: seed s,
+    scale α, ``width`` units) in one stacked run that records Λ(t) every ``every`` steps.
+    X (n, d) unit-norm rows and y (n,) the sweep's data; data or a ``width`` that do not
+    reproduce the sweep's Λ(0) are refused (ValueError).
+    """
+    rs = checks.instance("rs", rs, RegimeSweep, made_by="regime_sweep")
+    X = networks.check_inputs(X, unit=True)
+    checks.same_length(X=X, y=checks.tensor("y", y, ndim=1, dtype=X.dtype))
+    width, every = checks.integer("width", width), checks.integer("every", every)
+    runs = [tuple(i) for i in np.argwhere(np.isfinite(rs.rates()))]
+    out = np.full(rs.loss.shape[:3], np.nan)
+    if not runs:
+        return out
+    ps = [networks.init_wn(X.shape[1], width, rs.alphas[a], int(s), X.dtype, X.device)
+          for a, _, s in runs]
+    hs = training.train_batch(ps, X, y, [rs.etas[e] for _, e, _ in runs], int(rs.step[-1]),
+                              observe_every=every)
+    for (a, e, s), h in zip(runs, hs):
+        spec0 = rs.spectrum[a, s]                 # the same start? (round-off: m·ε·λ_max)
+        if np.abs(h.spectrum[0] - spec0).max() > 1e-8 * spec0[-1]:
+            raise ValueError(f"X and width ({width}) do not reproduce the sweep's Λ(0) "
+                             f"(α = {rs.alphas[a]:g}, seed {s})")
+        t1, t2 = _window(rs.loss[a, e, s])
+        lam = h.lam_min[(h.observed >= t1) & (h.observed <= t2)]
+        out[a, e, s] = lam.mean() if lam.size else np.nan
+    return out
 
 
 def _check_data(X, y, sz, cache):
