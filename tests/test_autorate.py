@@ -57,6 +57,61 @@ def test_constant_gradient_recursion_obeys_the_exercise_bounds():
     np.testing.assert_allclose(eta / G[-1], 1 / np.sqrt(2 * gv * T), rtol=0.05)  # η-free limit
 
 
+# --- 4. the constant C(η_w): summed Lemma 2.4 and Lemma A.2 ---------------------------------
+
+def _own_gd(model, X, y, eta_w, eta_g, steps):
+    """Plain GD by autograd on a copy (not lib.train): Σ_t ‖w_t‖²‖∇_w F‖², Σ_t ‖∇_w F‖², ‖w_T‖²."""
+    model = copy.deepcopy(model)
+    ids = set(map(id, model.groups()["w"]))
+    params = dict(model.named_parameters())
+    w = [n for n, p in params.items() if id(p) in ids]
+    sums = np.zeros(2)
+    for _ in range(steps):
+        _, grads = direct_loss_and_grads(model, X, y)
+        wsq = sum(params[n].pow(2).sum().item() for n in w)
+        gsq = sum(grads[n].pow(2).sum().item() for n in w)
+        sums += [wsq * gsq, gsq]
+        with torch.no_grad():
+            for n, p in params.items():
+                p -= (eta_w if n in w else eta_g) * grads[n]
+    return sums, sum(p.pow(2).sum().item() for p in model.groups()["w"])
+
+
+@pytest.mark.parametrize("eta_w", [1e-2, 1.0, 1e2])
+def test_summed_growth_bound_sandwiches_the_intrinsic_sum_on_every_horizon(f64, eta_w):
+    steps, model, (X, y) = 25, net(), tiny()
+    config = TrainConfig(steps=steps, eta={"w": eta_w, "g": 0.1})
+    h = train.train(copy.deepcopy(model), (X, y), config, bar=False)
+    norm_sq = h.weight_norm_sq["w"].sum(1)
+    sides = theory.summed_growth_bound(norm_sq, h.grad_norm_sq["w"], eta_w)
+    (grad_v, grad_w), last = _own_gd(model, X, y, eta_w, 0.1, steps)  # independent loop
+    np.testing.assert_allclose([sides["grad_v_sum"][-1], sides["grad_w_sum"][-1], norm_sq[-1]],
+                               [grad_v, grad_w, last], rtol=1e-7)
+    # round-off of ‖w_T‖² − ‖w_0‖² in float64, T + 1 rounded updates of ‖w‖²
+    slack = 4 * (np.arange(steps + 1) + 1) * np.finfo(float).eps * norm_sq**2 / eta_w**2
+    np.testing.assert_allclose(sides["growth"], sides["grad_w_sum"], rtol=0,
+                               atol=slack.max() / norm_sq.min())  # the identity
+    assert np.all(sides["lower"] - slack <= sides["grad_v_sum"])
+    assert np.all(sides["grad_v_sum"] <= sides["bound"] + slack)
+    assert sides["bound"][-1] > 1.01 * sides["grad_v_sum"][-1] or eta_w < 1  # not an identity
+
+
+def test_norm_budget_is_half_the_loss_paid_when_the_effective_rate_is_small():
+    """F(w) = ½ wᵀAw/‖w‖² is scale-invariant; with η/‖w‖² small every step lowers F by
+    η‖∇F‖²(1 + O(η‖A‖/‖w‖²)), while ‖w‖² grows by η²‖∇F‖²: the ratio is ½."""
+    A, eta = np.diag([1.0, 2.0, 3.0, 5.0]), 1e-3
+    w = np.array([1.0, 1.0, 1.0, 1.0]) / 2  # ‖w_0‖² = 1
+    F = lambda w: 0.5 * w @ A @ w / (w @ w)  # noqa: E731
+    norm_sq, loss = [], []
+    for _ in range(2000):
+        norm_sq.append(w @ w), loss.append(F(w))
+        w = w - eta * (A @ w - 2 * F(w) * w) / (w @ w)
+    out = theory.norm_budget(np.array(norm_sq), np.array(loss), eta, start=0)
+    assert abs(out["ratio"] - 0.5) < 0.5 * 4 * eta * 4.0  # within O(η (λ_max − λ_min)/‖w‖²)
+    assert out["later_growth"] == out["last"] - out["first"] == norm_sq[-1] - norm_sq[0]
+    np.testing.assert_allclose(out["loss_budget"], 2 * eta * (loss[0] - loss[-1]), rtol=1e-15)
+
+
 # --- 3. Theorem 2.5 -----------------------------------------------------------------------
 
 def test_sphere_iteration_reproduces_gradient_descent(f64):
@@ -472,6 +527,22 @@ def test_weight_decay_draws_means_over_seeds_and_the_levels(close_figures):
         assert_line(curves[k], step, (2.0 / norm_sq[k]).mean(0))
     flat = [l for l in fig.axes[1].lines if len(l.get_xdata()) == 2]
     assert len(flat) == 1 and set(flat[0].get_ydata()) == {0.25}  # no level for λ = 0
+
+
+def test_growth_bound_draws_both_sides_and_the_budget(close_figures):
+    eta, step = np.array([0.1, 10.0]), np.arange(4)
+    sides = {k: 1 + RNG.random((2, 3, 4)) for k in ("grad_v_sum", "bound")}
+    keys = ("last", "first", "later_growth", "loss_budget")
+    budget = {k: 1 + RNG.random((2, 3)) for k in keys}
+    fig = figures.growth_bound(eta, step, sides, budget)
+    left, middle, right = fig.axes
+    for k in range(2):
+        assert_line(left.lines[2 * k], step[1:], sides["grad_v_sum"][k].mean(0)[1:])
+        assert_line(left.lines[2 * k + 1], step[1:], sides["bound"][k].mean(0)[1:])
+    assert_line(middle.lines[0], eta, sides["grad_v_sum"].mean(1)[:, -1])
+    assert_line(middle.lines[1], eta, sides["bound"].mean(1)[:, -1])
+    for line, key in zip(right.lines, keys):
+        assert_line(line, eta, budget[key].mean(1))
 
 
 def test_slider_draws_show_the_member_they_are_given():

@@ -128,6 +128,14 @@ def twin():
             "step_gap": np.zeros(2)}
 
 
+def sides():
+    return {k: np.ones((2, 1, 3)) for k in ("grad_v_sum", "bound")}
+
+
+def budget():
+    return {k: np.ones((2, 1)) for k in ("last", "first", "later_growth", "loss_budget")}
+
+
 # recorded curves: NaN is allowed (a divergence); wrong types, shapes and empties are not
 BAD_CURVE = st.sampled_from([None, "x", 3.0, [], [[0.0, 1.0]], [1j, 2j], np.arange(7)])
 BAD_CURVES = st.sampled_from([None, "x", 1.0, np.ones(3), np.ones((5, 5)), np.ones((2, 0)),
@@ -185,6 +193,11 @@ CASES = [
          {"alpha": BAD_ALPHA, "steps": "size"}),
     Case(theory.eval_steps, lambda: dict(steps=10, n_evals=3),
          {"steps": "size", "n_evals": "size"}),
+    Case(theory.summed_growth_bound, lambda: dict(norm_sq=np.ones(3), grad_sq=np.ones(3), eta=0.5),
+         {"norm_sq": BAD_SQUARES, "grad_sq": BAD_SQUARES, "eta": BAD_RATES}),
+    Case(theory.norm_budget, lambda: dict(norm_sq=np.ones(3), loss=np.ones(3), eta=0.5, start=1),
+         {"norm_sq": BAD_SQUARES, "loss": st.sampled_from([None, "x", [1j] * 3, np.ones(2), {}]),
+          "eta": BAD_RATES, "start": st.sampled_from([-1, 2, 1.5, None, "1", True])}),
     Case(experiments.rate_sweep, lambda: dict(data=tiny(), eta_w=[1.0], eta_g=0.1, steps=1, width=3,
                                               norm="bn_smooth", seeds=[0], depth=1, weight_decay=[0.0],
                                               batch_size=None, cache=None),
@@ -255,6 +268,13 @@ CASES = [
          {"weight_decays": st.sampled_from([None, "x", [0.0, -0.1], [0.0, INF], [0.0], [[0.0, 0.1]]]),
           "step": BAD_CURVE, "norm_sq": BAD_CURVES,
           "levels": st.sampled_from([None, "x", [0.5], [[0.5, 0.5]], [1j, 1j]]), "eta_w": "positive"}),
+    Case(figures.growth_bound, lambda: dict(eta_w=[0.1, 1.0], step=np.arange(3), sides=sides(),
+                                            budget=budget()),
+         {"eta_w": BAD_RATES, "step": BAD_CURVE,
+          "sides": st.sampled_from([None, "s", [1.0], {}, {"grad_v_sum": np.ones((2, 1, 3))},
+                                    {**sides(), "bound": np.ones(3)}]),
+          "budget": st.sampled_from([None, "b", [1.0], {}, {**budget(), "last": np.ones(2)},
+                                     {**budget(), "first": np.ones((3, 1))}])}),
     Case(figures.draw_rates, lambda: dict(fig=Figure(), steps=3),
          {"fig": st.sampled_from([None, "fig", 3]), "steps": "size"}),
     Case(figures.draw_scale, lambda: dict(fig=Figure(), steps=3),

@@ -304,3 +304,46 @@ def draw_scale(fig, steps):
             a.set_data(r["step"], r[key][0])
             b.set_data(r["step"], r[key][1])
     return update
+
+
+def growth_bound(eta_w, step, sides, budget) -> Figure:
+    """The summed Lemma 2.4 bound and Lemma A.2's bounded norm over a sweep of η_w.
+
+    Left: Σ_{t<T}‖∇_v L‖² (solid) and its bound ‖w_T‖²(‖w_T‖² − ‖w_0‖²)/η_w² (dashed)
+    against T; middle: both at the last T against η_w; right: ‖w_T‖², ‖w_1‖², the growth
+    after step 1 and its loss budget 2η_w(L_1 − L_T) against η_w. Means over seeds.
+
+    ``eta_w`` (E,) rates > 0; ``step`` (T,) 0..steps; ``sides``: the result of
+    :func:`lib.autorate.theory.summed_growth_bound` on records (E, S, T); ``budget``: that of
+    :func:`lib.autorate.theory.norm_budget` on the same runs, arrays (E, S).
+    """
+    eta_w = checks.positive_array("eta_w", eta_w, ndim=1)
+    step = _curves("step", step, (None,))
+    sides = _record("sides", sides, ("grad_v_sum", "bound"))
+    lhs, rhs = (_curves(f"sides[{k!r}]", sides[k], (len(eta_w), None, len(step)),
+                        "eta_w and step").mean(1) for k in ("grad_v_sum", "bound"))
+    keys = ("last", "first", "later_growth", "loss_budget")
+    budget = _record("budget", budget, keys)
+    parts = {k: _curves(f"budget[{k!r}]", budget[k], (len(eta_w), None), "eta_w").mean(1)
+             for k in keys}
+    fig, axes = plt.subplots(1, 3, figsize=(12, 4.2))
+    for eta, c, a, b in zip(eta_w, _colours(len(eta_w)), lhs, rhs):
+        axes[0].loglog(step[1:], a[1:], color=c, label=_power(eta))
+        axes[0].loglog(step[1:], b[1:], "--", color=c)
+    axes[0].set(xlabel="$T$", ylabel="sum over $t < T$ (solid) and bound (dashed)",
+                title=r"$\Sigma_{t<T}\,\Vert\nabla_v L\Vert^2 \leq$ bound")
+    axes[0].legend(title=r"$\eta_w$", ncol=2, fontsize=8.5, loc="center right")
+    axes[1].loglog(eta_w, lhs[:, -1], "o-", color=P[0], label=r"$\Sigma_{t<T}\,\Vert\nabla_v L\Vert^2$")
+    axes[1].loglog(eta_w, rhs[:, -1], "s--", mfc="none", color=P[3],
+                   label=r"$\Vert w_T\Vert^2(\Vert w_T\Vert^2 - \Vert w_0\Vert^2)/\eta_w^2$")
+    axes[1].set(xlabel=r"$\eta_w$", title=f"at $T = {int(step[-1])}$")
+    axes[1].legend(fontsize=9)
+    styles = (("o-", P[0], r"$\Vert w_T\Vert^2$"), (":", "grey", r"$\Vert w_1\Vert^2$"),
+              ("^-", P[2], r"$\Vert w_T\Vert^2 - \Vert w_1\Vert^2$"),
+              ("v--", P[1], r"$2\eta_w(L_1 - L_T)$"))
+    for key, (fmt, colour, label) in zip(keys, styles):
+        axes[2].loglog(eta_w, np.maximum(parts[key], FLOOR), fmt, color=colour, label=label)
+    axes[2].set(xlabel=r"$\eta_w$", title="the norm and its loss budget")
+    axes[2].legend(fontsize=9)
+    fig.tight_layout()
+    return fig

@@ -296,3 +296,73 @@ def eval_steps(steps: int, n_evals: int) -> np.ndarray:
     (both integers >= 1)."""
     steps, n_evals = checks.integer("steps", steps), checks.integer("n_evals", n_evals)
     return np.unique(np.r_[0, np.round(np.geomspace(1, steps, n_evals)).astype(int)])
+
+
+def _records(name: str, values) -> np.ndarray:
+    """Recorded squared norms or losses over t = 0..T on the last axis (NaN allowed)."""
+    values = checks.array(name, values, finite=False, nonempty=False)
+    _axis(-1, name, values)
+    return values
+
+
+def _rate_per_run(eta, records: np.ndarray) -> np.ndarray:
+    """η_w > 0 broadcast against one run's records (all axes but the last), shaped (..., 1)."""
+    eta = checks.positive_array("eta", eta)
+    _broadcast(eta=eta, runs=records[..., 0])
+    return eta[..., None]
+
+
+def summed_growth_bound(norm_sq, grad_sq, eta) -> dict:
+    """Lemma 2.4 summed over t < T, at every horizon T on the last axis (T = 0..len − 1).
+
+    The identity S_T = Σ_{t<T} ‖∇_w L_t‖² = (‖w_T‖² − ‖w_0‖²)/η² and, since the norm only
+    grows, ‖w_0‖² S_T <= Σ_{t<T} ‖∇_v L_t‖² = Σ_{t<T} ‖w_t‖²‖∇_w L_t‖² <= ‖w_T‖² S_T (the
+    proof of Theorem 3.1). Returns arrays shaped like ``norm_sq``: ``grad_v_sum`` (the
+    middle term), ``grad_w_sum``, ``growth`` (S_T from the norms), ``bound`` (‖w_T‖² S_T)
+    and ``lower`` (‖w_0‖² S_T).
+
+    ``norm_sq``, ``grad_sq``: recorded ‖w_t‖², ‖∇_w L_t‖² >= 0 of the same shape (..., T+1)
+    (NaN after a divergence stays NaN; the last gradient is not used); ``eta``: η_w > 0,
+    broadcasting against one number per run (``norm_sq[..., 0]``).
+    """
+    norm_sq, grad_sq = _records("norm_sq", norm_sq), _records("grad_sq", grad_sq)
+    for name, values in (("norm_sq", norm_sq), ("grad_sq", grad_sq)):
+        _measured(name, values)
+    if norm_sq.shape != grad_sq.shape:
+        raise ValueError(f"norm_sq and grad_sq must have the same shape, got {norm_sq.shape} "
+                         f"and {grad_sq.shape}")
+    eta = _rate_per_run(eta, norm_sq)
+    zero = np.zeros(norm_sq.shape[:-1] + (1,))
+    with np.errstate(over="ignore", invalid="ignore"):  # inf and NaN are honest results
+        cum = lambda x: np.concatenate([zero, np.cumsum(x[..., :-1], -1)], -1)  # noqa: E731
+        growth = (norm_sq - norm_sq[..., :1]) / eta / eta
+        return {"grad_v_sum": cum(norm_sq * grad_sq), "grad_w_sum": cum(grad_sq),
+                "growth": growth, "bound": norm_sq * growth, "lower": norm_sq[..., :1] * growth}
+
+
+def norm_budget(norm_sq, loss, eta, start=1) -> dict:
+    """The norm's growth after step s = ``start`` set against the loss it cost (Lemma A.2).
+
+    If every step after s lowered the loss by at least half its first-order amount
+    η‖∇_w L‖² (the proof's regime of a small effective rate), the growth ‖w_T‖² − ‖w_s‖²
+    = Σ η²‖∇_w L‖² would be at most 2η(L_s − L_T). Returns, per run (T the last record):
+    ``first`` ‖w_s‖², ``last`` ‖w_T‖², ``later_growth`` ‖w_T‖² − ‖w_s‖², ``loss_budget``
+    2η(L_s − L_T) and ``ratio`` later_growth / loss_budget.
+
+    ``norm_sq``, ``loss``: recorded ‖w_t‖² >= 0 and losses of the same shape (..., T+1),
+    NaN allowed; ``eta``: η_w > 0 broadcasting against ``norm_sq[..., 0]``; ``start``: an
+    integer in [0, T − 1].
+    """
+    norm_sq, loss = _measured("norm_sq", _records("norm_sq", norm_sq)), _records("loss", loss)
+    if norm_sq.shape != loss.shape:
+        raise ValueError(f"norm_sq and loss must have the same shape, got {norm_sq.shape} "
+                         f"and {loss.shape}")
+    if norm_sq.shape[-1] < 2:
+        raise ValueError(f"norm_sq must hold at least two records, got shape {norm_sq.shape}")
+    eta = _rate_per_run(eta, norm_sq)[..., 0]
+    s = checks.integer("start", start, lo=0, hi=norm_sq.shape[-1] - 2)
+    first, last = norm_sq[..., s], norm_sq[..., -1]
+    with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
+        budget = 2 * eta * (loss[..., s] - loss[..., -1])
+        return {"first": first, "last": last, "later_growth": last - first,
+                "loss_budget": budget, "ratio": (last - first) / budget}
