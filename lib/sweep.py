@@ -151,15 +151,14 @@ def data_fingerprint(data) -> str:
     return digest.hexdigest()[:16]
 
 
-def _run_chunk(make_model, data, configs, kwargs, batched, observe=None):
+def _run_chunk(make_model, data, configs, kwargs, batched, observe=None, init_momentum=None):
     X = data[0]
     nets = [_built(make_model, kw) for kw in kwargs]
+    fit = lambda models, cs: train.fit(stack.from_models(models, device=X.device), data, cs,  # noqa: E731
+                                       bar=False, observe=observe, init_momentum=init_momentum)
     if batched:
-        return train.fit(stack.from_models(nets, device=X.device), data, configs, bar=False,
-                         observe=observe)
-    return [train.fit(stack.from_models([m], device=X.device), data, [c], bar=False,
-                      observe=observe)[0]
-            for m, c in zip(nets, configs)]
+        return fit(nets, configs)
+    return [fit([m], [c])[0] for m, c in zip(nets, configs)]
 
 
 def _built(make_model, kwargs: dict) -> torch.nn.Module:
@@ -174,7 +173,7 @@ def _chunks(n: int, size: int):
 
 def train_grid(make_model, data, config: train.TrainConfig, grid: Grid, mode: str = "auto",
                chunk: int = 64, cache: str | None = None, bar: bool = True,
-               observe=None) -> SweepResult:
+               observe=None, init_momentum=None) -> SweepResult:
     """Train one model per grid point and collect the histories as arrays.
 
     Args:
@@ -189,13 +188,16 @@ def train_grid(make_model, data, config: train.TrainConfig, grid: Grid, mode: st
         cache: a name to store finished chunks under in ``data/cache`` (resumable).
         observe: passed to :func:`lib.train.fit` (stacked parameters of one chunk,
             K models); its quantities become metrics named as it names them.
+        init_momentum: passed to :func:`lib.train.fit`: the momentum buffers v_0 of one
+            chunk's stacked parameters (e.g. Theorem 2.9's ṽ_0 of Li & Arora 2020).
     """
     make_model, data = checks.function("make_model", make_model), train.unpack(data)
     _check_sweep(grid, mode, chunk, cache, bar)
     if not isinstance(config, train.TrainConfig):
         raise TypeError(f"config must be a lib.train.TrainConfig, got {type(config).__name__}")
-    if observe is not None:
-        checks.function("observe", observe)
+    for name, fn in (("observe", observe), ("init_momentum", init_momentum)):
+        if fn is not None:
+            checks.function(name, fn)
     _check_axes(grid, make_model, "make_model", train_axes=True)
     points = grid.points()
     configs = [config_for(p, config) for p in points]
@@ -209,10 +211,12 @@ def train_grid(make_model, data, config: train.TrainConfig, grid: Grid, mode: st
     with progress.bar(len(points), f"sweep ({mode})", disable=not bar) as pbar:
         for part in _chunks(len(points), chunk if batched else 1):
             run = lambda _key: _run_chunk(make_model, data, [configs[i] for i in part],  # noqa: E731
-                                          [kwargs[i] for i in part], batched, observe)
+                                          [kwargs[i] for i in part], batched, observe,
+                                          init_momentum)
             if cache:
                 key = {"points": [points[i] for i in part], "config": config,
-                       "data": fingerprint, "make_model": make_model, "observe": observe}
+                       "data": fingerprint, "make_model": make_model, "observe": observe,
+                       "init_momentum": init_momentum}
                 histories += _cache.memoize(cache, key, run)
             else:
                 histories += run(None)

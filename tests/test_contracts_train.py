@@ -220,7 +220,7 @@ CASES = [
                                    sweep.Grid(widht=[3]), sweep.Grid(seed=[-1]),
                                    sweep.Grid(momentum=[1.0]), sweep.Grid(seed=[0.5])]),
           "mode": BAD_NAMES, "chunk": "size", "cache": st.sampled_from([3, "", b"x"]),
-          "bar": "bool", "observe": NOT_CALLABLE}),
+          "bar": "bool", "observe": NOT_CALLABLE, "init_momentum": NOT_CALLABLE}),
     Case(sweep.collect, lambda: dict(grid=sweep.Grid(eta=[0.1]), histories=[history()]),
          {"grid": st.sampled_from([None, sweep.Grid(eta=[0.1, 0.2])]),
           "histories": st.sampled_from([None, [], [3], "h", [history(), history()]])}),

@@ -181,3 +181,24 @@ def test_observed_quantities_become_metrics_in_both_modes(blobs):
     # one run, two roundings of one sum of squares: a few ε
     np.testing.assert_allclose(a.metrics["w0_norm"] ** 2, a.metrics["weight_norm_sq_w"][..., 0],
                                rtol=1e-13)
+
+
+def test_initial_momentum_reaches_every_run_of_a_sweep(blobs):
+    """init_momentum sets v_0 of every model of every chunk, as train.train does for one:
+    the sweep's runs equal lone runs with the same v_0 and differ from runs from rest."""
+    def init(params):  # v_0 = 2θ_0 for every parameter (K, ...)
+        return {n: 2.0 * p for n, p in params.items()}
+
+    grid = sweep.Grid(eta=[0.01, 0.03], seed=[0, 1])
+    cfg = TrainConfig(steps=8, momentum=0.9)
+    for mode in ("batched", "loop"):
+        res = sweep.train_grid(make_mlp, blobs, cfg, grid, mode=mode, chunk=3, init_momentum=init)
+        rest = sweep.train_grid(make_mlp, blobs, cfg, grid, mode=mode, chunk=3)
+        for i, eta in enumerate([0.01, 0.03]):
+            for s in (0, 1):
+                alone = train.train(make_mlp(seed=s), blobs, TrainConfig(steps=8, momentum=0.9,
+                                    eta=eta, seed=s), init_momentum=init)
+                np.testing.assert_allclose(res.metrics["loss"][i, s], alone.loss, rtol=roundoff(9))
+        # a start of 2θ_0 in v moves the first step by 0.9·η·2θ_0: far beyond round-off
+        gap = np.abs(res.metrics["loss"][:, :, -1] / rest.metrics["loss"][:, :, -1] - 1)
+        assert gap.min() > 1e3 * roundoff(9), gap
