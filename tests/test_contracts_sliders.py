@@ -101,6 +101,11 @@ CASES = [
          {"ifig": NOT_IFIGS, "bar": st.sampled_from([3, "bar"]),
           "budget": st.one_of(st.integers(max_value=0), st.sampled_from([2.5, "1e6", True, NAN]))}),
     Case(site_figure.static_html, lambda: dict(ifig=ifig()), {"ifig": NOT_IFIGS}),
+    Case(site_figure.describe, lambda: dict(title="t", labels=["η", "κ"], values=["0.1", "10"]),
+         {"title": st.sampled_from([None, 3, b"t"]),
+          "labels": st.sampled_from([None, 3, "η", [3], [None], [b"x", "κ"]]),
+          "values": st.sampled_from([None, 0.1, "0.1", [0.1, 10], [], ["0.1"],
+                                     ["0.1", "10", "1"]])}),
     Case(sliders.slider_list, lambda: dict(sliders=[eta_slider()]), {"sliders": NOT_SLIDER_LISTS}),
     Case(sliders.site_grids, lambda: dict(sliders=[eta_slider()], title="t"),
          {"sliders": NOT_SLIDER_LISTS, "title": st.sampled_from([None, 3, b"t"])}),
@@ -284,3 +289,12 @@ def test_unknown_slider_names_are_refused_by_name():
         fig.apply({"lr": 1.0})
     with pytest.raises(ValueError, match=r"^grids must hold one list of values per slider"):
         fig.precompute([[0.1], [0.2]])
+
+
+def test_describe_names_a_figure_by_title_and_values():
+    """The accessible name the site script rebuilds on every slider move (same format)."""
+    assert site_figure.describe("GD", ["η", "κ"], ["0.1", "10"]) == "GD: η = 0.1, κ = 10"
+    assert site_figure.describe("", ["η"], ["2"]) == f"{site_figure.UNTITLED}: η = 2"
+    page = site_figure.site_html(ifig())
+    assert '<svg role="img" aria-label="' in page and 'aria-valuetext="' in page
+    assert 'd.t + ": " + said.join(", ")' in page and 'd.l[i] + " = " + d.v[i][j]' in page

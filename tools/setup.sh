@@ -6,9 +6,10 @@ cd "$(dirname "$0")/.."
 PY=${PYTHON:-$(command -v python || command -v python3)}
 
 # 1. System packages on Debian/Ubuntu, when we may install them: Fashion-MNIST for
-#    offline use, Chromium and its driver for the browser tests. Best effort: each
-#    package is optional (online, Fashion-MNIST downloads itself; without Chromium
-#    the browser tests are skipped and say so).
+#    offline use, Chromium and its driver for the browser tests, npm (with Node.js) for
+#    axe-core, the accessibility checker. Best effort: each package is optional (online,
+#    Fashion-MNIST downloads itself; without Chromium or axe-core the browser tests
+#    are skipped and say so).
 if command -v apt-get >/dev/null 2>&1; then
   SUDO=""
   if [ "$(id -u)" -ne 0 ]; then SUDO="sudo -n"; fi
@@ -17,6 +18,7 @@ if command -v apt-get >/dev/null 2>&1; then
     [ -d /usr/share/datasets/fashion-mnist ] || need+=(dataset-fashion-mnist)
     command -v chromium >/dev/null 2>&1 || need+=(chromium)
     command -v chromedriver >/dev/null 2>&1 || need+=(chromium-driver)
+    command -v npm >/dev/null 2>&1 || need+=(npm)
     if [ ${#need[@]} -gt 0 ]; then
       $SUDO apt-get update -qq || true
       for pkg in "${need[@]}"; do
@@ -25,7 +27,7 @@ if command -v apt-get >/dev/null 2>&1; then
       done
     fi
   else
-    echo "setup: not root; for offline data and browser tests install: dataset-fashion-mnist chromium chromium-driver"
+    echo "setup: not root; for offline data and browser tests install: dataset-fashion-mnist chromium chromium-driver npm"
   fi
 fi
 
@@ -43,6 +45,15 @@ fi
 # 3. The library, the book toolchain and the test tools.
 "$PY" -m pip install -r requirements.txt
 
-# 4. The site (every page executed; outputs cached in _build/.jupyter_cache).
+# 4. axe-core for the accessibility tests, the version pinned in package-lock.json, into
+#    ./node_modules (the build skips it). Best effort, like the system packages.
+if command -v npm >/dev/null 2>&1; then
+  npm ci --no-audit --no-fund --loglevel=error \
+    || echo "setup: npm ci failed (axe-core); the accessibility tests will be skipped"
+else
+  echo "setup: no npm; install Node.js with npm for the accessibility tests (axe-core)"
+fi
+
+# 5. The site (every page executed; outputs cached in _build/.jupyter_cache).
 "$PY" tools/build.py
 echo "setup: the site is in _build/html/index.html"
