@@ -87,6 +87,28 @@ BIB = """@misc{okabe2008,
 """
 
 
+BOXES = """```{prf:theorem} A claim
+:label: demo-theorem
+
+For every $\\eta$ small enough, GD converges.
+```
+
+```{prf:proof}
+By {prf:ref}`demo-theorem` itself.
+```
+
+```{exercise}
+:label: demo-exercise
+
+Move $\\eta$ past $2$.
+```
+
+```{solution} demo-exercise
+It diverges.
+```
+"""
+
+
 def build_book(dest: Path) -> Path:
     """Build a one-notebook book in ``dest`` with the book's config; return the page path."""
     config = yaml.safe_load((ROOT / "_config.yml").read_text())
@@ -95,14 +117,16 @@ def build_book(dest: Path) -> Path:
     (dest / "_toc.yml").write_text("format: jb-book\nroot: index\n")
     (dest / "references.bib").write_text(BIB)
     shutil.copytree(ROOT / "_ext", dest / "_ext", ignore=shutil.ignore_patterns("__pycache__"))
+    shutil.copytree(ROOT / "_static", dest / "_static")   # the book's CSS
     first, second = _demo_cells()
-    # a hidden input and a bibliography: the markup _ext/ fixes for axe-core is on the page
+    # a hidden input, a bibliography, a theorem and an exercise: the book's kinds of markup
+    # are on the page for axe-core (tests/test_browser.py)
     hidden = nbformat.v4.new_code_cell("x = 1", metadata={"tags": ["hide-input"]})
     nb = nbformat.v4.new_notebook(cells=[
         nbformat.v4.new_markdown_cell("# Sliders\n\nA figure with two sliders, then another "
                                       "(after {cite:t}`okabe2008`)."),
         nbformat.v4.new_code_cell(first), nbformat.v4.new_code_cell(second), hidden,
-        nbformat.v4.new_markdown_cell("```{bibliography}\n```")])
+        nbformat.v4.new_markdown_cell(BOXES), nbformat.v4.new_markdown_cell("```{bibliography}\n```")])
     nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
     nbformat.write(nb, dest / "index.ipynb")
     env = {**os.environ, "PYTHONPATH": str(ROOT), "NORMBOOK_CACHE": str(dest / "cache"),
