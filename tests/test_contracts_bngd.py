@@ -11,7 +11,7 @@ matplotlib.use("Agg")
 from matplotlib.figure import Figure  # noqa: E402
 
 from contracts import NAN, INF, Case, parametrize  # noqa: E402
-from lib.bngd import dynamics, experiments, figures, networks, theory  # noqa: E402
+from lib.bngd import draws, dynamics, experiments, figures, networks, theory  # noqa: E402
 
 F64 = dict(dtype=torch.float64)
 H = lambda: torch.tensor([1.0, 4.0], **F64)                      # noqa: E731
@@ -30,6 +30,8 @@ BAD_U = st.sampled_from([None, [0.6, 0.8], torch.tensor([1, 2]), torch.tensor([0
                          torch.tensor([INF, 0.8]), torch.ones(3), torch.ones(0), torch.ones(1, 2)])
 BAD_W = st.sampled_from([None, [1.0, 0.5], torch.tensor([1, 2]), torch.tensor([1.0, NAN]),
                          torch.ones(3), torch.ones(0), torch.zeros(2)])
+# u of shape (*batch, d) is one problem per configuration in dynamics: (1, 2) is valid there
+BAD_U_DYN = BAD_U.filter(lambda x: not (isinstance(x, torch.Tensor) and x.shape == (1, 2)))
 BAD_LOSS = st.sampled_from([None, "x", [], np.ones(0), np.array([True]), 1j * np.ones(2), 3.0])
 BAD_PAIR = st.sampled_from([None, (1.0,), (2.0, 1.0), (0.0, 1.0), (1.0, NAN), (1, 2, 3), "ab"])
 BAD_OBJ = st.sampled_from([None, 3, "x", object(), {}])
@@ -41,20 +43,24 @@ _cfg = experiments.Figure1Config(a0=(1.0,), eps=(0.1,), eps_a=(1.0,), steps=2)
 _fig1 = experiments.figure1(_prob, _cfg)
 _blobs = (torch.randn(20, 5), torch.randint(0, 3, (20,)))
 _sweep_cfg = networks.SweepConfig(etas=(0.1,), seeds=1, batch_size=10, tail=1)
+_rates = theory.local_rates(H(), U(), dynamics.bngd(H(), U(), 1.0, W(), 0.1, 1.0, 3, trajectory=True), 0.1)
+_starts = draws.random_starts(_prob, [0.1], n=3, steps=2)
+_mod = draws.modified_draws(torch.ones(2, **F64), [0.1], draws=2, steps=2)
+BAD_Q = st.sampled_from([None, torch.ones(2, 2, **F64), torch.eye(3, **F64), torch.tensor([[1.0, NAN], [0.0, 1.0]], **F64)])
 
 CASES = [
     # --- lib.bngd.dynamics
     Case(dynamics.as_operator, lambda: dict(H=HM()), {"H": BAD_H, "dtype": "dtype"}),
     Case(dynamics.loss, lambda: dict(matvec=lambda w: w * H(), u=U(), w=W()),
-         {"matvec": "callable", "u": BAD_U, "w": st.sampled_from([None, torch.ones(3), torch.tensor([NAN, 1.0])])}),
+         {"matvec": "callable", "u": BAD_U_DYN, "w": st.sampled_from([None, torch.ones(3), torch.tensor([NAN, 1.0])])}),
     Case(dynamics.gd, lambda: dict(H=H(), u=U(), w0=W(), eps=0.1, steps=2),
-         {"H": BAD_H, "u": BAD_U, "w0": BAD_W.filter(lambda w: not (isinstance(w, torch.Tensor) and w.numel() == 2 and not w.any())),
+         {"H": BAD_H, "u": BAD_U_DYN, "w0": BAD_W.filter(lambda w: not (isinstance(w, torch.Tensor) and w.numel() == 2 and not w.any())),
           "eps": BAD_STEP, "steps": "count", "dtype": "dtype"}),
     Case(dynamics.bngd, lambda: dict(H=HM(), u=U(), a0=1.0, w0=W(), eps=0.1, eps_a=1.0, steps=2),
-         {"H": BAD_H, "u": BAD_U, "a0": BAD_GAIN, "w0": BAD_W, "eps": BAD_STEP, "eps_a": BAD_STEP,
+         {"H": BAD_H, "u": BAD_U_DYN, "a0": BAD_GAIN, "w0": BAD_W, "eps": BAD_STEP, "eps_a": BAD_STEP,
           "steps": "count", "dtype": "dtype", "trajectory": "bool"}),
     Case(dynamics.mbngd, lambda: dict(H=H(), u=U(), w0=W(), eps=0.1, steps=2),
-         {"H": BAD_H, "u": BAD_U, "w0": BAD_W, "eps": BAD_STEP, "steps": "count"}),
+         {"H": BAD_H, "u": BAD_U_DYN, "w0": BAD_W, "eps": BAD_STEP, "steps": "count"}),
     # --- lib.bngd.theory
     Case(theory.gd_constants, lambda: dict(H=H()),
          {"H": st.one_of(BAD_H, st.sampled_from([torch.tensor([0.0, 1.0]), torch.diag(torch.tensor([0.0, 1.0]))]))}),
@@ -72,6 +78,27 @@ CASES = [
          {"H": st.one_of(BAD_H, st.just(torch.tensor([0.0, 1.0]))), "u": BAD_U}),
     Case(theory.steps_to_tolerance, lambda: dict(loss=np.ones((3, 2)), tol=0.5),
          {"loss": BAD_LOSS, "tol": "positive"}),
+    Case(theory.local_rates, lambda: dict(H=H(), u=U(), result=_run, eps=[0.1, 1.0]),
+         {"H": BAD_H, "u": BAD_U, "eps": st.one_of(BAD_STEP, st.just([0.1, 1.0, 2.0])),
+          "result": st.sampled_from([None, _run.loss, dynamics.bngd(H(), U(), 1.0, W(), 0.1, 1.0, 2)])}),
+    Case(theory.equivalent_configuration,
+         lambda: dict(H=H(), u=U(), a0=1.0, w0=W(), Q=torch.eye(2, **F64), mu=2.0, r=0.5),
+         {"H": BAD_H, "u": BAD_U, "a0": BAD_GAIN, "w0": BAD_W, "Q": BAD_Q, "mu": "positive",
+          "r": "positive"}),
+    # --- lib.bngd.draws
+    Case(draws.random_starts, lambda: dict(problem=_prob, eps=[0.1], n=2, steps=2, seed=0, tol=1e-3),
+         {"problem": BAD_OBJ, "eps": BAD_STEP, "n": "size", "steps": "size", "seed": "seed",
+          "tol": "positive"}),
+    Case(draws.saddle_start, lambda: dict(problem=_prob), {"problem": BAD_OBJ}),
+    Case(draws.saddle_escape, lambda: dict(problem=_prob, etas=[0.0, 1e-3], eps=1.0, steps=2),
+         {"problem": BAD_OBJ, "etas": st.sampled_from([None, "x", [-1.0], [NAN], [[0.0]], []]),
+          "eps": "positive", "steps": "size"}),
+    Case(draws.sphere, lambda: dict(n=2, d=3, gen=torch.Generator()), {"n": "size", "d": "size", "gen": BAD_OBJ}),
+    Case(draws.gmean, lambda: dict(x=np.ones(3), axis=-1), {"x": st.sampled_from([None, "x", [-1.0], [NAN], []])}),
+    Case(draws.modified_draws, lambda: dict(h=torch.ones(2, **F64), eps=[0.1], draws=2, steps=2, seed=0),
+         {"h": st.sampled_from([None, [1.0, 2.0], torch.tensor([1.0, 0.0], **F64), torch.tensor([1.0, NAN], **F64),
+                                torch.ones(2, 2, **F64)]),
+          "eps": BAD_STEP, "draws": "size", "steps": "size", "seed": "seed"}),
     # --- lib.bngd.experiments
     Case(experiments.Problem, lambda: dict(h=torch.ones(2, **F64), u=U(), w0=W()),
          {"h": st.sampled_from([None, [1.0, 2.0], torch.tensor([1.0, -1.0]), torch.ones(2, 2)]),
@@ -133,6 +160,15 @@ CASES = [
           "rs": BAD_STEP}, examples=4),
     Case(figures.draw_bngd_slider, lambda: dict(fig=Figure(), steps=3, ylim=(1e-14, 1e3), eff_ylim=(1e-8, 1e2)),
          {"fig": BAD_OBJ, "steps": "size", "ylim": BAD_PAIR, "eff_ylim": BAD_PAIR}, examples=4),
+    Case(figures.local_rates, lambda: dict(rates=_rates), {"rates": st.sampled_from([None, 3, theory.local_rates(
+        H(), U(), dynamics.bngd(H(), U(), 1.0, W(), [0.1, 1.0], 1.0, 2, trajectory=True), 0.1)])}, examples=3),
+    Case(figures.random_starts, lambda: dict(result=_starts, escape=np.ones((3, 2)), etas=[0.0, 1e-3]),
+         {"result": BAD_OBJ, "escape": st.sampled_from([None, np.ones((3, 3)), np.ones(3)]),
+          "etas": st.sampled_from([None, "x", [NAN, 1.0]])}, examples=3),
+    Case(figures.modified_draws, lambda: dict(result=_mod), {"result": BAD_OBJ}, examples=3),
+    Case(figures.draws_sweeps, lambda: dict(by_d={2: _mod}, by_kappa={1.0: _mod}),
+         {"by_d": st.sampled_from([None, {}, {2: None}]), "by_kappa": st.sampled_from([None, {}, {1.0: 3}])},
+         examples=3),
     # --- lib.bngd.networks
     Case(networks.OneLayer, lambda: dict(n_in=4, n_out=3, bn=True, eps=1e-3, norm="bn"),
          {"n_in": "size", "n_out": "size", "bn": "bool", "eps": "nonneg", "norm": "name"}),
@@ -162,6 +198,9 @@ EXEMPT = {
     dynamics.BNGDResult: "a record of outputs that dynamics.bngd builds; functions taking one check its type",
     theory.GDConstants: "a record of numbers that theory.gd_constants computes from a checked H",
     experiments.EpsSweep: "a record of outputs that experiments.eps_sweep builds from checked inputs",
+    theory.LocalRates: "a record of outputs that theory.local_rates computes from a checked run",
+    draws.StartsResult: "a record of outputs that draws.random_starts builds from checked inputs",
+    draws.DrawsResult: "a record of outputs that draws.modified_draws builds from checked inputs",
 }
 
 test_bad_input_is_refused_by_name = parametrize(CASES)

@@ -1,3 +1,4 @@
+import itertools
 import math
 import warnings
 
@@ -294,3 +295,28 @@ def test_bngd_bad_arguments(kw, err, match):
 def test_mbngd_bad_arguments():
     with pytest.raises(ValueError, match="nonzero"):
         dynamics.mbngd(torch.tensor([1.0, 2.0]), torch.ones(2), torch.zeros(2), 1.0, 3)
+
+
+def test_one_problem_per_configuration_matches_separate_runs():
+    """u of shape (*batch, d) (appendix B's random draws): bngd, mbngd and gd on a batch of
+    problems agree with one run per problem (to round-off: sums in another order)."""
+    lam = synthetic.log_spectrum(5, 30.0)
+    gen = torch.Generator().manual_seed(4)
+    us = unit(torch.randn(3, 5, generator=gen, dtype=torch.float64))
+    w0 = unit(torch.randn(3, 5, generator=gen, dtype=torch.float64))
+    eps = torch.tensor([0.05, 3.0], dtype=torch.float64)[:, None]        # batch (2, 3)
+    runs = (lambda u, w, e: dynamics.bngd(lam, u, 0.5, w, e, 0.7, 60),
+            lambda u, w, e: dynamics.mbngd(lam, u, w, e, 60),
+            lambda u, w, e: dynamics.gd(lam, u, w, e, 60))
+    for run in runs:
+        batched = run(us, w0, eps)
+        for i, j in itertools.product(range(2), range(3)):
+            one = run(us[j], w0[j], eps[i, 0])
+            torch.testing.assert_close(batched.loss[:, i, j], one.loss, rtol=1e-10, atol=1e-14)
+            torch.testing.assert_close(batched.w[i, j], one.w, rtol=1e-10, atol=1e-14)
+    # modified BNGD sets a_k = wₖᵀg/σ_k: iteration (81) by hand, in NumPy, for one problem
+    h, u, w = lam.numpy(), us[1].numpy(), w0[1].numpy().copy()
+    for _ in range(60):
+        g, s2 = h * u, w @ (h * w)
+        w = w + 3.0 * (w @ g) / s2 * (g - (w @ g) / s2 * h * w)
+    np.testing.assert_allclose(dynamics.mbngd(lam, us, w0, eps, 60).w[1, 1].numpy(), w, rtol=1e-9)

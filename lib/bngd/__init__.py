@@ -2,8 +2,10 @@
 
 ``dynamics``: BNGD and GD on the least-squares problem, batched; ``theory``: the paper's
 quantities (effective step, pseudo-Hessian, residual recursion, GD's stability limit and
-rate); ``experiments``: figure 1, ε sweeps and the slider's runs; ``networks``: the
+rate, the local rates of Proposition 3.4, equivalent configurations); ``experiments``:
+figure 1, ε sweeps and the slider's runs; ``draws``: many random starts or problems at
+once (Theorem 3.3's "almost every start", appendix B's modified BNGD); ``networks``: the
 Fashion-MNIST networks with and without BN; ``figures``: drawing.
 """
 
-__all__ = ["dynamics", "experiments", "figures", "networks", "theory"]
+__all__ = ["draws", "dynamics", "experiments", "figures", "networks", "theory"]

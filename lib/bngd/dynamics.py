@@ -129,21 +129,23 @@ def gd(H, u, w0, eps, steps: int, dtype=torch.float64) -> GDResult:
 
     Args:
         H: (d,) eigenvalues >= 0 or (d, d) symmetric PSD matrix (a floating tensor).
-        u: (d,) true weights.  w0: (d,) or (*batch, d) start (finite floating tensors).
-        eps: step size(s) > 0 (number, list, array or tensor), broadcast against w0's batch.
+        u: (d,) or (*batch, d) true weights.  w0: (d,) or (*batch, d) start (finite
+        floating tensors).  eps: step size(s) > 0 (number, list, array or tensor).
+    The batch dimensions of u and w0 and the shape of eps broadcast together.
         steps: number of GD steps (an integer >= 0).
     A diverging ε shows as growing losses (inf/NaN once they overflow), not as an error.
     """
     matvec, d = as_operator(H, dtype)
     dev = _device(H)
-    u, w = _vector(u, d, "u", dtype, dev, batched=False), _vector(w0, d, "w0", dtype, dev)
+    u, w = _vector(u, d, "u", dtype, dev), _vector(w0, d, "w0", dtype, dev)
     eps = _values("eps", eps, dtype, dev, positive=True)
     checks.integer("steps", steps, lo=0)
     try:
-        batch = torch.broadcast_shapes(w.shape[:-1], eps.shape)
+        batch = torch.broadcast_shapes(w.shape[:-1], eps.shape, u.shape[:-1])
     except RuntimeError:
-        raise ValueError(f"eps (shape {tuple(eps.shape)}) and the batch shape of w0 "
-                         f"{tuple(w.shape[:-1])} must broadcast together") from None
+        raise ValueError(f"eps (shape {tuple(eps.shape)}) and the batch shapes of w0 "
+                         f"{tuple(w.shape[:-1])} and u {tuple(u.shape[:-1])} must broadcast "
+                         f"together") from None
     w = torch.broadcast_to(w, (*batch, d)).clone()
     eps = eps[..., None]
     losses = [_loss(matvec, u, w)]
@@ -161,13 +163,14 @@ def bngd(H, u, a0, w0, eps, eps_a, steps: int, dtype=torch.float64,
         w_{k+1} = w_k + ε (a_k/σ_k) (g − (wₖᵀg/σ_k²) H w_k),   σ_k = √(wₖᵀHw_k).
 
     Args:
-        H: (d,) eigenvalues or (d, d) PSD matrix.  u: (d,) true weights (g = Hu).
+        H: (d,) eigenvalues or (d, d) PSD matrix.  u: (d,) true weights (g = Hu), or
+        (*batch, d): one problem per configuration (appendix B's random draws of u).
         a0: finite initial BN gain(s).  w0: (d,) or (*batch, d) initial weights, w0ᵀHw0 > 0
         (H, u, w0: finite floating tensors).
         eps: weight step size(s) ε > 0.  eps_a: gain step size(s) ε_a > 0 (a0, eps, eps_a:
         numbers, lists, arrays or tensors).  steps: number of steps (an integer >= 0).
         trajectory: also return every a_k and w_k (memory: (steps+1)·batch·d numbers).
-    a0, eps, eps_a and the batch dimensions of w0 broadcast to ``batch``; the grid runs
+    a0, eps, eps_a and the batch dimensions of w0 (and u) broadcast to ``batch``; the grid runs
     in cache-sized blocks on the CPU, in parallel threads where torch leaves cores idle
     (one block on a GPU).
     """
@@ -186,35 +189,40 @@ def _run(H, u, a0, w0, eps, eps_a, steps, dtype, trajectory, modified):
     """:func:`bngd` (or :func:`mbngd` if ``modified``): check, flatten the batch, run it."""
     matvec, d = as_operator(H, dtype)
     dev = _device(H)
-    u, w0 = _vector(u, d, "u", dtype, dev, batched=False), _vector(w0, d, "w0", dtype, dev)
+    u, w0 = _vector(u, d, "u", dtype, dev), _vector(w0, d, "w0", dtype, dev)
     if not torch.all((w0 * matvec(w0)).sum(-1) > 0):
         raise ValueError("w0 must be nonzero with w0ᵀHw0 > 0 (σ = √(wᵀHw) would be 0)")
     rates = (_values("a0", a0, dtype, dev), _values("eps", eps, dtype, dev, True),
              _values("eps_a", eps_a, dtype, dev, True))
     steps = checks.integer("steps", steps, lo=0)
     checks.boolean("trajectory", trajectory)
-    batch = _batch_shape(rates, w0)
+    batch = _batch_shape(rates, w0, u)
     n = math.prod(batch)
     flat = [torch.broadcast_to(x, batch).reshape(n) for x in rates]   # a0, eps, eps_a: (n,)
     w0 = torch.broadcast_to(w0, (*batch, d)).reshape(n, d)
-    g = matvec(u)
-    c = (u * g).sum()
+    if u.ndim > 1:                                  # one problem per configuration
+        u = torch.broadcast_to(u, (*batch, d)).reshape(n, d)
+    g = matvec(u)                                   # (d,) or (n, d)
+    c = (u * g).sum(-1)                             # () or (n,)
     out = _Outputs.empty(steps, n, d, dtype, dev, trajectory)
 
     def run_block(s):
-        _block(matvec, g, c, *(x[s] for x in flat), w0[s].clone(), steps, out.part(s), modified)
+        gs, cs = (g, c) if u.ndim == 1 else (g[s], c[s])
+        _block(matvec, gs, cs, *(x[s] for x in flat), w0[s].clone(), steps, out.part(s),
+               modified)
 
     _in_blocks(run_block, n, dev)
     return out.result(batch, d)
 
 
-def _batch_shape(rates, w0) -> torch.Size:
-    """The broadcast shape of a0, eps, eps_a (``rates``) and the batch dimensions of w0."""
+def _batch_shape(rates, w0, u) -> torch.Size:
+    """The broadcast shape of a0, eps, eps_a (``rates``) and the batch dimensions of w0, u."""
     try:
-        return torch.broadcast_shapes(*(x.shape for x in rates), w0.shape[:-1])
+        return torch.broadcast_shapes(*(x.shape for x in rates), w0.shape[:-1], u.shape[:-1])
     except RuntimeError:
-        raise ValueError(f"a0, eps, eps_a and the batch shape of w0 must broadcast together, got "
-                         f"{[tuple(x.shape) for x in rates]} and {tuple(w0.shape[:-1])}") from None
+        raise ValueError(f"a0, eps, eps_a and the batch shapes of w0 and u must broadcast "
+                         f"together, got {[tuple(x.shape) for x in rates]}, "
+                         f"{tuple(w0.shape[:-1])} and {tuple(u.shape[:-1])}") from None
 
 
 @dataclass(frozen=True)
@@ -293,7 +301,7 @@ def _block(matvec, g, c, a0, eps, eps_a, w, steps, out, modified):
         if paths is not None:
             paths[1][k] = w
         Hw = matvec(w)                                             # (n, d)
-        p = w @ g                                                  # wₖᵀg, (n,)
+        p = w @ g if g.ndim == 1 else (w * g).sum(-1)              # wₖᵀg, (n,)
         s2 = torch.bmm(w.unsqueeze(1), Hw.unsqueeze(2)).view(n)    # σ_k², (n,)
         sigma = s2.sqrt()
         torch.div(p, sigma, out=q[k])
@@ -306,7 +314,11 @@ def _block(matvec, g, c, a0, eps, eps_a, w, steps, out, modified):
         eff_out[k] = beta
         if not modified:
             torch.add(a[k], eps_a * (q[k] - a[k]), out=a[k + 1])
-        w.addcmul_(beta.unsqueeze(1), Hw, value=-1).addr_(alpha, g)
+        w.addcmul_(beta.unsqueeze(1), Hw, value=-1)
+        if g.ndim == 1:
+            w.addr_(alpha, g)
+        else:                                                      # a g per configuration
+            w.addcmul_(alpha.unsqueeze(1), g)
     loss_out.copy_(0.5 * (c - 2 * a * q + a * a))
     a_out.copy_(a[-1])
     w_out.copy_(w)

@@ -17,7 +17,8 @@ from matplotlib.patches import Patch
 from lib import checks, plotting
 from lib.bngd.experiments import CLASS_LABELS, EpsSweep, Figure1Result
 from lib.bngd.dynamics import BNGDResult
-from lib.bngd.theory import GDConstants
+from lib.bngd.draws import DrawsResult, StartsResult, gmean
+from lib.bngd.theory import GDConstants, LocalRates
 
 P = plotting.PALETTE
 CLASS_COLOURS = (P[2], P[5], P[1], "#DDDDDD", "#000000")   # order of CLASS_LABELS
@@ -413,3 +414,113 @@ def draw_bngd_slider(fig, steps, ylim=(1e-14, 1e3), eff_ylim=(1e-8, 1e2)):
         band.set_y(0.8 * c.eps_opt)
         band.set_height((1.25 - 0.8) * c.eps_opt)
     return update
+
+
+def local_rates(rates) -> Figure:
+    """Proposition 3.4 step by step along one run. Left: ‖e_k‖_H.
+    Right: the measured ‖e_{k+1}‖_H/‖e_k‖_H against the bound ρ(I − ε̂_k H) of (13) and
+    the bound of (15) built from ρ*(I − ε̂_k H*). rates: a 1-run theory.LocalRates."""
+    checks.instance("rates", rates, LocalRates)
+    if rates.measured.ndim != 1:
+        raise ValueError("rates must describe one run: fields of shape (steps,)")
+    norm_e = _np(rates.norm_e)
+    fig, axes = _new(2, size=(10.5, 4.2))
+    ax1, ax2 = axes[0]
+    k = np.arange(len(norm_e))
+    ax1.plot(k, norm_e, color=P[0])
+    ax1.set(yscale="log", xlim=(0, k[-1]), xlabel="step $k$", ylabel=r"$\|e_k\|_H$",
+            title="residual")
+    kw = dict(lw=1.4)
+    rho = _np(rates.rho)
+    ax2.plot(k[:-1], rho, color="0.5", ls="--", label=r"(13): $\rho(I-\hat\varepsilon_k H)$", **kw)
+    ax2.plot(k[:-1], _np(rates.bound), color=P[1], label="(15): with $H^*$ and $\\delta_k$", **kw)
+    ax2.plot(k[:-1], _np(rates.rho_star), color=P[2], ls=":", lw=2.5,
+             label=r"$\rho^*(I-\hat\varepsilon_k H^*)$")
+    ax2.plot(k[:-1], _np(rates.measured), color=P[0], label="measured", **kw)
+    ax2.axhline(1, color="k", lw=0.8)
+    ax2.set(xlim=(0, k[-1]), ylim=(0.985, 1.02), xlabel="step $k$",
+            ylabel=r"$\|e_{k+1}\|_H / \|e_k\|_H$",
+            title=f"contraction per step ((13) ends at {rho[-1]:.2g}, off the scale)")
+    ax2.legend(fontsize=9, loc="upper right")
+    return fig
+
+
+def random_starts(result, escape, etas) -> Figure:
+    """Left: share of random starts converged by step k, one curve per ε (a
+    draws.StartsResult). Right: J/c from starts at distance η from the saddle set
+    (``escape`` (T+1, len(etas)) from draws.saddle_escape)."""
+    checks.instance("result", result, StartsResult)
+    etas = checks.array("etas", etas, ndim=1)
+    escape = _curves("escape", escape)
+    if escape.ndim != 2 or escape.shape[1] != len(etas):
+        raise ValueError(f"escape must have one column per η ({len(etas)}), got {escape.shape}")
+    fig, axes = _new(2, size=(10.5, 4.2))
+    ax1, ax2 = axes[0]
+    share = result.converged_by()
+    k = np.arange(share.shape[0])
+    for j, e in enumerate(result.eps):
+        ax1.plot(k, share[:, j], color=P[j % len(P)], label=f"ε = {e:g}")
+    ax1.set(xscale="symlog", xlim=(0, k[-1]), ylim=(-0.02, 1.02), xlabel="step $k$",
+            ylabel=f"share with loss ≤ {result.tol:g} c",
+            title=f"{result.first.shape[1]} random starts, $\\varepsilon_a = 1$")
+    ax1.legend(fontsize=9, loc="upper left")
+    k2 = np.arange(escape.shape[0])
+    for j, eta in enumerate(etas):
+        ax2.plot(k2, _floor(escape[:, j]), color=P[j % len(P)],
+                 label="η = 0 (on the saddle set)" if eta == 0 else f"η = {eta:g}")
+    ax2.axhline(0.5, color="0.5", ls="--", lw=1, label="saddle level c/2")
+    ax2.set(yscale="log", xlim=(0, k2[-1]), ylim=(LOSS_FLOOR / 3, 3), xlabel="step $k$",
+            ylabel="loss / c", title="starting next to the saddle set")
+    ax2.legend(fontsize=9, loc="lower left")
+    return fig
+
+
+def _gm(ax, eps, x, **kw):
+    with np.errstate(invalid="ignore"):
+        y = gmean(x)
+    ax.plot(eps, np.where(np.isfinite(y), np.maximum(y, LOSS_FLOOR), np.nan), **kw)
+
+
+def modified_draws(result) -> Figure:
+    """Appendix B's figure: geometric means over the draws of the final effective step,
+    ‖e_T‖²_H and ‖e_T‖ of modified BNGD against ε, with GD (a draws.DrawsResult)."""
+    checks.instance("result", result, DrawsResult)
+    fig, axes = _new(3, size=(12, 4.0))
+    ax1, ax2, ax3 = axes[0]
+    eps, opt = result.eps, result.eps_opt
+    _gm(ax1, eps, result.eff_bn, color=P[0], marker="o", ms=3, label="modified BNGD")
+    ax1.plot(eps, eps, color="k", lw=1, label=r"GD ($\hat\varepsilon = \varepsilon$)")
+    ax1.axhline(opt, color="0.3", ls="--", lw=1.2, label=r"$\varepsilon_{\mathrm{opt}}$")
+    ax1.set(ylabel=r"$\hat\varepsilon_T$", title="effective step")
+    for ax, bn, gd, name in ((ax2, result.loss_bn, result.loss_gd, r"$\|e_T\|_H^2$"),
+                             (ax3, result.err_bn, result.err_gd, r"$\|e_T\|$")):
+        _gm(ax, eps, bn, color=P[0], marker="o", ms=3, label="modified BNGD, G-mean")
+        ax.plot(eps, np.maximum(bn.mean(-1), LOSS_FLOOR), color=P[0], ls=":", lw=1.2,
+                label="modified BNGD, A-mean")
+        _gm(ax, eps, gd, color="k", marker="o", ms=5, mfc="none", ls="none", label="GD, G-mean")
+        ax.set(ylabel=name, title="loss" if ax is ax2 else "error")
+        _gd_region(ax, 2 / float(result.h.max()), eps[-1] * 2)
+    for ax in (ax1, ax2, ax3):
+        ax.set(xscale="log", yscale="log", xlabel=r"$\varepsilon$", xlim=(eps[0] / 2, eps[-1] * 2))
+        ax.legend(fontsize=8, loc="lower left" if ax is ax1 else "upper left")
+    return fig
+
+
+def draws_sweeps(by_d, by_kappa) -> Figure:
+    """G-mean final ε̂/ε_opt against ε/ε_opt: ``by_d`` {d: DrawsResult} (left) and
+    ``by_kappa`` {κ: DrawsResult} (right), the shaded band 0.8 < ε̂/ε_opt < 1/0.8."""
+    fig, axes = _new(2, size=(10.5, 4.2), sharey=True)
+    for ax, panel, name in zip(axes[0], (by_d, by_kappa), ("d", "κ")):
+        if not isinstance(panel, dict) or not panel:
+            raise TypeError(f"by_{'d' if name == 'd' else 'kappa'} must be a non-empty dict "
+                            f"{{{name}: DrawsResult}}")
+        for j, (key, res) in enumerate(panel.items()):
+            checks.instance(f"by_{'d' if name == 'd' else 'kappa'}", res, DrawsResult)
+            _gm(ax, res.eps / res.eps_opt, res.eff_bn / res.eps_opt, color=P[j % len(P)],
+                marker="o", ms=3, label=f"{name} = {key:g}")
+        ax.axhspan(0.8, 1 / 0.8, color=P[2], alpha=0.15, lw=0)
+        ax.set(xscale="log", yscale="log", xlabel=r"$\varepsilon/\varepsilon_{\mathrm{opt}}$",
+               ylim=(1e-3, 3), title=f"H = diag(linspace(1, κ, d)), varying {name}")
+        ax.legend(fontsize=9, loc="lower left")
+    axes[0][0].set_ylabel(r"G-mean $\hat\varepsilon_T/\varepsilon_{\mathrm{opt}}$")
+    return fig

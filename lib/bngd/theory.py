@@ -162,3 +162,84 @@ def gd_constants(H) -> GDConstants:
                          f"got smallest eigenvalue {lo:g}")
     return GDConstants(lam_min=lo, lam_max=hi, kappa=hi / lo, eps_max=2 / hi,
                        eps_opt=2 / (hi + lo), rate=(hi - lo) / (hi + lo))
+
+
+@dataclass(frozen=True)
+class LocalRates:
+    """Step-by-step terms of inequalities (13) and (15) of the paper along one BNGD run.
+
+    Every field but norm_e is (steps,) or (steps, *batch): index k describes the step
+    from k to k+1.
+    """
+
+    norm_e: torch.Tensor    # (steps+1, *batch) ‖e_k‖_H
+    measured: torch.Tensor  # ‖e_{k+1}‖_H/‖e_k‖_H
+    middle: torch.Tensor    # ‖u − s_k w_{k+1}‖_H/‖e_k‖_H, the middle term of (13)
+    rho: torch.Tensor       # ρ(I − ε̂_k H) = max_i |1 − ε̂_k λ_i|, the bound of (13)
+    rho_star: torch.Tensor  # ρ*(I − ε̂_k H*), the same over the nonzero eigenvalues of H*
+    delta: torch.Tensor     # δ_k = λ_max ε |a_k| ‖e_k‖_H/σ_k² (Lemma A.22)
+    bound: torch.Tensor     # min{(ρ* + δ_k)/(1 − δ_k), ρ} where δ_k < 1, else ρ: (15)
+
+
+def local_rates(H, u, result: BNGDResult, eps, dtype=torch.float64) -> LocalRates:
+    """The contraction of the residual e_k = u − s_k w_k, measured and bounded, per step.
+
+    Proposition 3.4 (through Lemma A.22) bounds ‖e_{k+1}‖_H/‖e_k‖_H by
+    (ρ*(I − ε̂_k H*) + δ_k)/(1 − δ_k) once δ_k < 1, and inequality (13) by ρ(I − ε̂_k H).
+    H: (d,) eigenvalues or (d, d) matrix, positive definite; u: (d,) nonzero;
+    result: a BNGDResult of that problem made with trajectory=True; eps: the run's ε
+    (a number or an array broadcasting with its batch shape), > 0.
+    """
+    if not isinstance(result, BNGDResult):
+        raise TypeError(f"result must be a BNGDResult (from lib.bngd.dynamics), got "
+                        f"{type(result).__name__}")
+    if result.w_path is None or result.a_path is None:
+        raise ValueError("result has no path: call bngd(..., trajectory=True)")
+    matvec, d, u = _problem(H, u, dtype)
+    if result.w_path.shape[-1] != d:
+        raise ValueError(f"result is a run in dimension {result.w_path.shape[-1]}, H and u in {d}")
+    eps = torch.as_tensor(checks.positive_array("eps", eps), dtype=dtype, device=u.device)
+    try:
+        torch.broadcast_shapes(eps.shape, result.eff_step.shape[1:])
+    except RuntimeError:
+        raise ValueError(f"eps (shape {tuple(eps.shape)}) must broadcast with the run's batch "
+                         f"shape {tuple(result.eff_step.shape[1:])}") from None
+    lam = gd_constants(H)
+    star = torch.linalg.eigvalsh(pseudo_hessian(H, u))
+    lo_s, hi_s = float(star[1]), float(star[-1])
+    w = result.w_path.to(dtype=dtype, device=u.device)
+    s2 = (w * matvec(w)).sum(-1)
+    e = u - ((w * matvec(u)).sum(-1) / s2).unsqueeze(-1) * w
+    norm_e = (e * matvec(e)).sum(-1).sqrt()                          # ‖e_k‖_H
+    mid = u - ((w[:-1] * matvec(u)).sum(-1) / s2[:-1]).unsqueeze(-1) * w[1:]
+    eff = result.eff_step.to(dtype=dtype, device=u.device)
+    rho = torch.maximum((1 - eff * lam.lam_min).abs(), (1 - eff * lam.lam_max).abs())
+    rho_s = torch.maximum((1 - eff * lo_s).abs(), (1 - eff * hi_s).abs())
+    a = result.a_path[:-1].to(dtype=dtype, device=u.device)
+    delta = lam.lam_max * eps * a.abs() * norm_e[:-1] / s2[:-1]
+    with torch.no_grad():
+        local = torch.where(delta < 1, (rho_s + delta) / (1 - delta).clamp_min(1e-300), rho)
+    return LocalRates(norm_e=norm_e, measured=norm_e[1:] / norm_e[:-1],
+                      middle=(mid * matvec(mid)).sum(-1).sqrt() / norm_e[:-1],
+                      rho=rho, rho_star=rho_s, delta=delta, bound=torch.minimum(local, rho))
+
+
+def equivalent_configuration(H, u, a0, w0, Q, mu: float, r: float) -> tuple:
+    """Proposition 3.2 (1): the configuration (μQᵀHQ, (r/√μ)Qᵀu, r a₀, rQᵀw₀) with the same
+    ε and ε_a runs as (H, u, a₀, w₀) does, with a'_k = r a_k, w'_k = rQᵀw_k and
+    J'_k = r² J_k (our derivation; the transformation of u as printed in our copy of the
+    preprint is garbled).
+
+    H: (d,) or (d, d) PSD; u, w0: (d,) finite; a0: a finite number; Q: (d, d) orthogonal;
+    mu, r: numbers > 0. Returns (H', u', a0', w0') with H' a (d, d) matrix.
+    """
+    matvec, d, u = _problem(H, u, torch.float64)
+    w0 = _state("w0", checks.tensor("w0", w0, shape=(d,)), d, matvec, torch.float64, u.device)
+    a0 = checks.number("a0", a0)
+    Q = checks.tensor("Q", Q, shape=(d, d)).to(torch.float64)
+    if float((Q.T @ Q - torch.eye(d, dtype=torch.float64)).abs().max()) > 1e-10:
+        raise ValueError("Q must be orthogonal (QᵀQ = I up to round-off)")
+    mu, r = checks.positive("mu", mu), checks.positive("r", r)
+    Hm = torch.diag(H.to(torch.float64)) if H.ndim == 1 else H.to(torch.float64)
+    H2 = mu * Q.T @ Hm @ Q
+    return (H2 + H2.T) / 2, r / mu ** 0.5 * Q.T @ u, r * a0, r * Q.T @ w0
