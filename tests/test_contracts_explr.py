@@ -16,7 +16,7 @@ from matplotlib.figure import Figure
 
 from contracts import NAN, INF, Case, parametrize
 from lib import train
-from lib.explr import experiments, figures, networks, schedules, toy
+from lib.explr import comparisons, experiments, norms, figures, networks, schedules, toy
 
 # ---- bad values of this group's argument kinds (where a harness kind does not fit) ----
 SIZES_BAD = st.one_of(st.integers(max_value=0), st.sampled_from([2.5, 3.0, NAN, "3", True]))
@@ -73,7 +73,7 @@ TOY_Y_BAD = st.sampled_from([None, "y", (TOY_Y + 1) / 2, TOY_Y[:-1], TOY_Y[:, No
 TOY_W_BAD = st.sampled_from([None, "w", np.zeros(3), np.array([1.0, NAN, 0.0]), TOY_W[:2],
                              TOY_W[None], np.array([INF, 0.0, 0.0])])
 
-SETUP = experiments.SCHEDULE_SETUPS["cpu"]
+SETUP = comparisons.SCHEDULE_SETUPS["cpu"]
 SETUP_FIELDS = {f: getattr(SETUP, f) for f in SETUP.__dataclass_fields__}
 CONFIG = train.TrainConfig(steps=2, batch_size=4, momentum=0.9)
 ETAS = np.array([0.1, 0.1, 0.01])
@@ -96,7 +96,7 @@ def fake_equivalence_runs():
 
 
 def fake_schedule_results():
-    """Results shaped like experiments.schedule_runs's: one schedule, two seeds."""
+    """Results shaped like comparisons.schedule_runs's: one schedule, two seeds."""
     g = np.random.default_rng(0)
     return {"a": [dict(step=np.arange(0, 9, 3), test_accuracy=g.uniform(size=3),
                        weight_norm_sq=g.uniform(1, 2, (3, 5))) for _ in range(2)]}
@@ -193,7 +193,7 @@ CASES = [
                                                batch_size=4, dtype=torch.float64, seed=0),
                {"data": pair_bad(mlp_pair), "sizes": SIZES3_BAD, **HYPER, "steps": "size",
                 "batch_size": BATCH_BAD, "dtype": "dtype", "seed": "seed"}),
-    Case(experiments.ScheduleSetup, lambda: dict(SETUP_FIELDS),
+    Case(comparisons.ScheduleSetup, lambda: dict(SETUP_FIELDS),
          {"dataset": "name", "n_train": "size", "n_test": "size", "widths": WIDTHS_BAD,
           "blocks": "size", "stem_stride": "size", "epochs": "size",
           "milestones": st.sampled_from([(0,), (5, 5), (6, 4), (8,), (-1,), (2.5,), ("3",), None, 3,
@@ -202,9 +202,9 @@ CASES = [
           "batch_size": st.one_of(SIZES_BAD, st.just(SETUP.n_train + 1)),
           "eta": "positive", "weight_decay": "nonneg", "momentum": "fraction",
           "seeds": SEEDS_BAD}),
-    Case(experiments.schedule_data, lambda: dict(setup=SETUP, device=None),
+    Case(comparisons.schedule_data, lambda: dict(setup=SETUP, device=None),
          {"setup": st.sampled_from([None, "cpu", SETUP_FIELDS]), "device": DEVICE_OR_NONE_BAD}),
-    Case(experiments.schedule_runs, lambda: dict(make_model=tiny_resnet, data=image_pair(), test=image_pair(),
+    Case(comparisons.schedule_runs, lambda: dict(make_model=tiny_resnet, data=image_pair(), test=image_pair(),
                                                  runs={"c": (np.full(2, 0.1), 5e-3)}, config=CONFIG,
                                                  seeds=(0,), cache_name=None),
                {"make_model": "callable", "data": pair_bad(image_pair), "test": pair_bad(image_pair),
@@ -213,8 +213,23 @@ CASES = [
                                          {"c": (np.full(2, -0.1), 0.0)}, {"c": (np.full(2, 0.1), NAN)},
                                          {"c": (np.full(2, 0.1), 0.0, 3)}, {"c": (np.full(2, 0.1), 0.0, None, 1)}]),
                 "config": st.sampled_from([None, {"steps": 2}, "config"]), "seeds": SEEDS_BAD,
-                "cache_name": st.sampled_from([3, b"x", ["a"]])}),
-    Case(experiments.equilibrium, lambda: dict(data=mlp_pair(), sizes=(4, 3, 2), points=[(0.1, 5e-3, 0.9)],
+                "cache_name": st.sampled_from([3, b"x", ["a"]]),
+                "eval_every": st.sampled_from([0, -1, 2.5, "2", True])}),
+    Case(comparisons.paper_schedules, lambda: dict(setup=SETUP, steps_per_epoch=3),
+         {"setup": st.sampled_from([None, "cpu", SETUP_FIELDS]), "steps_per_epoch": "size"}),
+    Case(networks.labelled_data, lambda: dict(name="data", data=mlp_pair()),
+         {"data": st.sampled_from([None, "data", mlp_pair()[:1], (mlp_pair()[0], mlp_pair()[1][:-1]),
+                                   (mlp_pair()[0], mlp_pair()[1].double()),
+                                   (mlp_pair()[0], mlp_pair()[1][:, None]),
+                                   (torch.full((8, 4), NAN), mlp_pair()[1])])}),
+    Case(norms.monotone_bound, lambda: dict(etas=ETAS.copy(), momentum=0.9, start_dot=-0.5),
+         {"etas": "positive_array", "momentum": "fraction", "start_dot": "finite"}),
+    Case(norms.monotone_slack, lambda: dict(norm_sq=np.linspace(1, 2, 4), etas=ETAS.copy(),
+                                            momentum=0.9, start_dot=-0.5),
+         {"norm_sq": st.one_of(array_bad(np.linspace(1, 2, 4)), st.just(np.ones(3)),
+                               st.just(np.array([1.0, -1.0, 2.0, 3.0]))),
+          "etas": "positive_array", "momentum": "fraction", "start_dot": "finite"}),
+    Case(norms.equilibrium, lambda: dict(data=mlp_pair(), sizes=(4, 3, 2), points=[(0.1, 5e-3, 0.9)],
                                                steps=2, batch_size=4, seed=0),
                {"data": pair_bad(mlp_pair), "sizes": SIZES3_BAD,
                 "points": st.sampled_from([[], None, (0.1, 5e-3, 0.9), [(0.1, 5e-3)], [(-0.1, 0.0, 0.0)],
@@ -227,7 +242,7 @@ CASES = [
                                                         steps=2, batch_size=4),
          {"data": pair_bad(mlp_pair), "sizes": SIZES3_BAD, **HYPER, "steps": "size",
           "batch_size": BATCH_BAD}),
-    Case(experiments.norm_drift, lambda: dict(step_sq=np.r_[NAN, np.full(4, 1e-3)],
+    Case(norms.norm_drift, lambda: dict(step_sq=np.r_[NAN, np.full(4, 1e-3)],
                                               norm_sq=np.linspace(1, 2, 5), start=2, eta=0.1,
                                               weight_decay=1e-2, momentum=0.9),
          {"step_sq": st.sampled_from([None, "s", np.full(4, 1e-3), np.r_[NAN, NAN, np.full(3, 1e-3)],
@@ -265,7 +280,7 @@ CASES = [
          {"runs": EQ_RUNS_BAD, "control": st.sampled_from([1.0, -0.1, NAN, "0.9", 0.5, True])}),
     Case(figures.draw_distance, lambda: dict(fig=Figure(), steps=5),
          {"fig": FIG_BAD, "steps": "size"}),
-    Case(experiments.check_runs, lambda: dict(runs={"c": (ETAS.copy(), 0.0)}, steps=2),
+    Case(comparisons.check_runs, lambda: dict(runs={"c": (ETAS.copy(), 0.0)}, steps=2),
          {"runs": st.sampled_from([None, {}, {"c": ETAS}, {"c": (ETAS,)}, {"c": (-ETAS, 0.0)},
                                    {"c": (ETAS, -1.0)}, {"c": (ETAS[:1], 0.0)},
                                    {"c": (np.full(3, NAN), 0.0)}, [("c", ETAS)], "runs",
@@ -280,6 +295,15 @@ CASES = [
          {"results": RESULTS_BAD, "steps_per_epoch": "size", "epochs": "size",
           "milestones": st.sampled_from([None, "ab", (NAN,), (1, INF), ("a",)]),
           "layer": st.sampled_from([-1, 5, 2.5, None, "3", True])}),
+    Case(figures.schedule_pairs, lambda: dict(results=fake_schedule_results(), panels={"p": ["a"]},
+                                              steps_per_epoch=3, milestones=(1, 2)),
+         {"results": RESULTS_BAD, "steps_per_epoch": "size",
+          "panels": st.sampled_from([None, {}, {"p": []}, {"p": ["zz"]}, {"p": "a"}, "panels"]),
+          "milestones": st.sampled_from([None, "ab", (NAN,), (1, INF), ("a",)])}),
+    Case(figures.monotone, lambda: dict(results=fake_schedule_results(),
+                                        slack={"a": [np.zeros(2), np.zeros(2)]}),
+         {"results": RESULTS_BAD,
+          "slack": st.sampled_from([None, {}, {"zz": [np.ones(2)]}, {"a": []}, {"a": 1}, "slack"])}),
     Case(figures.equilibrium, lambda: dict(points=fake_equilibrium(), window=2),
          {"points": POINTS_BAD, "window": st.sampled_from([0, -1, 6, 2.5, None, "2", True])}),
     Case(figures.toy_runs, lambda: dict(runs={"a": dict(error=np.ones(3), norm=np.ones(3))}),
@@ -424,11 +448,11 @@ def test_networks_refuse_inputs_of_the_wrong_shape():
     (lambda: experiments.paired_runs(mlp_pair(), [0.1, 0.1], 0.0, [0.1, -1.0], make_model=tiny_mlp), "etas_b"),
     (lambda: experiments.paired_runs(mlp_pair(), [0.1], 0.0, [0.1, 0.1], make_model=tiny_mlp), "etas_a and etas_b"),
     (lambda: experiments.paired_runs(mlp_pair(), [0.1], -1e-3, [0.1], make_model=tiny_mlp), "weight_decay_a"),
-    (lambda: experiments.schedule_runs(tiny_resnet, image_pair(), image_pair(),
+    (lambda: comparisons.schedule_runs(tiny_resnet, image_pair(), image_pair(),
                                        {"c": (np.full(2, -0.1), 0.0)}, CONFIG), "runs['c'] etas"),
-    (lambda: experiments.schedule_runs(tiny_resnet, image_pair(), image_pair(),
+    (lambda: comparisons.schedule_runs(tiny_resnet, image_pair(), image_pair(),
                                        {"c": (np.full(2, 0.1), NAN)}, CONFIG), "runs['c'] weight_decay"),
-    (lambda: experiments.equilibrium(mlp_pair(), (4, 3, 2), [(0.1, 5e-3, 0.9), (INF, 0.0, 0.0)], 2, 4),
+    (lambda: norms.equilibrium(mlp_pair(), (4, 3, 2), [(0.1, 5e-3, 0.9), (INF, 0.0, 0.0)], 2, 4),
      "points[1] eta"),
     (lambda: toy.toy_gd(TOY_X, TOY_Y, TOY_W, NAN, 0.0, 2), "eta"),
     (lambda: toy.toy_gd(TOY_X, TOY_Y, TOY_W, 0.5, -1.0, 2), "weight_decay"),

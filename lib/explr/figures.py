@@ -14,7 +14,8 @@ from matplotlib import pyplot as plt
 from matplotlib.figure import Figure
 
 from lib import checks, plotting
-from lib.explr.experiments import check_runs, unit_distance
+from lib.explr.comparisons import check_runs
+from lib.explr.experiments import unit_distance
 
 P = plotting.PALETTE
 FLOOR = 1e-17   # distances of directions are drawn no lower than this (below round-off)
@@ -144,7 +145,8 @@ def learning_rates(runs, steps_per_epoch: int) -> Figure:
 
 def schedule_runs(results, steps_per_epoch: int, epochs: int, milestones=(),
                   layer: int = 3) -> Figure:
-    """Test accuracy and ‖w‖ of one weight tensor against the epoch, mean over seeds.
+    """Test accuracy and ‖w‖ of one weight tensor against the epoch, mean over seeds with a
+    min–max band (records without a test accuracy are skipped).
 
     ``results`` from :func:`lib.explr.experiments.schedule_runs`; steps_per_epoch, epochs:
     integers >= 1; milestones: epochs of the decays (dotted lines); layer: index of the
@@ -160,9 +162,9 @@ def schedule_runs(results, steps_per_epoch: int, epochs: int, milestones=(),
     layer = checks.integer("layer", layer, lo=0, hi=n_tensors - 1)
     fig, (ax, ax2) = plt.subplots(1, 2, figsize=(11, 4))
     for name, rs in results.items():
-        epoch = rs[0]["step"] / steps_per_epoch
-        ax.plot(epoch, np.mean([r["test_accuracy"] for r in rs], 0), label=name)
-        ax2.plot(epoch, np.mean([np.sqrt(r["weight_norm_sq"][:, layer]) for r in rs], 0), label=name)
+        epoch = np.asarray(rs[0]["step"], dtype=float) / steps_per_epoch
+        _band(ax, epoch, [r["test_accuracy"] for r in rs], name)
+        _band(ax2, epoch, [np.sqrt(r["weight_norm_sq"][:, layer]) for r in rs], name)
     for a in (ax, ax2):
         for m in milestones:
             a.axvline(m, color="0.6", lw=1, ls=":")
@@ -232,3 +234,84 @@ def draw_toy(fig, steps: int = 1000):
         error.set_data(result["step"], result["error"])
         norm.set_data(result["step"], result["norm"])
     return update
+
+
+def _band(ax, x, rows, label, **kw):
+    """Mean of ``rows`` (seeds × T) over seeds, and a band from their min to max; NaN
+    entries (steps without a record) are skipped."""
+    rows = np.asarray(rows, dtype=float)
+    keep = np.all(np.isfinite(rows), axis=0)
+    line, = ax.plot(x[keep], rows[:, keep].mean(0), label=label, **kw)
+    if len(rows) > 1:
+        ax.fill_between(x[keep], rows[:, keep].min(0), rows[:, keep].max(0),
+                        color=line.get_color(), alpha=0.2, lw=0)
+
+
+def schedule_pairs(results, panels, steps_per_epoch: int, milestones=()) -> Figure:
+    """The paper's comparisons side by side: per panel, test accuracy (top) and the total
+    weight norm ‖θ_t‖ (bottom) of some named schedules, mean over seeds with a min–max band.
+
+    ``results`` from :func:`lib.explr.comparisons.schedule_runs`; ``panels``: title ->
+    list of schedule names in ``results``; ``steps_per_epoch``: an integer >= 1;
+    ``milestones``: epochs of the decays (dotted lines).
+    """
+    keys = ("step", "test_accuracy", "weight_norm_sq")
+    for name, rs in _nonempty("results", results).items():
+        _records(f"results[{name!r}]", rs, keys, mapping=False)
+    for title, names in _nonempty("panels", panels).items():
+        if not isinstance(names, (list, tuple)) or not names or set(names) - set(results):
+            raise ValueError(f"panels[{title!r}] must list schedules of results, got {names!r:.60}")
+    spe = checks.integer("steps_per_epoch", steps_per_epoch)
+    milestones = checks.array("milestones", milestones, nonempty=False).reshape(-1)
+    fig, axes = plt.subplots(2, len(panels), figsize=(4 * len(panels), 6.5), squeeze=False,
+                             sharex=True)
+    for col, (title, names) in enumerate(panels.items()):
+        top, bottom = axes[0, col], axes[1, col]
+        for name in names:
+            rs = results[name]
+            epoch = np.asarray(rs[0]["step"], dtype=float) / spe
+            _band(top, epoch, [r["test_accuracy"] for r in rs], name)
+            norm = [np.sqrt(np.sum(r["weight_norm_sq"], axis=1)) for r in rs]
+            _band(bottom, epoch, norm, name)
+        for a in (top, bottom):
+            for m in milestones:
+                a.axvline(m, color="0.6", lw=1, ls=":")
+        top.set(title=title, ylabel="test accuracy" if col == 0 else None)
+        bottom.set(xlabel="epoch", yscale="log", ylabel=r"$\Vert\theta_t\Vert$" if col == 0 else None)
+        top.legend(fontsize=8, loc="lower right")
+    fig.tight_layout()
+    return fig
+
+
+def monotone(results, slack) -> Figure:
+    """Left: the relative change of the total squared norm per step, (R_{t+1} − R_t)/R_t,
+    of each named run (mean over seeds; symmetric log axis). Right: the smallest slack
+    over seeds of the runs without weight decay against Theorem C.1's bound
+    (:func:`lib.explr.norms.monotone_slack`).
+
+    ``results`` from :func:`lib.explr.comparisons.schedule_runs`, recorded at every step;
+    ``slack``: name -> list over seeds of slack arrays (T,), for the runs without WD.
+    """
+    for name, rs in _nonempty("results", results).items():
+        _records(f"results[{name!r}]", rs, ("step", "weight_norm_sq"), mapping=False)
+    for name, rows in _nonempty("slack", slack).items():
+        if name not in results or not isinstance(rows, (list, tuple)) or not rows:
+            raise ValueError(f"slack[{name!r}] must be a list of arrays for a run in results")
+    fig, (ax, ax2) = plt.subplots(1, 2, figsize=(11, 4))
+    for name, rs in results.items():
+        R = np.array([np.sum(r["weight_norm_sq"], axis=1) for r in rs])
+        rel = np.nanmean(np.diff(R, axis=1) / R[:, :-1], axis=0)
+        ax.plot(rs[0]["step"][:-1], rel, label=name, ls="-" if name in slack else "--", lw=1.2)
+    ax.axhline(0, color="k", lw=0.8)
+    ax.set_yscale("symlog", linthresh=1e-4)
+    ax.set(xlabel="step $t$",
+           ylabel=r"$(\Vert\theta_{t+1}\Vert^2 - \Vert\theta_t\Vert^2)/\Vert\theta_t\Vert^2$")
+    ax.legend(fontsize=7.5, ncol=2)
+    for name, rows in slack.items():
+        ax2.plot(np.min(np.asarray(rows, dtype=float), axis=0), label=name, lw=1.2)
+    ax2.axhline(0, color="k", lw=0.8)
+    ax2.set_yscale("symlog", linthresh=1e-4)
+    ax2.set(xlabel="step $t$", ylabel="slack above Theorem C.1's bound")
+    ax2.legend(fontsize=8)
+    fig.tight_layout()
+    return fig

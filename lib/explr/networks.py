@@ -14,7 +14,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from lib import checks
+from lib import checks, datachecks
 from lib.models import NormLinear
 
 
@@ -30,6 +30,14 @@ def layer_sizes(name: str, value, min_len: int = 1) -> tuple:
     if len(value) < min_len:
         raise ValueError(f"{name} needs at least {min_len} entries, got {tuple(value)}")
     return tuple(checks.integer(f"{name}[{i}]", v) for i, v in enumerate(value))
+
+
+def labelled_data(name: str, data) -> tuple:
+    """(X, y) from a Dataset or a pair, as :func:`lib.datachecks.unpack` checks it, with
+    integer class labels y (N,): these networks classify. ``name`` names the argument."""
+    X, y = datachecks.unpack(data, name)
+    checks.tensor(f"{name}.y", y, ndim=1, floating=False)
+    return X, y
 
 
 def check_input(model, X, name: str = "x", y=None) -> None:
