@@ -21,6 +21,9 @@ SZ = experiments.Sizes(n=4, d=3, width=5, widths=(2, 4), kernel_widths=(2,), mc_
 RUN = training.train(P, X, Y, 0.1, 2)
 RS = experiments.RegimeSweep(np.array([1.0]), np.array([0.1]), np.arange(3), np.ones((1, 1, 1, 3)),
                              np.ones((1, 1, 1, 3)), np.ones((1, 1, 3)), np.ones((1, 1, 4)), np.ones((1, 4)))
+TR = experiments.TunedRuns(np.array([1.0]), np.ones((1, 1)), np.full((1, 1), 2.0),
+                           0.5 ** np.arange(6.0).reshape(1, 1, 6), np.ones(1), np.full(1, 2.0),
+                           0.5 ** np.arange(6.0).reshape(1, 6))
 WS = experiments.WidthSweep(np.array([2, 4]), 0.1, *[np.ones((2, 1, 3))] * 2, np.arange(3),
                             *[np.ones((2, 1, 3))] * 4)
 
@@ -156,6 +159,16 @@ CASES = [
     Case(experiments.limit_edges, lambda: dict(X=X.clone(), alphas=[1.0]),
          {"X": "tensor", "alphas": bad_list}),
     Case(experiments.tuned_step, lambda: dict(X=X.clone(), alpha=1.0), {"X": "tensor", "alpha": "positive"}),
+    Case(experiments.limit_condition, lambda: dict(X=X.clone(), alphas=[1.0]),
+         {"X": "tensor", "alphas": bad_list}),
+    Case(experiments.best_rate, lambda: dict(kappa=[2.0, 9.5]),
+         {"kappa": st.sampled_from([None, "x", [], [1.0], [0.5], [NAN], [2.0, -1.0]])}),
+    Case(experiments.best_scale, lambda: dict(X=X.clone(), lo=0.1, hi=10.0, points=5),
+         {"X": "tensor", "lo": "positive", "hi": st.sampled_from([None, 0.0, NAN, 0.05]),
+          "points": st.sampled_from([None, 2, 2.5, "a"])}),
+    Case(experiments.tuned_runs, lambda: {**data(), "sz": SZ, "alphas": [1.0]},
+         {"X": "tensor", "y": "tensor", "sz": st.sampled_from([None, {}]), "alphas": bad_list,
+          "cache": st.sampled_from([3, b"x"])}),
     Case(experiments.regime_sweep, lambda: {**data(), "sz": SZ},
          {"X": "tensor", "y": "tensor", "sz": st.sampled_from([None, {}, scale.current("cpu")]),
           "cache": st.sampled_from([3, b"x", ["a"]])}),
@@ -188,6 +201,14 @@ CASES = [
           "limit_curve": st.sampled_from([None, np.ones(3), (np.ones(3),), (np.ones(3), np.ones(2)),
                                           (-np.ones(3), np.ones(3)), (np.ones(3), [NAN] * 3)]),
           "lam_V_inf": "finite", "lam_G_inf": "finite"}),
+    Case(figures.fair_comparison,
+         lambda: dict(kappa_curve=(np.ones(3), np.full(3, 2.0)), limits=[2.0, 3.0, 2.0], rs=RS,
+                      tuned=TR, best=(1.0, 2.0)),
+         {"kappa_curve": st.sampled_from([None, np.ones(3), (np.ones(3),), (np.ones(3), np.ones(2)),
+                                          (-np.ones(3), np.ones(3)), (np.ones(3), [NAN] * 3)]),
+          "limits": st.sampled_from([None, [2.0], [2.0, NAN, 1.0], [1.0, -1.0, 2.0]]),
+          "rs": st.sampled_from([None, WS, {}]), "tuned": st.sampled_from([None, RS, {}]),
+          "best": st.sampled_from([None, [1.0], [1.0, NAN], (0.0, 2.0)])}),
     Case(figures.edge, lambda: dict(rs=RS), {"rs": st.sampled_from([None, WS, "rs"])}),
     Case(figures.widths, lambda: dict(ws=WS, show=(0, 1)),
          {"ws": st.sampled_from([None, RS, "ws"]),
@@ -201,6 +222,7 @@ CASES = [
 EXEMPT = {
     training.WNHistory: "a record of one run, filled by training.train from the training loop's history",
     experiments.RegimeSweep: "a record of results, filled by regime_sweep from lib.sweep's arrays",
+    experiments.TunedRuns: "a record of results, filled by tuned_runs from training.train_batch's runs",
     experiments.WidthSweep: "a record of results, filled by width_sweep from training.train_batch's runs",
 }
 

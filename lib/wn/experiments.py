@@ -241,6 +241,22 @@ class RegimeSweep:
             out[idx] = rate_from_ratio(measured_ratio(loss[idx]), self.etas[idx[1]])
         return out[0] if plain else out
 
+    def best_rates(self, plain: bool = False) -> tuple:
+        """(rate, η) at each α's best grid step: the largest median over seeds of the
+        measured e-folds of the residual per step, −½ log ρ, over the η grid (runs that
+        diverge count as not converging). Arrays (A,), or one number each if ``plain``."""
+        loss = self.plain_loss[None] if plain else self.loss            # (A, E, S, T)
+        rate = np.full(loss.shape[:3], -np.inf)
+        for idx in np.ndindex(*loss.shape[:3]):
+            try:
+                rate[idx] = -0.5 * math.log(measured_ratio(loss[idx]))
+            except ValueError:                     # blew up within three steps
+                pass
+        med = np.median(rate, -1)                                       # (A, E)
+        k = np.argmax(med, -1)
+        best, eta = med[np.arange(len(k)), k], self.etas[k]
+        return (float(best[0]), float(eta[0])) if plain else (best, eta)
+
 
 def window_kernels(X, y, rs: RegimeSweep, width: int, every: int = 10) -> np.ndarray:
     """(A, E, S) λ_min(Λ(t)) averaged over the window [t2/2, t2] on which ``rs.rates()``
@@ -412,3 +428,113 @@ class Comparison:
         if width not in self._done:
             self._done[width] = self._train(width, self.alphas, self.etas)
         return self._done[width][(self.alphas[i], self.etas[j])]
+
+
+# --- the fair comparison: every α at its own best step (Proposition 2) ------------------
+def limit_condition(X, alphas) -> np.ndarray:
+    """κ(Λ∞_α) = λ_max/λ_min of Λ∞_α = V∞/α² + G∞ for every α (a non-empty list of
+    numbers > 0); X (n, d) unit-norm rows. κ is computed as that of V∞ + α²G∞ (the same
+    matrix times α²), which stays well scaled for small α."""
+    alphas = _numbers("alphas", alphas)
+    _, V, G = networks.limit_kernels(networks.check_inputs(X, unit=True))
+    return _condition(V, G, alphas)
+
+
+def _condition(V, G, alphas) -> np.ndarray:
+    lam = [torch.linalg.eigvalsh(V + a**2 * G) for a in alphas]
+    return np.array([float(e[-1] / e[0]) for e in lam])
+
+
+def best_rate(kappa) -> np.ndarray:
+    """log((κ+1)/(κ−1)): e-folds of the residual per step of GD on a fixed kernel of
+    condition number κ at its best step η = 2/(λ_min + λ_max), where no eigen-component
+    shrinks by less than (κ−1)/(κ+1). About 2/κ for large κ. ``kappa`` numbers > 1."""
+    kappa = checks.array("kappa", kappa)
+    if not np.all(kappa > 1):
+        raise ValueError("kappa must be condition numbers > 1")
+    return np.log((kappa + 1) / (kappa - 1))
+
+
+def best_scale(X, lo: float = 1e-2, hi: float = 1e2, points: int = 201) -> tuple:
+    """(α*, κ(Λ∞_α*)): the scale in [lo, hi] with the best-conditioned limit kernel.
+
+    The least κ on ``points`` log-spaced scales, refined by golden-section search on log α
+    between its neighbours (κ is smooth and has one minimum there). 0 < lo < hi, points ≥ 3.
+    """
+    lo, hi = checks.positive("lo", lo), checks.positive("hi", hi)
+    if hi <= lo:
+        raise ValueError(f"hi must be above lo, got lo = {lo}, hi = {hi}")
+    grid = np.geomspace(lo, hi, checks.integer("points", points, lo=3))
+    _, V, G = networks.limit_kernels(networks.check_inputs(X, unit=True))
+    i = int(np.argmin(_condition(V, G, grid)))
+    a, b = np.log(grid[max(i - 1, 0)]), np.log(grid[min(i + 1, len(grid) - 1)])
+    kappa = lambda t: float(_condition(V, G, [math.exp(t)])[0])  # noqa: E731
+    r = (math.sqrt(5) - 1) / 2
+    for _ in range(60):                      # the bracket shrinks by 0.618⁶⁰: below round-off
+        c, d = b - r * (b - a), a + r * (b - a)
+        a, b = (a, d) if kappa(c) < kappa(d) else (c, b)
+    return math.exp((a + b) / 2), kappa((a + b) / 2)
+
+
+@dataclass
+class TunedRuns:
+    """GD with every network at its own best step η = 2/(λ_min + λ_max) of its Λ(0)."""
+
+    alphas: np.ndarray        # (A,) initialisation scales of the WN networks
+    eta: np.ndarray           # (A, S) the step of each run
+    kappa0: np.ndarray        # (A, S) κ(Λ(0)) of each run
+    loss: np.ndarray          # (A, S, T+1) L(t)
+    plain_eta: np.ndarray     # (S,) the un-normalised network's steps, from its H(0)
+    plain_kappa0: np.ndarray  # (S,) κ(H(0))
+    plain_loss: np.ndarray    # (S, T+1)
+
+    def rates(self, plain: bool = False) -> np.ndarray:
+        """Measured e-folds of the residual per step, −½ log ρ (ρ: :func:`measured_ratio`),
+        (A, S), or (S,) for the un-normalised network if ``plain``."""
+        loss = self.plain_loss if plain else self.loss
+        flat = [-0.5 * math.log(measured_ratio(L)) for L in loss.reshape(-1, loss.shape[-1])]
+        return np.array(flat).reshape(loss.shape[:-1])
+
+
+def _best_steps(ps, X, normalized=True):
+    """(η, κ) of each network: η = 2/(λ_min + λ_max) and κ = λ_max/λ_min of its Λ(0)."""
+    K = [networks.evolution_kernel(p, X) if normalized else theory.plain_ntk(p.weights(), X)
+         for p in ps]
+    lam = [torch.linalg.eigvalsh(k) for k in K]
+    return (np.array([float(2 / (e[0] + e[-1])) for e in lam]),
+            np.array([float(e[-1] / e[0]) for e in lam]))
+
+
+def _tuned(width, X, y, alphas, steps, seeds, device):
+    """The runs of :func:`tuned_runs` at one width, as plain arrays for the cache."""
+    X, y = torch.as_tensor(X, device=device), torch.as_tensor(y, device=device)
+    init = lambda a, s: networks.init_wn(X.shape[1], width, a, s, X.dtype, X.device)  # noqa: E731
+    ps = [init(a, s) for a in alphas for s in range(seeds)]
+    plain = [init(1.0, s) for s in range(seeds)]
+    eta, kappa = _best_steps(ps, X)
+    p_eta, p_kappa = _best_steps(plain, X, normalized=False)
+    hs = training.train_batch(ps, X, y, list(eta), steps, observe_every=steps)
+    hp = training.train_batch(plain, X, y, list(p_eta), steps, normalized=False,
+                              observe_every=steps)
+    full = lambda h: np.concatenate([h.loss, np.full(steps + 1 - len(h.loss), np.inf)])  # noqa: E731
+    shape = (len(alphas), seeds)
+    return {"eta": eta.reshape(shape), "kappa0": kappa.reshape(shape),
+            "loss": np.stack([full(h) for h in hs]).reshape(*shape, -1), "plain_eta": p_eta,
+            "plain_kappa0": p_kappa, "plain_loss": np.stack([full(h) for h in hp])}
+
+
+def tuned_runs(X, y, sz: Sizes, alphas, cache: str | None = None) -> TunedRuns:
+    """Train the WN network at every α (``sz.seeds`` seeds, ``sz.width`` units, ``sz.steps``
+    steps) and the un-normalised one from the same initial functions, each at its own
+    best step 2/(λ_min + λ_max) of its kernel at t = 0: the fair comparison of scales.
+
+    X (n, sz.d) unit-norm rows, y (n,) finite; ``alphas`` a non-empty list of numbers > 0;
+    ``cache`` None or a name.
+    """
+    _check_data(X, y, sz, cache)
+    alphas = [float(a) for a in _numbers("alphas", alphas)]
+    fn = functools.partial(_tuned, X=X.cpu().numpy(), y=y.cpu().numpy(), alphas=alphas,
+                           steps=sz.steps, seeds=sz.seeds, device=str(X.device))
+    (r,) = sweep.map_grid(fn, sweep.Grid(width=[sz.width]), cache=cache, chunk=1, bar=False)
+    return TunedRuns(np.array(alphas), r["eta"], r["kappa0"], r["loss"], r["plain_eta"],
+                     r["plain_kappa0"], r["plain_loss"])

@@ -284,3 +284,72 @@ def draw_comparison(fig, steps, n):
         p0.set_data(idx, res["plain_spec0"])
         edge.set_data([0.5, n + 0.5], [2 / res["eta"]] * 2)
     return update
+
+
+def fair_comparison(kappa_curve, limits, rs, tuned, best):
+    """Left: κ(Λ∞_α) and κ(Λ(0)) against α. Right: the rate per step at each α's best step,
+    predicted from κ and measured (tuned runs, and the regime sweep's best grid step).
+
+    ``kappa_curve`` (α grid, κ(Λ∞_α)), two 1-D arrays of one length; ``limits`` the three
+    numbers (κ(V∞), κ(G∞), κ(H∞)); ``rs`` from :func:`lib.wn.experiments.regime_sweep`,
+    ``tuned`` from :func:`lib.wn.experiments.tuned_runs`; ``best`` the pair (α*, κ*).
+    """
+    grid, curve = _pair("kappa_curve", kappa_curve)
+    limits = checks.positive_array("limits", limits, ndim=1)
+    if len(limits) != 3:
+        raise ValueError(f"limits must hold κ(V∞), κ(G∞), κ(H∞), got {len(limits)} numbers")
+    rs = checks.instance("rs", rs, experiments.RegimeSweep, "lib.wn.experiments.regime_sweep")
+    tuned = checks.instance("tuned", tuned, experiments.TunedRuns, "lib.wn.experiments.tuned_runs")
+    best = checks.positive_array("best", best, ndim=1)
+    if len(best) != 2:
+        raise ValueError(f"best must be the pair (alpha, kappa), got {len(best)} numbers")
+    fig, (a, b) = plt.subplots(1, 2, figsize=(10, 4.4))
+    _kappas(a, grid, curve, limits, rs, best)
+    _tuned_rates(b, grid, curve, limits[2], rs, tuned)
+    fig.tight_layout()
+    return fig
+
+
+def _pair(name, pair):
+    """Two 1-D arrays of one length, the first > 0 (an α grid and a curve over it)."""
+    if not isinstance(pair, (tuple, list)) or len(pair) != 2:
+        raise TypeError(f"{name} must be a pair (alpha grid, values), got {type(pair).__name__}")
+    x = checks.positive_array(f"{name}[0]", pair[0], ndim=1)
+    y = checks.positive_array(f"{name}[1]", pair[1], ndim=1)
+    checks.same_length(**{f"{name}[0]": x, f"{name}[1]": y})
+    return x, y
+
+
+def _kappas(a, grid, curve, limits, rs, best):
+    a.plot(grid, curve, color=C[0], label=r"$\kappa(\Lambda^\infty_\alpha)$")
+    a.plot(rs.alphas, (rs.spectrum[..., -1] / rs.spectrum[..., 0]).mean(1), "o", mfc="none",
+           ms=9, color=C[0], label=r"$\kappa(\Lambda(0))$, width $m$")
+    for k, ls, col, name in zip(limits, (":", ":", "--"), (C[1], C[2], "k"),
+                                (r"$\kappa(V^\infty)$", r"$\kappa(G^\infty)$",
+                                 r"$\kappa(H^\infty)$, un-normalised")):
+        a.axhline(k, ls=ls, color=col, lw=1.2, label=name)
+    a.plot(*best, "*", color=C[3], ms=14, label=rf"best: $\alpha^\star$ = {best[0]:.2f}")
+    a.set(xscale="log", yscale="log", xlabel=r"initialisation scale $\alpha$",
+          ylabel=r"condition number $\lambda_{\max}/\lambda_{\min}$",
+          title="conditioning of the kernel")
+    a.legend(fontsize=10)
+
+
+def _tuned_rates(b, grid, curve, kappa_H, rs, tuned):
+    """e-folds of the residual per step at the best step, against α."""
+    b.plot(grid, experiments.best_rate(curve), color=C[0],
+           label=r"$\log\frac{\kappa+1}{\kappa-1}$, $\kappa = \kappa(\Lambda^\infty_\alpha)$")
+    b.axhline(float(experiments.best_rate([kappa_H])[0]), color="k", ls="--", lw=1.2,
+              label=r"the same for $H^\infty$")
+    order = np.argsort(tuned.alphas)
+    rates = tuned.rates()[order]
+    b.errorbar(tuned.alphas[order], rates.mean(1), rates.std(1), fmt="s-", ms=5, color=C[3],
+               capsize=3, label=r"measured at $\eta = 2/(\lambda_{\min} + \lambda_{\max})$")
+    plain = tuned.rates(plain=True)
+    b.errorbar([1.0], [plain.mean()], [plain.std()], fmt="*", ms=13, color="k",
+               label="un-normalised, measured")
+    grid_best, _ = rs.best_rates()
+    b.plot(rs.alphas, grid_best, "^", color=C[4], ms=7, label=r"best $\eta$ of the sweep's grid")
+    b.set(xscale="log", yscale="log", xlabel=r"initialisation scale $\alpha$",
+          ylabel="e-folds of the residual per step", title="each α at its best step")
+    b.legend(fontsize=9)
