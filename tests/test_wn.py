@@ -645,6 +645,13 @@ def test_figures_draw_from_results(data):
             figures.concentration([10, 40], conc, 0.1, 0.01),
             figures.regimes(rs, 0.01, (grid, experiments.limit_least_eigenvalue(X, grid)), 0.1, 0.01),
             figures.edge(rs), figures.widths(ws)]
+    tuned = experiments.tuned_runs(X, y, sz, [0.5, 5.0])
+    kappas = [theory.largest_eigenvalue(K) / theory.least_eigenvalue(K) for K in (V, G, H)]
+    fair = figures.fair_comparison((grid, experiments.limit_condition(X, grid)), kappas, rs,
+                                   tuned, experiments.best_scale(X, points=11))
+    drawn = [ln for ln in fair.axes[1].lines if ln.get_marker() == "s"][0]
+    np.testing.assert_allclose(drawn.get_ydata(), tuned.rates().mean(1))   # α sorted already
+    figs.append(fair)
     for f in figs:
         assert all(ax.get_xlabel() for ax in f.axes if ax.get_label() != "<colorbar>")
     matplotlib.pyplot.close("all")
