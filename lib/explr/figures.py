@@ -134,12 +134,13 @@ def learning_rates(runs, steps_per_epoch: int) -> Figure:
     """
     etas = {name: run[0] for name, run in check_runs(runs).items()}
     steps_per_epoch = checks.integer("steps_per_epoch", steps_per_epoch)
-    fig, ax = plt.subplots()
+    fig, ax = plt.subplots(figsize=(8.5, 4))
     for name, rates in etas.items():
         ax.plot(np.arange(len(rates)) / steps_per_epoch, rates, label=name)
     ax.set(yscale="log", xlabel="epoch", ylabel=r"learning rate $\eta_t$",
            xlim=(0, max(map(len, etas.values())) / steps_per_epoch))
-    ax.legend()
+    ax.legend(loc="center left", bbox_to_anchor=(1.02, 0.5), fontsize=9)  # beside the axes
+    fig.tight_layout()
     return fig
 
 
