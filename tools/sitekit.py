@@ -90,7 +90,7 @@ BIB = """@misc{okabe2008,
 BOXES = """```{prf:theorem} A claim
 :label: demo-theorem
 
-For every $\\eta$ small enough, GD converges.
+For every $\\eta$ small enough, GD converges (see {cite:t}`okabe2008` for its colours).
 ```
 
 ```{prf:proof}
