@@ -152,3 +152,85 @@ def test_a_page_outside_environments_is_still_read(tmp_path):
                           capture_output=True, text=True, timeout=600)
     assert proc.returncode != 0
     assert "no-such-label" in proc.stdout + proc.stderr
+
+
+# Issue 16: a course book's furniture, checked on the built pages -------------------------
+
+def soup_of(name):
+    from bs4 import BeautifulSoup
+    return BeautifulSoup(page(name), "html.parser")
+
+
+@pytest.mark.parametrize("chapter", CHAPTERS)
+def test_every_static_figure_is_numbered_captioned_and_described(build, chapter):
+    """Every image a chapter's code draws sits in a numbered figure with a caption, and its
+    alt text says what it shows (not a file name: myst-nb's default without metadata)."""
+    soup = soup_of(f"chapters/{chapter}")
+    images = [img for img in soup.select(".cell_output img")]
+    assert len(images) >= 3, chapter
+    for img in images:
+        alt = (img.get("alt") or "").strip()
+        assert len(alt.split()) >= 6 and not re.search(r"\.(png|svg|jpe?g)$", alt), (chapter, alt)
+        figure = img.find_parent("figure")
+        assert figure is not None, (chapter, alt)
+        caption = figure.find("figcaption")
+        assert caption and re.match(r"Fig\. \d+", caption.get_text(" ", strip=True)), (chapter, alt)
+
+
+@pytest.mark.parametrize("chapter", CHAPTERS)
+def test_theorems_are_boxes_and_exercises_have_folded_solutions(build, chapter):
+    """Results are sphinx-proof boxes that name their source; every exercise is a numbered
+    sphinx-exercise box followed by its solution, folded (dropdown) by default."""
+    soup = soup_of(f"chapters/{chapter}")
+    boxes = soup.select("div.proof")
+    assert boxes, chapter
+    for box in boxes:
+        title = box.select_one(".admonition-title").get_text(" ", strip=True)
+        assert re.match(r"(Theorem|Lemma|Proposition|Corollary|Definition|Remark|Proof)", title)
+    exercises, solutions = soup.select("div.exercise"), soup.select("div.solution")
+    assert exercises and len(solutions) == len(exercises), chapter
+    assert all("dropdown" in s.get("class", []) for s in solutions), chapter
+    targets = {s.select_one(".admonition-title a")["href"].lstrip("#") for s in solutions}
+    assert targets == {e["id"] for e in exercises}, chapter
+
+
+MARKUP = re.compile(r"[`${}\\*_:\"'&<>]")  # characters that markup or escaping may change
+
+
+def solution_lines(notebook: Path) -> list[str]:
+    """Distinctive prose lines (>= 40 characters, no markup) of every solution directive."""
+    import json
+    text = "\n".join("".join(c["source"]) for c in json.loads(notebook.read_text())["cells"]
+                     if c["cell_type"] == "markdown")
+    lines, fence = [], None
+    for line in text.splitlines():
+        match = re.match(r"^(`{3,}|:{3,})\{solution\}", line)
+        if fence is None and match:
+            fence = match.group(1)
+        elif fence is not None and line.strip() == fence:
+            fence = None
+        elif fence is not None and len(line) >= 40 and not re.search(MARKUP, line):
+            lines.append(line.strip())
+    return lines
+
+
+def test_student_edition_of_the_book_has_no_solution_anywhere(build):
+    """tools/student.py on the real book (its execution cache warm from the build): every
+    solution's prose, present in the ordinary site, is absent from every student file."""
+    secrets = {c: solution_lines(ROOT / "chapters" / f"{c}.ipynb") for c in CHAPTERS}
+    assert all(secrets.values()), {c: len(s) for c, s in secrets.items()}
+    for chapter, lines in secrets.items():  # the ordinary edition shows them (folded)
+        html = re.sub(r"\s+", " ", page(f"chapters/{chapter}"))
+        assert any(line in html for line in lines), chapter
+    run = subprocess.run([sys.executable, str(ROOT / "tools" / "student.py")], cwd=ROOT,
+                         capture_output=True, text=True, timeout=1800)
+    log = run.stdout + run.stderr
+    assert run.returncode == 0, log[-3000:]
+    assert not re.search(r"(WARNING|ERROR):", log), log[-3000:]
+    out = ROOT / "_build" / "student"
+    files = [f for f in out.rglob("*") if f.is_file() and f.suffix in (".html", ".js", ".ipynb")]
+    assert len([f for f in files if f.suffix == ".ipynb"]) >= len(CHAPTERS)
+    for f in files:
+        text = re.sub(r"\s+", " ", f.read_text(errors="replace"))
+        leaked = [line for lines in secrets.values() for line in lines if line in text]
+        assert not leaked, (f, leaked[:2])
