@@ -268,10 +268,6 @@ def test_figures_stay_readable_in_the_dark_theme(site, driver):
     assert len(green) > 10 and max(green) < MIN_CONTRAST, green   # 3.4:1
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "lib.plotting.mark_divergence writes 'diverged at step k' in Okabe-Ito vermilion "
-    "#D55E00, 3.9:1 on white; in a text colour of 4.5:1 or more (#BE5400, the same hue "
-    "darker) this passes, and then this mark must go"))
 def test_divergence_notes_are_readable_in_the_dark_theme(site, driver):
     """With every slider at its maximum the figures say "diverged at step k" in their
     SVG: that text too keeps 4.5:1, measured from the pixels."""
