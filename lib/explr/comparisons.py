@@ -77,7 +77,7 @@ _PRERESNET32 = dict(dataset="cifar10", n_train=50_000, n_test=10_000, widths=(16
                     blocks=5, stem_stride=1, batch_size=128, eta=0.1, weight_decay=5e-4,
                     momentum=0.9)
 SCHEDULE_SETUPS = {  # paper: Li & Arora's section 4 (PreResNet32, CIFAR-10, decays at 80, 120)
-    "cpu": ScheduleSetup("fashion_mnist", 2_560, 500, (8, 16, 32), 1, 2, 8, (4, 6), False, 128,
+    "cpu": ScheduleSetup("fashion_mnist", 1_280, 500, (8, 16, 32), 1, 2, 8, (4, 6), False, 64,
                          0.1, 1e-2, 0.9, (0, 1, 2)),
     "gpu": ScheduleSetup(**_PRERESNET32, epochs=40, milestones=(20, 30), augment=False,
                          seeds=(0, 1, 2)),
