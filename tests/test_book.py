@@ -127,6 +127,7 @@ def test_environment_folders_in_the_tree_are_not_read(tmp_path):
     (tmp_path / "envs" / "py311" / "pyvenv.cfg").write_text("home = /usr/bin\n")
     (tmp_path / "conda" / "conda-meta").mkdir()
     _planted_pages(tmp_path / "vendor" / "site-packages" / "pkg")  # any site-packages
+    _planted_pages(tmp_path / "node_modules" / "axe-core")  # npm ci puts axe-core here
     proc = subprocess.run([sys.executable, str(ROOT / "tools" / "build.py"), str(tmp_path)],
                           capture_output=True, text=True, timeout=600)
     log = proc.stdout + proc.stderr
