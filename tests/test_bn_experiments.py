@@ -101,7 +101,7 @@ def test_end_of_epoch_loss():
     assert networks.end_of_epoch_loss(loss, 3)[2] == np.inf
 
 
-def test_lr_sweep_matches_direct_training_runs(blobs):
+def test_eta_sweep_matches_direct_training_runs(blobs):
     """Each scheme's sweep point equals one lib.train.train run with the scheme's rates.
 
     The sweep trains its models together, so sums run in another order than in a single
@@ -128,7 +128,7 @@ def test_lr_sweep_matches_direct_training_runs(blobs):
     (dict(etas=()), ValueError, "^etas"), (dict(etas=(0.1, -1.0)), ValueError, "^etas"),
     (dict(tail=0), ValueError, "^tail"), (dict(seeds=1.5), TypeError, "^seeds"),
 ])
-def test_lr_sweep_bad_arguments(blobs, change, err, match):
+def test_eta_sweep_bad_arguments(blobs, change, err, match):
     scheme = change.pop("scheme", "gd")
     with pytest.raises(err, match=match):   # the config refuses its own bad fields
         cfg = networks.SweepConfig(**{**dict(etas=(0.1,), seeds=1, batch_size=50, tail=3), **change})
