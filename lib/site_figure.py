@@ -26,6 +26,9 @@ from lib import checks
 SITE_NOTE = ("In the site, sliders move between precomputed values; "
              "run the notebook (Binder/Colab buttons above) for any value.")
 LIVE_NOTE = "Run the notebook (Binder/Colab buttons above) to move the sliders."
+# Printed under each figure instead of its sliders; hidden on screen (inline, so also in
+# Jupyter), shown by _static/print.css in print media (tools/pdf.py prints the site).
+PRINT_NOTE = "In the web version the sliders are live."
 BUDGET_BYTES = 1_500_000   # per figure; a chapter page should stay under about 5 MB
 # Frames (grid points) per figure, checked before anything is computed. A distinct frame
 # of one line costs about 1.2 kB (the intro demo: 100 frames, 123 kB), so more than about
@@ -319,6 +322,7 @@ def site_html(ifig, bar=None, budget: int | None = None) -> str:
             f'<div class="nbf-note" role="status" style="color:{NOTE_COLOR}">'
             f'{html.escape(ifig.error or "")}</div>'
             f'<p class="nbf-site-note" style="font-size:85%;color:#555">{SITE_NOTE}</p>'
+            f'{_print_line([s.label for s in ifig.sliders], values)}'
             f'<script type="application/json" id="{fid}-data">{_json_script(data)}</script>'
             f'<script>{SCRIPT}({json.dumps(fid)});</script></div>')
     size = len(page.encode())
@@ -335,13 +339,14 @@ def static_html(ifig) -> str:
     no grid (for live kernels)."""
     _interactive(ifig)
     svg = ifig.render(lambda: render_svg(ifig.figure, prefix=ifig.fid))
-    name = describe(ifig.title, [s.label for s in ifig.sliders],
-                    [_fmt(ifig.values[s.name]) for s in ifig.sliders])
+    labels = [s.label for s in ifig.sliders]
+    values = [_fmt(ifig.values[s.name]) for s in ifig.sliders]
     return (f'<div class="normbook-figure" style="{CARD_STYLE}">{_title(ifig)}'
-            f'{_labelled(_responsive(svg), name)}'
+            f'{_labelled(_responsive(svg), describe(ifig.title, labels, values))}'
             f'<div class="nbf-note" role="status" style="color:{NOTE_COLOR}">'
             f'{html.escape(ifig.note)}</div>'
-            f'<p class="nbf-site-note" style="font-size:85%;color:#555">{LIVE_NOTE}</p></div>')
+            f'<p class="nbf-site-note" style="font-size:85%;color:#555">{LIVE_NOTE}</p>'
+            f'{_print_line(labels, values)}</div>')
 
 
 def describe(title: str, labels, values) -> str:
@@ -371,6 +376,14 @@ def _labelled(svg: str, name: str) -> str:
     """The SVG as one image whose accessible name is ``name`` (its text is not read out
     piece by piece: tick labels alone mean nothing)."""
     return svg.replace("<svg", f'<svg role="img" aria-label="{html.escape(name)}"', 1)
+
+
+def _print_line(labels: list, values: list) -> str:
+    """The print-only line under a figure, e.g. "Shown at η = 0.1, κ = 10. In the web
+    version the sliders are live." (hidden on screen; _static/print.css shows it)."""
+    shown = ", ".join(f"{a} = {v}" for a, v in zip(labels, values))
+    return (f'<p class="nbf-print-note" style="display:none;font-size:85%;color:#555">'
+            f'{html.escape(f"Shown at {shown}. {PRINT_NOTE}")}</p>')
 
 
 def _title(ifig) -> str:
