@@ -11,6 +11,8 @@ stays cheap.
 
 import importlib
 
+__version__ = "0.1.0"   # the book's release; tools/release.py writes it everywhere else
+
 SHARED = ["cache", "chapter", "checks", "config", "controls", "data", "datachecks", "device",
           "grid", "history", "invariance", "models", "plotting", "progress", "scale", "site_figure",
           "sliders", "stack", "sweep", "synthetic", "train", "widgets"]

@@ -7,6 +7,8 @@ from pathlib import Path
 
 import pytest
 
+import lib
+
 ROOT = Path(__file__).resolve().parent.parent
 HTML = ROOT / "_build" / "html"
 CHAPTERS = ["auto_rate_tuning", "bngd_least_squares", "exponential_lr", "wn_relu_convergence"]
@@ -176,6 +178,31 @@ def test_every_static_figure_is_numbered_captioned_and_described(build, chapter)
         assert figure is not None, (chapter, alt)
         caption = figure.find("figcaption")
         assert caption and re.match(r"Fig\. \d+", caption.get_text(" ", strip=True)), (chapter, alt)
+
+
+@pytest.mark.parametrize("name", ["intro"] + [f"chapters/{c}" for c in CHAPTERS])
+def test_every_figure_on_a_page_has_its_own_number_and_caption(build, name):
+    """Interactive figures too sit in a numbered figure whose caption says what they show;
+    numbers on a page are distinct, and every image (static or interactive) has one."""
+    soup = soup_of(name)
+    interactive = soup.select(".normbook-figure")
+    assert len(interactive) >= 1, name
+    numbers = []
+    for fig in interactive + soup.select(".cell_output img"):
+        figure = fig.find_parent("figure")
+        assert figure is not None, (name, fig.get_text(" ", strip=True)[:80])
+        caption = figure.find("figcaption").get_text(" ", strip=True)
+        number = re.match(r"Fig\. (\d+(?:\.\d+)*)", caption)
+        assert number and len(caption.split()) >= 15, (name, caption)
+        assert "set by the slider" in caption or not fig.select("input[type=range]"), caption
+        numbers.append(number.group(1))
+    assert len(set(numbers)) == len(numbers), (name, numbers)
+
+
+def test_footer_shows_the_release(build):
+    for name in PAGES:
+        footer = soup_of(name).select_one("footer")
+        assert footer and f"normbook {lib.__version__}" in footer.get_text(" "), name
 
 
 @pytest.mark.parametrize("chapter", CHAPTERS)
