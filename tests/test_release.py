@@ -16,7 +16,7 @@ import lib
 from tools import release
 
 ROOT = Path(__file__).resolve().parent.parent
-FILES = ["lib/__init__.py", "_config.yml", "CITATION.cff", "CHANGELOG.md",
+FILES = ["lib/__init__.py", "_config.yml", "_toc.yml", "CITATION.cff", "CHANGELOG.md",
          *(p.relative_to(ROOT).as_posix() for p in release.notebooks())]
 
 

@@ -53,8 +53,10 @@ book = lib.chapter.setup()'''
 
 
 def notebooks(root: Path = ROOT) -> list[Path]:
-    """The book's notebooks that run lib code: every chapter (the intro has no setup cell)."""
-    return sorted((root / "chapters").glob("*.ipynb"))
+    """The book's notebooks, in _toc.yml order (each starts with the setup cell)."""
+    toc = yaml.safe_load((root / "_toc.yml").read_text())
+    pages = [toc["root"]] + [c["file"] for c in toc["chapters"]]
+    return [root / f"{p}.ipynb" for p in pages if (root / f"{p}.ipynb").exists()]
 
 
 def package_version(root: Path = ROOT) -> str:
