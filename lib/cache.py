@@ -34,7 +34,7 @@ def cache_dir() -> Path:
     return Path(os.environ.get(ENV_VAR) or ROOT / "data" / "cache")
 
 
-def _writable_cache_dir() -> Path:
+def writable_cache_dir() -> Path:
     """:func:`cache_dir`, made if need be; a ValueError naming it if it cannot be written."""
     name = ENV_VAR if os.environ.get(ENV_VAR) else f"the cache folder (set {ENV_VAR} to move it)"
     return checks.writable_dir(name, cache_dir())
@@ -219,10 +219,17 @@ def memoize(name: str, config, fn):
     path = path_for(name, config, fn)
     result = load(path)
     if result is None:
-        _writable_cache_dir()
+        writable_cache_dir()
         result = fn(config)
-        try:
-            store(path, result)
-        except (OSError, TypeError, ValueError) as err:
-            warnings.warn(f"result of {name!r} computed but not cached: {err}", stacklevel=2)
+        save(path, result, name)
     return result
+
+
+def save(path: Path, result, name: str) -> None:
+    """:func:`store`, but a failure is a warning that the result of cache entry ``name``
+    was computed and not cached (the computation is not lost to a full disk)."""
+    checks.string("name", name)
+    try:
+        store(path, result)
+    except (OSError, TypeError, ValueError) as err:
+        warnings.warn(f"result of {name!r} computed but not cached: {err}", stacklevel=3)

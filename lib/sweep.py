@@ -11,7 +11,9 @@ device (:func:`choose_mode`; force with ``mode=``). Non-training computations (c
 forms, least-squares dynamics, slider grids) go through :func:`map_grid`. With
 ``cache=`` every finished chunk is stored in ``data/cache`` (:mod:`lib.cache`), so an
 interrupted sweep resumes where it stopped and a rebuild with unchanged code recomputes
-nothing.
+nothing. With ``executor=`` (or inside :func:`lib.executors.using`) each chunk is one
+task on a standard executor (a process pool, Dask, submitit/SLURM), its result cached
+here under the same key.
 The grid itself (named axes, points in C order) is :class:`lib.grid.Grid`.
 """
 
@@ -22,8 +24,7 @@ import inspect
 import numpy as np
 import torch
 
-from lib import cache as _cache
-from lib import checks, models, progress, stack, train
+from lib import checks, device, executors, models, progress, stack, train
 from lib.grid import Grid  # re-exported: callers use sweep.Grid
 
 # Axes that set training hyperparameters, with the check of each value
@@ -151,11 +152,15 @@ def data_fingerprint(data) -> str:
     return digest.hexdigest()[:16]
 
 
-def _run_chunk(make_model, data, configs, kwargs, batched, observe=None, init_momentum=None):
-    X = data[0]
+def _run_chunk(make_model, data, configs, kwargs, batched, observe=None, init_momentum=None,
+               on=None):
+    """Histories of one chunk; ``on``: the device to train on, None for this process's
+    :func:`lib.device.pick_device` (a worker's own GPU)."""
+    data = tuple(t.to(device.pick_device() if on is None else on) for t in data)
     nets = [_built(make_model, kw) for kw in kwargs]
-    fit = lambda models, cs: train.fit(stack.from_models(models, device=X.device), data, cs,  # noqa: E731
-                                       bar=False, observe=observe, init_momentum=init_momentum)
+    fit = lambda models, cs: train.fit(stack.from_models(models, device=data[0].device),  # noqa: E731
+                                       data, cs, bar=False, observe=observe,
+                                       init_momentum=init_momentum)
     if batched:
         return fit(nets, configs)
     return [fit([m], [c])[0] for m, c in zip(nets, configs)]
@@ -173,7 +178,7 @@ def _chunks(n: int, size: int):
 
 def train_grid(make_model, data, config: train.TrainConfig, grid: Grid, mode: str = "auto",
                chunk: int = 64, cache: str | None = None, bar: bool = True,
-               observe=None, init_momentum=None) -> SweepResult:
+               observe=None, init_momentum=None, executor=None) -> SweepResult:
     """Train one model per grid point and collect the histories as arrays.
 
     Args:
@@ -190,6 +195,11 @@ def train_grid(make_model, data, config: train.TrainConfig, grid: Grid, mode: st
             K models); its quantities become metrics named as it names them.
         init_momentum: passed to :func:`lib.train.fit`: the momentum buffers v_0 of one
             chunk's stacked parameters (e.g. Theorem 2.9's ṽ_0 of Li & Arora 2020).
+        executor: None (in this process, or the executor of an enclosing
+            :func:`lib.executors.using`) or anything with ``submit(fn, *args)``: one task
+            per chunk, data shipped with each task (on the CPU; the worker trains on its
+            own :func:`lib.device.pick_device`). ``make_model``, ``observe`` and
+            ``init_momentum`` must then be picklable (module-level or partials of such).
     """
     make_model, data = checks.function("make_model", make_model), train.unpack(data)
     _check_sweep(grid, mode, chunk, cache, bar)
@@ -199,6 +209,7 @@ def train_grid(make_model, data, config: train.TrainConfig, grid: Grid, mode: st
         if fn is not None:
             checks.function(name, fn)
     _check_axes(grid, make_model, "make_model", train_axes=True)
+    executor = executor if executor is None else executors.check("executor", executor)
     points = grid.points()
     configs = [config_for(p, config) for p in points]
     kwargs = [model_kwargs(p) for p in points]
@@ -206,21 +217,18 @@ def train_grid(make_model, data, config: train.TrainConfig, grid: Grid, mode: st
     if mode == "auto":
         mode = choose_mode(_built(make_model, kwargs[0]), X.device)
     batched = mode == "batched"
-    fingerprint = data_fingerprint(data) if cache else None
-    histories = []
+    remote = executor is not None or executors.active()[0] is not None
+    shipped, on = (tuple(t.cpu() for t in data), None) if remote else (data, X.device)
+    parts = _chunks(len(points), chunk if batched else 1)
+    args = [(make_model, shipped, [configs[i] for i in part], [kwargs[i] for i in part],
+             batched, observe, init_momentum, on) for part in parts]
+    same = {"config": config, "data": data_fingerprint(data) if cache else None,
+            "make_model": make_model, "observe": observe, "init_momentum": init_momentum}
+    keys = [{"points": [points[i] for i in part], **same} for part in parts]
     with progress.bar(len(points), f"sweep ({mode})", disable=not bar) as pbar:
-        for part in _chunks(len(points), chunk if batched else 1):
-            run = lambda _key: _run_chunk(make_model, data, [configs[i] for i in part],  # noqa: E731
-                                          [kwargs[i] for i in part], batched, observe,
-                                          init_momentum)
-            if cache:
-                key = {"points": [points[i] for i in part], "config": config,
-                       "data": fingerprint, "make_model": make_model, "observe": observe,
-                       "init_momentum": init_momentum}
-                histories += _cache.memoize(cache, key, run)
-            else:
-                histories += run(None)
-            pbar.update(len(part))
+        chunks = executors.run_chunks(_run_chunk, args, keys, cache, executor,
+                                      done=lambda j: pbar.update(len(parts[j])))
+    histories = [h for part in chunks for h in part]
     return collect(grid, histories)
 
 
@@ -260,29 +268,34 @@ def collect(grid: Grid, histories: list) -> SweepResult:
 
 
 def map_grid(fn, grid: Grid, cache: str | None = None, chunk: int = 16,
-             bar: bool = True) -> np.ndarray:
+             bar: bool = True, executor=None) -> np.ndarray:
     """``fn(**point)`` at every grid point; returns an object array of shape ``grid.shape``.
 
     For computations that are not training runs (closed forms, least-squares dynamics,
     figures behind sliders). With ``cache=`` finished chunks are stored and reused.
-    Every axis of ``grid`` must be an argument of ``fn``.
+    Every axis of ``grid`` must be an argument of ``fn``. ``executor``: as for
+    :func:`train_grid` (``fn`` must then be picklable).
     """
     fn = checks.function("fn", fn)
     _check_sweep(grid, "auto", chunk, cache, bar)
     _check_axes(grid, fn, "fn", train_axes=False)
+    executor = executor if executor is None else executors.check("executor", executor)
     points = grid.points()
-    results = []
+    parts = _chunks(len(points), chunk)
+    args = [(fn, [points[i] for i in part]) for part in parts]
+    keys = [{"points": [points[i] for i in part], "fn": fn} for part in parts]
     with progress.bar(len(points), "grid", disable=not bar) as pbar:
-        for part in _chunks(len(points), chunk):
-            run = lambda _key: [fn(**points[i]) for i in part]  # noqa: E731
-            if cache:
-                results += _cache.memoize(cache, {"points": [points[i] for i in part], "fn": fn}, run)
-            else:
-                results += run(None)
-            pbar.update(len(part))
+        chunks = executors.run_chunks(_map_chunk, args, keys, cache, executor,
+                                      done=lambda j: pbar.update(len(parts[j])))
+    results = [r for part in chunks for r in part]
     out = np.empty(len(results), dtype=object)
     out[:] = results
     return out.reshape(grid.shape)
+
+
+def _map_chunk(fn, points: list) -> list:
+    """``fn(**point)`` for the points of one chunk."""
+    return [fn(**p) for p in points]
 
 
 def _check_sweep(grid, mode, chunk, cache, bar) -> None:
