@@ -1,0 +1,228 @@
+"""The whole book as one PDF, offline: _build/pdf/book.pdf.
+
+Usage: python tools/pdf.py [--html DIR] [--out FILE]
+
+Run it after ``python tools/build.py`` (tools/setup.sh builds the site): it builds and
+executes nothing. Debian's Chromium (``/usr/bin/chromium`` and ``chromedriver``, driven
+by selenium with the network switched off, as the browser tests do) opens every page of
+the built site (DIR, default ``_build/html``) in ``_toc.yml`` order, waits until MathJax
+has typeset it and its fonts and images have loaded, and prints it with the DevTools
+command ``Page.printToPDF`` (print media, so ``_static/print.css`` applies: no sliders or
+buttons, each interactive figure at its default values with a line saying so, solutions
+expanded). pypdf then puts a title page with the contents in front, stamps running
+titles and page numbers, and makes a bookmark per page with its sections below it.
+
+Each page printed alone rather than Sphinx's ``singlehtml`` page: the PDF is then the
+site the tests check, page for page (no second Sphinx build, no second configuration),
+and each page keeps its own figure numbers, MathJax run and SVG ids.
+"""
+
+import argparse
+import base64
+import html
+import io
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import yaml
+
+ROOT = Path(__file__).resolve().parent.parent
+if str(ROOT) not in sys.path:   # `python tools/pdf.py` puts tools/, not the root, on the path
+    sys.path.insert(0, str(ROOT))
+
+HTML = ROOT / "_build" / "html"
+OUT = ROOT / "_build" / "pdf" / "book.pdf"
+PAPER = (8.27, 11.69)                           # A4, inches
+MARGINS = dict(marginTop=0.6, marginBottom=0.75, marginLeft=0.6, marginRight=0.6)  # inches
+TYPESET_SECONDS = 180   # a page whose MathJax has not finished by then is an error
+
+# Resolves once the page is ready to print: MathJax's first typeset done, every web font
+# (MathJax's included) and every image loaded. Returns the math still untypeset.
+READY_JS = """
+const done = arguments[arguments.length - 1];
+(async () => {
+  document.querySelectorAll('img[loading="lazy"]').forEach(img => { img.loading = 'eager'; });
+  if (window.MathJax && MathJax.startup && MathJax.startup.promise) {
+    await MathJax.startup.promise;
+  }
+  await document.fonts.ready;
+  await Promise.all([...document.images].map(img => img.complete ? null :
+    new Promise(r => { img.addEventListener('load', r); img.addEventListener('error', r); })));
+  const math = [...document.querySelectorAll('.math')];
+  done({math: math.length, raw: math.filter(m => !m.querySelector('mjx-container')).length});
+})().catch(err => done({error: String(err)}));
+"""
+
+
+def toc_pages(book: Path = ROOT) -> list[str]:
+    """The page names of the book at ``book`` (a folder with ``_toc.yml``), in order."""
+    toc = yaml.safe_load((book / "_toc.yml").read_text())
+    entries = [entry for part in toc.get("parts", [toc]) for entry in part.get("chapters", [])]
+    names = [toc["root"]]
+    while entries:   # depth first, as the site's navigation lists them
+        entry = entries.pop(0)
+        names.append(entry["file"])
+        entries[:0] = entry.get("sections", [])
+    return [str(Path(name).with_suffix("")) for name in names]
+
+
+def page_title(page: Path) -> str:
+    """The title of a built page: its ``<title>`` without the book's name after it."""
+    import re
+
+    text = html.unescape(re.search(r"<title>(.*?)</title>", page.read_text(), re.S).group(1))
+    return text.split(" \u2014 ")[0].strip()
+
+
+def site_pages(site: Path, book: Path = ROOT) -> list[Path]:
+    """The built pages of ``site`` (an html folder) in the order of ``book``'s contents;
+    a ValueError names ``html`` if the site is missing or lacks a page."""
+    if not isinstance(site, Path):
+        raise TypeError(f"html must be a path, got {type(site).__name__}")
+    pages = [site / f"{name}.html" for name in toc_pages(book)]
+    missing = [str(p) for p in pages if not p.is_file()]
+    if missing:
+        raise ValueError(f"html: no built page {', '.join(missing)}; build the site first "
+                         "(python tools/build.py)")
+    return pages
+
+
+def print_to_pdf(driver, url: str, what: str, **options) -> bytes:
+    """Open ``url``, wait until it is typeset, print it (``Page.printToPDF``); PDF bytes."""
+    driver.get(url)
+    state = driver.execute_async_script(READY_JS)
+    if "error" in state or state["raw"]:
+        raise RuntimeError(f"{what}: MathJax did not typeset the page ({state})")
+    options = {"paperWidth": PAPER[0], "paperHeight": PAPER[1], "printBackground": True,
+               "generateDocumentOutline": True, **MARGINS, **options}
+    return base64.b64decode(driver.execute_cdp_cmd("Page.printToPDF", options)["data"])
+
+
+def print_html(driver, text: str, what: str, **options) -> bytes:
+    """Print an HTML document given as a string (the title page, the page numbers)."""
+    with tempfile.TemporaryDirectory(prefix="normbook-pdf-") as tmp:
+        path = Path(tmp) / "page.html"
+        path.write_text(text, encoding="utf-8")
+        return print_to_pdf(driver, path.as_uri(), what, **options)
+
+
+FRONT_CSS = """
+body { font-family: sans-serif; color: #111; margin: 0; }
+h1 { font-size: 28pt; font-weight: 500; margin: 2.2in 0 0.2in; }
+.by { font-size: 14pt; margin: 0 0 1.4in; }
+h2 { font-size: 14pt; font-weight: 600; margin: 0 0 0.15in; }
+ol { list-style: none; padding: 0; font-size: 12pt; }
+li { display: flex; margin: 0.08in 0; }
+li .dots { flex: 1; border-bottom: 1px dotted #777; margin: 0 0.4em 0.3em; }
+.small { font-size: 9pt; color: #444; margin-top: 1.2in; }
+"""
+
+
+def front_matter(config: dict, entries: list[tuple[str, int]], printed: str) -> str:
+    """The title page as HTML: title, author, contents (title, first page), licences."""
+    items = "".join(f'<li><span>{html.escape(t)}</span><span class="dots"></span>'
+                    f"<span>{n}</span></li>" for t, n in entries)
+    footer = str(config.get("html", {}).get("extra_footer", "")).strip()  # our own HTML
+    return (f'<!DOCTYPE html><html lang="en"><head><meta charset="utf-8">'
+            f"<title>{html.escape(config['title'])}</title><style>{FRONT_CSS}</style></head>"
+            f"<body><h1>{html.escape(config['title'])}</h1>"
+            f'<p class="by">{html.escape(config.get("author", ""))}</p>'
+            f"<h2>Contents</h2><ol>{items}</ol>"
+            f'<p class="small">{footer}<br>Printed from the web version on {printed}; '
+            "its figures with sliders are shown at their default values.</p></body></html>")
+
+
+STAMP_CSS = (f"@page {{ size: {PAPER[0]}in {PAPER[1]}in; margin: 0 }} body {{ margin: 0 }}"
+             f" .p {{ height: {PAPER[1] - 0.1}in; position: relative; break-after: page }}"
+             " .p:last-child { break-after: auto }"
+             " .f { position: absolute; left: 0.6in; right: 0.6in; bottom: 0.3in;"
+             " display: flex; justify-content: space-between; font: 8pt sans-serif;"
+             " color: #555 }")
+
+
+def stamps(running: list[str], first: int) -> str:
+    """One page per entry of ``running`` (its running title) with the page number,
+    counting from ``first``: printed over the book's pages."""
+    pages = "".join(f'<div class="p"><div class="f"><span>{html.escape(t)}</span>'
+                    f"<span>{first + i}</span></div></div>" for i, t in enumerate(running))
+    return (f'<!DOCTYPE html><html lang="en"><head><meta charset="utf-8"><title>pages</title>'
+            f"<style>{STAMP_CSS}</style></head><body>{pages}</body></html>")
+
+
+def build_pdf(site: Path = HTML, out: Path = OUT, book: Path = ROOT) -> dict:
+    """Print the built site ``site`` into the PDF ``out``; returns its page count, size in
+    bytes and the seconds it took."""
+    from pypdf import PdfReader, PdfWriter
+
+    from tools.sitekit import chrome
+
+    start, pages = time.perf_counter(), site_pages(site, book)
+    config = yaml.safe_load((book / "_config.yml").read_text())
+    driver = chrome()
+    try:
+        printed = [PdfReader(io.BytesIO(print_to_pdf(driver, p.as_uri(), p.name)))
+                   for p in pages]
+        titles = [page_title(p) for p in pages]
+        today = time.strftime("%d %B %Y")
+        trial = PdfReader(io.BytesIO(print_html(driver, front_matter(
+            config, [(t, 999) for t in titles], today), "title page", **_NO_MARGINS)))
+        first, entries = len(trial.pages) + 1, []
+        for title, reader in zip(titles, printed):
+            entries.append((title, first))
+            first += len(reader.pages)
+        front = PdfReader(io.BytesIO(print_html(driver, front_matter(config, entries, today),
+                                                "title page", **_NO_MARGINS)))
+        running = [t for t, r in zip(titles, printed) for _ in r.pages]
+        numbers = PdfReader(io.BytesIO(print_html(
+            driver, stamps(running, len(front.pages) + 1), "page numbers",
+            marginTop=0, marginBottom=0, marginLeft=0, marginRight=0,
+            generateDocumentOutline=False)))
+    finally:
+        driver.quit()
+    writer = _merge(front, titles, printed, numbers)
+    writer.add_metadata({"/Title": config["title"], "/Author": config.get("author", ""),
+                         "/Creator": "tools/pdf.py: Chromium Page.printToPDF, pypdf"})
+    out.parent.mkdir(parents=True, exist_ok=True)
+    with out.open("wb") as f:
+        writer.write(f)
+    return {"pages": len(writer.pages), "bytes": out.stat().st_size,
+            "seconds": time.perf_counter() - start}
+
+
+_NO_MARGINS = dict(marginTop=0.8, marginBottom=0.8, generateDocumentOutline=False)
+
+
+def _merge(front, titles, printed, numbers):
+    """Title page, then each printed page under a bookmark of its title, numbered."""
+    from pypdf import PdfWriter
+
+    writer = PdfWriter()
+    writer.append(front, import_outline=False)
+    for title, reader in zip(titles, printed):
+        writer.append(reader, outline_item=title, import_outline=True)
+    body = writer.pages[len(front.pages):]
+    if len(numbers.pages) != len(body):
+        raise RuntimeError(f"page numbers: {len(numbers.pages)} stamps for {len(body)} pages")
+    for page, stamp in zip(body, numbers.pages):
+        page.merge_page(stamp)
+    writer.compress_identical_objects()
+    return writer
+
+
+def main(argv=None) -> dict:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--html", type=Path, default=HTML,
+                        help="the built site (default: _build/html)")
+    parser.add_argument("--out", type=Path, default=OUT,
+                        help="the PDF to write (default: _build/pdf/book.pdf)")
+    args = parser.parse_args(argv)
+    made = build_pdf(args.html.resolve(), args.out.resolve())
+    print(f"{args.out}: {made['pages']} pages, {made['bytes'] / 1e6:.1f} MB, "
+          f"{made['seconds']:.0f} s")
+    return made
+
+
+if __name__ == "__main__":
+    main()
