@@ -21,6 +21,7 @@ import argparse
 import base64
 import html
 import io
+import resource
 import sys
 import tempfile
 import time
@@ -53,6 +54,25 @@ const done = arguments[arguments.length - 1];
   const math = [...document.querySelectorAll('.math')];
   done({math: math.length, raw: math.filter(m => !m.querySelector('mjx-container')).length});
 })().catch(err => done({error: String(err)}));
+"""
+
+
+# The headings printed on the open page, in document order, as plain text (math as the
+# text of its MathML, the "#" links dropped); None for the theme's print header (the page
+# title again and "Contents"), whose bookmarks the PDF leaves out. Chromium's own outline
+# titles lose the spaces at line breaks, repeat some headings and drop the mathematics;
+# its positions are right, so the bookmarks take its positions and these titles.
+HEADINGS_JS = """
+return [...document.querySelectorAll('h1, h2, h3, h4, h5, h6')]
+  .filter(h => h.checkVisibility())
+  .map(h => {
+    if (h.closest('#jb-print-docs-body')) return null;
+    const c = h.cloneNode(true);
+    c.querySelectorAll('.headerlink').forEach(e => e.remove());
+    c.querySelectorAll('mjx-container').forEach(m => {
+      const mml = m.querySelector('mjx-assistive-mml');
+      m.replaceWith(mml ? mml.textContent : ''); });
+    return c.textContent.replace(/\\s+/g, ' ').trim(); });
 """
 
 
@@ -89,15 +109,20 @@ def site_pages(site: Path, book: Path = ROOT) -> list[Path]:
     return pages
 
 
-def print_to_pdf(driver, url: str, what: str, **options) -> bytes:
-    """Open ``url``, wait until it is typeset, print it (``Page.printToPDF``); PDF bytes."""
+def print_to_pdf(driver, url: str, what: str, **options) -> tuple[bytes, list]:
+    """Open ``url``, wait until it is typeset, print it (``Page.printToPDF``); returns
+    the PDF's bytes and the printed headings (``HEADINGS_JS``)."""
     driver.get(url)
     state = driver.execute_async_script(READY_JS)
     if "error" in state or state["raw"]:
         raise RuntimeError(f"{what}: MathJax did not typeset the page ({state})")
+    driver.execute_cdp_cmd("Emulation.setEmulatedMedia", {"media": "print"})
+    headings = driver.execute_script(HEADINGS_JS)
+    driver.execute_cdp_cmd("Emulation.setEmulatedMedia", {"media": ""})
     options = {"paperWidth": PAPER[0], "paperHeight": PAPER[1], "printBackground": True,
                "generateDocumentOutline": True, **MARGINS, **options}
-    return base64.b64decode(driver.execute_cdp_cmd("Page.printToPDF", options)["data"])
+    data = driver.execute_cdp_cmd("Page.printToPDF", options)["data"]
+    return base64.b64decode(data), headings
 
 
 def print_html(driver, text: str, what: str, **options) -> bytes:
@@ -105,7 +130,7 @@ def print_html(driver, text: str, what: str, **options) -> bytes:
     with tempfile.TemporaryDirectory(prefix="normbook-pdf-") as tmp:
         path = Path(tmp) / "page.html"
         path.write_text(text, encoding="utf-8")
-        return print_to_pdf(driver, path.as_uri(), what, **options)
+        return print_to_pdf(driver, path.as_uri(), what, **options)[0]
 
 
 FRONT_CSS = """
@@ -159,11 +184,16 @@ def build_pdf(site: Path = HTML, out: Path = OUT, book: Path = ROOT) -> dict:
     from tools.sitekit import chrome
 
     start, pages = time.perf_counter(), site_pages(site, book)
+    cpu0 = sum(u.ru_utime + u.ru_stime for u in (resource.getrusage(resource.RUSAGE_SELF),
+                                                  resource.getrusage(resource.RUSAGE_CHILDREN)))
     config = yaml.safe_load((book / "_config.yml").read_text())
     driver = chrome()
     try:
-        printed = [PdfReader(io.BytesIO(print_to_pdf(driver, p.as_uri(), p.name)))
-                   for p in pages]
+        printed, headings = [], []
+        for page in pages:
+            pdf, names = print_to_pdf(driver, page.as_uri(), page.name)
+            printed.append(PdfReader(io.BytesIO(pdf)))
+            headings.append(names)
         titles = [page_title(p) for p in pages]
         today = time.strftime("%d %B %Y")
         trial = PdfReader(io.BytesIO(print_html(driver, front_matter(
@@ -179,29 +209,52 @@ def build_pdf(site: Path = HTML, out: Path = OUT, book: Path = ROOT) -> dict:
             driver, stamps(running, len(front.pages) + 1), "page numbers",
             marginTop=0, marginBottom=0, marginLeft=0, marginRight=0,
             generateDocumentOutline=False)))
+        browser_cpu = _cpu_seconds(driver.service.process.pid)
     finally:
         driver.quit()
-    writer = _merge(front, titles, printed, numbers)
+    writer = _merge(front, titles, printed, headings, numbers)
     writer.add_metadata({"/Title": config["title"], "/Author": config.get("author", ""),
                          "/Creator": "tools/pdf.py: Chromium Page.printToPDF, pypdf"})
     out.parent.mkdir(parents=True, exist_ok=True)
     with out.open("wb") as f:
         writer.write(f)
+    used = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)
     return {"pages": len(writer.pages), "bytes": out.stat().st_size,
-            "seconds": time.perf_counter() - start}
+            "seconds": time.perf_counter() - start,
+            "cpu_seconds": sum(u.ru_utime + u.ru_stime for u in used) - cpu0 + browser_cpu}
+
+
+def _cpu_seconds(pid: int) -> float:
+    """CPU seconds (user + system) used so far by process ``pid`` and its descendants
+    (chromedriver and Chromium: a measure of the work that the machine's load does not
+    stretch)."""
+    import psutil   # a dependency of ipykernel
+
+    procs = [psutil.Process(pid)]
+    procs += procs[0].children(recursive=True)
+    total = 0.0
+    for proc in procs:
+        try:
+            times = proc.cpu_times()
+            total += times.user + times.system + times.children_user + times.children_system
+        except psutil.Error:   # gone meanwhile
+            pass
+    return total
 
 
 _NO_MARGINS = dict(marginTop=0.8, marginBottom=0.8, generateDocumentOutline=False)
 
 
-def _merge(front, titles, printed, numbers):
+def _merge(front, titles, printed, headings, numbers):
     """Title page, then each printed page under a bookmark of its title, numbered."""
     from pypdf import PdfWriter
 
     writer = PdfWriter()
     writer.append(front, import_outline=False)
-    for title, reader in zip(titles, printed):
-        writer.append(reader, outline_item=title, import_outline=True)
+    for title, reader, names in zip(titles, printed, headings):
+        offset = len(writer.pages)
+        writer.append(reader, import_outline=False)
+        _bookmarks(writer, reader, title, names, offset)
     body = writer.pages[len(front.pages):]
     if len(numbers.pages) != len(body):
         raise RuntimeError(f"page numbers: {len(numbers.pages)} stamps for {len(body)} pages")
@@ -209,6 +262,35 @@ def _merge(front, titles, printed, numbers):
         page.merge_page(stamp)
     writer.compress_identical_objects()
     return writer
+
+
+def _flat(items) -> list:
+    return [x for item in items for x in (_flat(item) if isinstance(item, list) else [item])]
+
+
+def _bookmarks(writer, reader, title: str, headings: list, offset: int) -> None:
+    """A bookmark ``title`` at ``offset`` (where the first page ``reader`` printed now is
+    in ``writer``), Chromium's outline of those pages below it, titled by ``headings``."""
+    top = writer.add_outline_item(title=title, page_number=offset)
+    items = reader.outline
+    if len(headings) != len(_flat(items)):   # cannot pair them up: Chromium's own titles
+        headings = [item.title for item in _flat(items)]
+    _copy_outline(writer, reader, items, top, offset, iter(headings))
+
+
+def _copy_outline(writer, reader, items, parent, offset, names) -> None:
+    last = parent
+    for item in items:
+        if isinstance(item, list):   # the children of the item before it
+            _copy_outline(writer, reader, item, last, offset, names)
+            continue
+        name = next(names)
+        if name is None:             # the print header: its children go one level up
+            last = parent
+            continue
+        last = writer.add_outline_item(
+            title=name, parent=parent,
+            page_number=offset + reader.get_destination_page_number(item))
 
 
 def main(argv=None) -> dict:
@@ -220,7 +302,7 @@ def main(argv=None) -> dict:
     args = parser.parse_args(argv)
     made = build_pdf(args.html.resolve(), args.out.resolve())
     print(f"{args.out}: {made['pages']} pages, {made['bytes'] / 1e6:.1f} MB, "
-          f"{made['seconds']:.0f} s")
+          f"{made['seconds']:.0f} s ({made['cpu_seconds']:.0f} CPU-s incl. Chromium)")
     return made
 
 
