@@ -273,3 +273,36 @@ def test_almost_every_start_converges_and_the_saddle_set_repels():
     left = [int(np.argmax(esc[:, j] < 0.25)) for j in range(1, 4)]
     assert all(0 < k < 100 for k in left) and left[0] > left[1] > left[2]
     assert np.all(esc[-1, 1:] < 1e-10)
+
+
+def test_rotation_figure_shows_round_off_and_the_garbled_gap():
+    """The chapter's Proposition 3.2 (1) figure (its own call: d = 100, κ = 100, three ε,
+    500 steps, μ = 7, r = 0.1): the losses are those of the runs, the bound is 2(d+1)ε_mach T_k/c
+    recomputed from the path, the correct gap is round-off (not zero everywhere: the moved run
+    is another computation) and stays far below the bound at every step, while the garbled
+    u' = r√μ Qᵀu is at least 1e4 times the bound at every step (mostly above 1e6)."""
+    p = experiments.paper_problem(kappa=100.0, d=100, start="random")
+    Q = torch.linalg.qr(torch.randn(100, 100, dtype=torch.float64,
+                                    generator=torch.Generator().manual_seed(1)))[0]
+    eps, T = [0.01, 1.0, 100.0], 500
+    check = theory.rotation_check(p.h, p.u, 1.0, p.w0, eps, 1.0, T, Q, mu=7.0, r=0.1)
+    c = p.c
+    one = dynamics.bngd(p.h, p.u, 1.0, p.w0, eps, 1.0, T, trajectory=True)
+    np.testing.assert_allclose(check.loss.numpy(), one.loss.numpy() / c, rtol=1e-15, atol=0)
+    # the bound from the path, in NumPy: T_k = c + 2|a_k q_k| + a_k², q_k = wₖᵀg/σ_k
+    w, a, h, g = one.w_path.numpy(), one.a_path.numpy(), p.h.numpy(), (p.h * p.u).numpy()
+    q = (w @ g) / np.sqrt(np.einsum("kmi,i,kmi->km", w, h, w))
+    terms = (c + 2 * np.abs(a * q) + a * a) / c
+    unit = np.finfo(np.float64).eps
+    np.testing.assert_allclose(check.bound.numpy(), 2 * 101 * unit * terms, rtol=1e-12)
+    np.testing.assert_allclose(check.level.numpy(), unit * terms / 2, rtol=1e-12)
+    gap, wrong, bound = check.gap, check.garbled_gap, check.bound
+    assert float((gap > 0).double().mean()) > 0.5          # two computations, not one copied
+    assert torch.all(gap <= bound / 30) and torch.all(gap <= 10 * check.level)
+    assert float(check.w_gap.max()) < 1e-12
+    assert torch.all(wrong > 1e4 * bound)
+    assert torch.all((wrong / bound).median(0).values > 1e6)
+    # the moved losses are J'_k/(r²c) of the configuration of equivalent_configuration
+    H2, u2, a2, w2 = theory.equivalent_configuration(p.h, p.u, 1.0, p.w0, Q, 7.0, 0.1)
+    moved = dynamics.bngd(H2, u2, a2, w2, eps, 1.0, 3).loss / (0.01 * c)
+    np.testing.assert_allclose(check.moved[:4].numpy(), moved.numpy(), rtol=1e-15)

@@ -46,6 +46,7 @@ _sweep_cfg = networks.SweepConfig(etas=(0.1,), seeds=1, batch_size=10, tail=1)
 _rates = theory.local_rates(H(), U(), dynamics.bngd(H(), U(), 1.0, W(), 0.1, 1.0, 3, trajectory=True), 0.1)
 _starts = draws.random_starts(_prob, [0.1], n=3, steps=2)
 _mod = draws.modified_draws(torch.ones(2, **F64), [0.1], draws=2, steps=2)
+_rot = theory.rotation_check(H(), U(), 1.0, W(), [0.1, 1.0], 1.0, 3, torch.eye(2, **F64), 2.0, 0.5)
 BAD_Q = st.sampled_from([None, torch.ones(2, 2, **F64), torch.eye(3, **F64), torch.tensor([[1.0, NAN], [0.0, 1.0]], **F64)])
 
 CASES = [
@@ -55,12 +56,13 @@ CASES = [
          {"matvec": "callable", "u": BAD_U_DYN, "w": st.sampled_from([None, torch.ones(3), torch.tensor([NAN, 1.0])])}),
     Case(dynamics.gd, lambda: dict(H=H(), u=U(), w0=W(), eps=0.1, steps=2),
          {"H": BAD_H, "u": BAD_U_DYN, "w0": BAD_W.filter(lambda w: not (isinstance(w, torch.Tensor) and w.numel() == 2 and not w.any())),
-          "eps": BAD_STEP, "steps": "count", "dtype": "dtype"}),
+          "eps": BAD_STEP, "steps": "count", "dtype": "dtype", "history": "bool"}),
     Case(dynamics.bngd, lambda: dict(H=HM(), u=U(), a0=1.0, w0=W(), eps=0.1, eps_a=1.0, steps=2),
          {"H": BAD_H, "u": BAD_U_DYN, "a0": BAD_GAIN, "w0": BAD_W, "eps": BAD_STEP, "eps_a": BAD_STEP,
-          "steps": "count", "dtype": "dtype", "trajectory": "bool"}),
+          "steps": "count", "dtype": "dtype", "trajectory": "bool", "history": "bool"}),
     Case(dynamics.mbngd, lambda: dict(H=H(), u=U(), w0=W(), eps=0.1, steps=2),
-         {"H": BAD_H, "u": BAD_U_DYN, "w0": BAD_W, "eps": BAD_STEP, "steps": "count"}),
+         {"H": BAD_H, "u": BAD_U_DYN, "w0": BAD_W, "eps": BAD_STEP, "steps": "count",
+          "history": "bool"}),
     # --- lib.bngd.theory
     Case(theory.gd_constants, lambda: dict(H=H()),
          {"H": st.one_of(BAD_H, st.sampled_from([torch.tensor([0.0, 1.0]), torch.diag(torch.tensor([0.0, 1.0]))]))}),
@@ -85,6 +87,11 @@ CASES = [
          lambda: dict(H=H(), u=U(), a0=1.0, w0=W(), Q=torch.eye(2, **F64), mu=2.0, r=0.5),
          {"H": BAD_H, "u": BAD_U, "a0": BAD_GAIN, "w0": BAD_W, "Q": BAD_Q, "mu": "positive",
           "r": "positive"}),
+    Case(theory.rotation_check,
+         lambda: dict(H=H(), u=U(), a0=1.0, w0=W(), eps=[0.1], eps_a=1.0, steps=2,
+                      Q=torch.eye(2, **F64), mu=2.0, r=0.5),
+         {"H": BAD_H, "u": BAD_U, "a0": BAD_GAIN, "w0": BAD_W, "eps": BAD_STEP, "eps_a": BAD_STEP,
+          "steps": "count", "Q": BAD_Q, "mu": "positive", "r": "positive"}),
     # --- lib.bngd.draws
     Case(draws.random_starts, lambda: dict(problem=_prob, eps=[0.1], n=2, steps=2, seed=0, tol=1e-3),
          {"problem": BAD_OBJ, "eps": BAD_STEP, "n": "size", "steps": "size", "seed": "seed",
@@ -99,6 +106,8 @@ CASES = [
          {"h": st.sampled_from([None, [1.0, 2.0], torch.tensor([1.0, 0.0], **F64), torch.tensor([1.0, NAN], **F64),
                                 torch.ones(2, 2, **F64)]),
           "eps": BAD_STEP, "draws": "size", "steps": "size", "seed": "seed"}),
+    Case(draws.gd_losses, lambda: dict(result=_mod, eps=[0.1, 1.0]),
+         {"result": st.sampled_from([None, 3, _starts]), "eps": BAD_STEP}),
     # --- lib.bngd.experiments
     Case(experiments.Problem, lambda: dict(h=torch.ones(2, **F64), u=U(), w0=W()),
          {"h": st.sampled_from([None, [1.0, 2.0], torch.tensor([1.0, -1.0]), torch.ones(2, 2)]),
@@ -166,6 +175,9 @@ CASES = [
          {"result": BAD_OBJ, "escape": st.sampled_from([None, np.ones((3, 3)), np.ones(3)]),
           "etas": st.sampled_from([None, "x", [NAN, 1.0]])}, examples=3),
     Case(figures.modified_draws, lambda: dict(result=_mod), {"result": BAD_OBJ}, examples=3),
+    Case(figures.rotation, lambda: dict(check=_rot, eps=[0.1, 1.0]),
+         {"check": st.sampled_from([None, 3, _rates]),
+          "eps": st.sampled_from([None, [0.1], [0.1, -1.0], [[0.1, 1.0]]])}, examples=4),
     Case(figures.draws_sweeps, lambda: dict(by_d={2: _mod}, by_kappa={1.0: _mod}),
          {"by_d": st.sampled_from([None, {}, {2: None}]), "by_kappa": st.sampled_from([None, {}, {1.0: 3}])},
          examples=3),
@@ -201,6 +213,7 @@ EXEMPT = {
     theory.LocalRates: "a record of outputs that theory.local_rates computes from a checked run",
     draws.StartsResult: "a record of outputs that draws.random_starts builds from checked inputs",
     draws.DrawsResult: "a record of outputs that draws.modified_draws builds from checked inputs",
+    theory.RotationCheck: "a record of outputs that theory.rotation_check computes from checked runs",
 }
 
 test_bad_input_is_refused_by_name = parametrize(CASES)

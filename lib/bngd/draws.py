@@ -130,6 +130,9 @@ class DrawsResult:
     err_bn: np.ndarray     # (m, n) ‖e_T‖
     loss_gd: np.ndarray    # (m, n) ‖w_T − u‖²_H of GD (inf/NaN where it diverged)
     err_gd: np.ndarray     # (m, n) ‖w_T − u‖
+    kappa_star: np.ndarray  # (n,) κ* of each draw's H* (section 3.3; NaN if d = 1)
+    u: np.ndarray          # (n, d) the draws of u
+    w0: np.ndarray         # (n, d) the draws of w₀
 
     @property
     def eps_opt(self) -> float:
@@ -152,13 +155,29 @@ def modified_draws(h, eps, draws: int = 300, steps: int = 5000, seed: int = 0) -
     d = h.shape[0]
     u, w0 = (sphere(draws, d, gen).to(h.device) for _ in range(2))
     e = torch.as_tensor(eps, dtype=torch.float64, device=h.device)[:, None]
-    bn = dynamics.mbngd(h, u, w0, e, steps)
-    gd = dynamics.gd(h, u, w0, e, steps)
+    bn = dynamics.mbngd(h, u, w0, e, steps, history=False)   # the final state is all we use
+    gd = dynamics.gd(h, u, w0, e, steps, history=False)
     s = (bn.w * h * u).sum(-1) / (bn.w * h * bn.w).sum(-1)      # (m, n)
     res = u - s.unsqueeze(-1) * bn.w                          # (m, n, d)
     err = gd.w - u
     def np_(x):   # diverged GD runs overflow to inf or NaN: inf for both
         return torch.where(torch.isnan(x), math.inf, x).cpu().numpy()
+    kstar = [theory.pseudo_condition(h, x) if d > 1 else math.nan for x in u]
     return DrawsResult(h=np_(h), eps=eps, steps=steps, eff_bn=np_(bn.eff_step[-1]),
                        loss_bn=np_((res * h * res).sum(-1)), err_bn=np_(res.norm(dim=-1)),
-                       loss_gd=np_((err * h * err).sum(-1)), err_gd=np_(err.norm(dim=-1)))
+                       loss_gd=np_((err * h * err).sum(-1)), err_gd=np_(err.norm(dim=-1)),
+                       kappa_star=np.array(kstar), u=np_(u), w0=np_(w0))
+
+
+def gd_losses(result: DrawsResult, eps) -> np.ndarray:
+    """(len(eps), n) ‖w_T − u‖²_H of GD on the draws of ``result`` after its steps, for
+    other step sizes than its own (e.g. a fine grid below 2/λ_max); inf where GD diverged.
+
+    result: a DrawsResult; eps: 1-D numbers > 0.
+    """
+    checks.instance("result", result, DrawsResult)
+    eps = checks.positive_array("eps", eps, ndim=1)
+    h, u, w0 = (torch.from_numpy(x) for x in (result.h, result.u, result.w0))
+    run = dynamics.gd(h, u, w0, torch.from_numpy(eps)[:, None], result.steps, history=False)
+    loss = 2 * run.loss[-1]                                   # J₀ = ½‖w − u‖²_H
+    return torch.where(torch.isnan(loss), math.inf, loss).numpy()

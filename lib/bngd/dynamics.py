@@ -124,7 +124,7 @@ def _loss(matvec, u, w):
     return 0.5 * (e * matvec(e)).sum(-1)
 
 
-def gd(H, u, w0, eps, steps: int, dtype=torch.float64) -> GDResult:
+def gd(H, u, w0, eps, steps: int, dtype=torch.float64, history: bool = True) -> GDResult:
     """Plain gradient descent w ← w − ε H (w − u) for every ε in ``eps`` at once.
 
     Args:
@@ -133,6 +133,7 @@ def gd(H, u, w0, eps, steps: int, dtype=torch.float64) -> GDResult:
         floating tensors).  eps: step size(s) > 0 (number, list, array or tensor).
     The batch dimensions of u and w0 and the shape of eps broadcast together.
         steps: number of GD steps (an integer >= 0).
+        history: keep J₀ of every step; False keeps the last one only (``loss`` (1, *batch)).
     A diverging ε shows as growing losses (inf/NaN once they overflow), not as an error.
     """
     matvec, d = as_operator(H, dtype)
@@ -140,6 +141,7 @@ def gd(H, u, w0, eps, steps: int, dtype=torch.float64) -> GDResult:
     u, w = _vector(u, d, "u", dtype, dev), _vector(w0, d, "w0", dtype, dev)
     eps = _values("eps", eps, dtype, dev, positive=True)
     checks.integer("steps", steps, lo=0)
+    checks.boolean("history", history)
     try:
         batch = torch.broadcast_shapes(w.shape[:-1], eps.shape, u.shape[:-1])
     except RuntimeError:
@@ -151,12 +153,15 @@ def gd(H, u, w0, eps, steps: int, dtype=torch.float64) -> GDResult:
     losses = [_loss(matvec, u, w)]
     for _ in range(steps):
         w = w - eps * matvec(w - u)
-        losses.append(_loss(matvec, u, w))
+        if history:
+            losses.append(_loss(matvec, u, w))
+    if not history:
+        losses = [_loss(matvec, u, w)]
     return GDResult(loss=torch.stack(losses), w=w)
 
 
 def bngd(H, u, a0, w0, eps, eps_a, steps: int, dtype=torch.float64,
-         trajectory: bool = False) -> BNGDResult:
+         trajectory: bool = False, history: bool = True) -> BNGDResult:
     """Batch-normalised GD, iterations (9)–(10) of Cai, Li & Shen, for a grid at once.
 
         a_{k+1} = a_k + ε_a (wₖᵀg/σ_k − a_k),
@@ -170,22 +175,28 @@ def bngd(H, u, a0, w0, eps, eps_a, steps: int, dtype=torch.float64,
         eps: weight step size(s) ε > 0.  eps_a: gain step size(s) ε_a > 0 (a0, eps, eps_a:
         numbers, lists, arrays or tensors).  steps: number of steps (an integer >= 0).
         trajectory: also return every a_k and w_k (memory: (steps+1)·batch·d numbers).
+        history: keep the loss and ε̂ of every step (memory: 2·(steps+1)·batch numbers);
+        False keeps the last ones only (``loss`` and ``eff_step`` then have one row, for
+        the last step; ``eff_step`` none if steps = 0), for big grids; not with trajectory.
     a0, eps, eps_a and the batch dimensions of w0 (and u) broadcast to ``batch``; the grid runs
     in cache-sized blocks on the CPU, in parallel threads where torch leaves cores idle
     (one block on a GPU).
     """
-    return _run(H, u, a0, w0, eps, eps_a, steps, dtype, trajectory, modified=False)
+    return _run(H, u, a0, w0, eps, eps_a, steps, dtype, trajectory, modified=False,
+                history=history)
 
 
-def mbngd(H, u, w0, eps, steps: int, dtype=torch.float64, trajectory: bool = False) -> BNGDResult:
+def mbngd(H, u, w0, eps, steps: int, dtype=torch.float64, trajectory: bool = False,
+          history: bool = True) -> BNGDResult:
     """Modified BNGD (appendix B): the gain is set to its optimum a_k = wₖᵀg/σ_k each step.
 
     Same arguments and result as :func:`bngd` without a0 and eps_a; ``.a`` is wₖᵀg/σ_k.
     """
-    return _run(H, u, 1.0, w0, eps, 1.0, steps, dtype, trajectory, modified=True)
+    return _run(H, u, 1.0, w0, eps, 1.0, steps, dtype, trajectory, modified=True,
+                history=history)
 
 
-def _run(H, u, a0, w0, eps, eps_a, steps, dtype, trajectory, modified):
+def _run(H, u, a0, w0, eps, eps_a, steps, dtype, trajectory, modified, history=True):
     """:func:`bngd` (or :func:`mbngd` if ``modified``): check, flatten the batch, run it."""
     matvec, d = as_operator(H, dtype)
     dev = _device(H)
@@ -196,6 +207,9 @@ def _run(H, u, a0, w0, eps, eps_a, steps, dtype, trajectory, modified):
              _values("eps_a", eps_a, dtype, dev, True))
     steps = checks.integer("steps", steps, lo=0)
     checks.boolean("trajectory", trajectory)
+    if not checks.boolean("history", history) and trajectory:
+        raise ValueError("history=False keeps the last step only: it cannot go with "
+                         "trajectory=True")
     batch = _batch_shape(rates, w0, u)
     n = math.prod(batch)
     flat = [torch.broadcast_to(x, batch).reshape(n) for x in rates]   # a0, eps, eps_a: (n,)
@@ -204,12 +218,13 @@ def _run(H, u, a0, w0, eps, eps_a, steps, dtype, trajectory, modified):
         u = torch.broadcast_to(u, (*batch, d)).reshape(n, d)
     g = matvec(u)                                   # (d,) or (n, d)
     c = (u * g).sum(-1)                             # () or (n,)
-    out = _Outputs.empty(steps, n, d, dtype, dev, trajectory)
+    rows = (steps + 1, steps) if history else (1, min(steps, 1))
+    out = _Outputs.empty(rows, n, d, dtype, dev, trajectory)
 
     def run_block(s):
         gs, cs = (g, c) if u.ndim == 1 else (g[s], c[s])
         _block(matvec, gs, cs, *(x[s] for x in flat), w0[s].clone(), steps, out.part(s),
-               modified)
+               modified, history)
 
     _in_blocks(run_block, n, dev)
     return out.result(batch, d)
@@ -229,17 +244,18 @@ def _batch_shape(rates, w0, u) -> torch.Size:
 class _Outputs:
     """Results of n flattened runs, allocated once and filled block by block."""
 
-    loss: torch.Tensor           # (steps+1, n)
-    eff: torch.Tensor            # (steps, n)
+    loss: torch.Tensor           # (steps+1, n), or (1, n): the last step only
+    eff: torch.Tensor            # (steps, n), or (1, n) (none if steps = 0)
     a: torch.Tensor              # (n,) final a
     w: torch.Tensor              # (n, d) final w
     paths: tuple | None          # (a_k (steps+1, n), w_k (steps+1, n, d)) with trajectory
 
     @classmethod
-    def empty(cls, steps, n, d, dtype, device, trajectory) -> "_Outputs":
+    def empty(cls, rows, n, d, dtype, device, trajectory) -> "_Outputs":
+        """``rows``: (loss rows, ε̂ rows); paths (with ``trajectory``) get loss rows too."""
         new = functools.partial(torch.empty, dtype=dtype, device=device)
-        paths = (new(steps + 1, n), new(steps + 1, n, d)) if trajectory else None
-        return cls(new(steps + 1, n), new(steps, n), new(n), new(n, d), paths)
+        paths = (new(rows[0], n), new(rows[0], n, d)) if trajectory else None
+        return cls(new(rows[0], n), new(rows[1], n), new(n), new(n, d), paths)
 
     def part(self, s: slice) -> tuple:
         """The views of runs ``s``, in the order :func:`_block` writes them."""
@@ -284,20 +300,23 @@ def _workers(device, n_blocks: int) -> int:
     return max(1, min(n_blocks, cores // torch.get_num_threads()))
 
 
-def _block(matvec, g, c, a0, eps, eps_a, w, steps, out, modified):
+def _block(matvec, g, c, a0, eps, eps_a, w, steps, out, modified, history=True):
     """Run one block of n configurations in place; ``w`` (n, d) is this block's own copy.
 
     Per step, five (n, d)-sized operations (H w, two inner products, a two-part update in
     place); everything else is (n,)-sized. The loss is formed at the end from the stored
     a_k and wₖᵀg/σ_k, so the loop stays short; that formula cancels, so losses below about
-    1e-16·c are round-off.
+    1e-16·c are round-off. Without ``history``, a_k and wₖᵀg/σ_k live in two rows used in
+    turn (the same arithmetic, a fraction of the memory) and only the last step is kept.
     """
     loss_out, eff_out, a_out, w_out, paths = out
     n = w.shape[0]
-    a = torch.empty(steps + 1, n, dtype=w.dtype, device=w.device)   # a_k
+    a = torch.empty(steps + 1 if history else 2, n, dtype=w.dtype, device=w.device)  # a_k
     q = torch.empty_like(a)                                          # wₖᵀg/σ_k
     a[0] = a0
-    for k in range(steps + 1):
+    for step in range(steps + 1):
+        k = step if history else step % 2                          # the row of step
+        k1 = step + 1 if history else (step + 1) % 2
         if paths is not None:
             paths[1][k] = w
         Hw = matvec(w)                                             # (n, d)
@@ -307,18 +326,20 @@ def _block(matvec, g, c, a0, eps, eps_a, w, steps, out, modified):
         torch.div(p, sigma, out=q[k])
         if modified:
             a[k] = q[k]
-        if k == steps:
+        if step == steps:
             break
         alpha = eps * a[k] / sigma                                 # ε a_k/σ_k
         beta = alpha * q[k] / sigma                                # ε̂_k = ε a_k wₖᵀg/σ_k³
-        eff_out[k] = beta
+        eff_out[step if history else 0] = beta
         if not modified:
-            torch.add(a[k], eps_a * (q[k] - a[k]), out=a[k + 1])
+            torch.add(a[k], eps_a * (q[k] - a[k]), out=a[k1])
         w.addcmul_(beta.unsqueeze(1), Hw, value=-1)
         if g.ndim == 1:
             w.addr_(alpha, g)
         else:                                                      # a g per configuration
             w.addcmul_(alpha.unsqueeze(1), g)
+    if not history:
+        a, q = a[k:k + 1], q[k:k + 1]                              # the last step's row
     loss_out.copy_(0.5 * (c - 2 * a * q + a * a))
     a_out.copy_(a[-1])
     w_out.copy_(w)

@@ -170,7 +170,8 @@ def figure1(problem: Problem, config: Figure1Config = Figure1Config()) -> Figure
     eps = torch.tensor(config.eps, **dt)[:, None]
     eps_a = torch.tensor(config.eps_a, **dt)
     start = time.perf_counter()
-    res = dynamics.bngd(problem.h, problem.u, a0, problem.w0, eps, eps_a, config.steps)
+    res = dynamics.bngd(problem.h, problem.u, a0, problem.w0, eps, eps_a, config.steps,
+                        history=False)   # the full history was 280 MB per grid
     seconds = time.perf_counter() - start
     gd = dynamics.gd(problem.h, problem.u, problem.w0, problem.gd.eps_opt, config.steps)
     return Figure1Result(problem, config, res.loss[-1].cpu().numpy(),

@@ -12,13 +12,14 @@ import torch
 from matplotlib import pyplot as plt
 from matplotlib.colors import ListedColormap
 from matplotlib.figure import Figure
+from matplotlib.lines import Line2D
 from matplotlib.patches import Patch
 
 from lib import checks, plotting
 from lib.bngd.experiments import CLASS_LABELS, EpsSweep, Figure1Result
 from lib.bngd.dynamics import BNGDResult
 from lib.bngd.draws import DrawsResult, StartsResult, gmean
-from lib.bngd.theory import GDConstants, LocalRates
+from lib.bngd.theory import GDConstants, LocalRates, RotationCheck
 
 P = plotting.PALETTE
 CLASS_COLOURS = (P[2], P[5], P[1], "#DDDDDD", "#000000")   # order of CLASS_LABELS
@@ -158,6 +159,49 @@ def scaling(k, base, scaled, rs, eps) -> Figure:
     ax.set(yscale="log", xlabel="step $k$", ylabel=r"loss $J(a_k, w_k)$",
            title=r"$(a_0, r w_0, \varepsilon_a, r^2\varepsilon)$ against $(a_0, w_0, \varepsilon_a, \varepsilon)$")
     ax.legend(ncol=2, fontsize=9)
+    return fig
+
+
+GAP_FLOOR = 1e-18   # gaps are drawn no lower than this: an exact 0 sits on the frame's foot
+
+
+def rotation(check, eps) -> Figure:
+    """Proposition 3.2 (1): J_k/c of the original runs and J'_k/(r²c) of the moved ones
+    (left), and their gap per step against the round-off bound (right); dashed: the
+    garbled u' = r√μ Qᵀu. check: a theory.RotationCheck over a 1-D batch of ε; eps: its ε."""
+    checks.instance("check", check, RotationCheck)
+    eps = checks.positive_array("eps", eps, ndim=1)
+    if check.loss.ndim != 2 or check.loss.shape[1] != len(eps):
+        raise ValueError(f"eps must have one value per run of check, got {len(eps)} for "
+                         f"losses of shape {tuple(check.loss.shape)}")
+    fig, axes = _new(2, size=(10.5, 4.3))
+    ax1, ax2 = axes[0]
+    k = np.arange(check.loss.shape[0])
+    loss, moved, garbled = _np(check.loss), _np(check.moved), _np(check.garbled)
+    gap, wrong = _np(check.gap), _np(check.garbled_gap)
+    for j, e in enumerate(eps):
+        ax1.plot(k, _floor(loss[:, j]), color=P[j], lw=4, alpha=0.35)
+        ax1.plot(k, _floor(moved[:, j]), color=P[j], lw=1.2)
+        ax1.plot(k, _floor(garbled[:, j]), color=P[j], lw=1.2, ls="--")
+        ax2.plot(k, np.maximum(gap[:, j], GAP_FLOOR), color=P[j], lw=1.2)
+        ax2.plot(k, np.maximum(wrong[:, j], GAP_FLOOR), color=P[j], lw=1.2, ls="--")
+    ax2.plot(k, _np(check.bound).max(1), color="k", lw=1.5, ls="-.", zorder=5)
+    ax2.plot(k, _np(check.level).max(1), color="k", lw=1.5, ls=":", zorder=5)
+    ax1.set(yscale="log", xlim=(0, k[-1]), ylim=(LOSS_FLOOR / 3, 300), xlabel="step $k$",
+            ylabel="loss / c", title="original and moved runs")
+    ax2.set(yscale="log", xlim=(0, k[-1]), ylim=(GAP_FLOOR / 3, 300), xlabel="step $k$",
+            ylabel=r"$|J'_k/r^2 - J_k|\,/\,c$", title="gap per step")
+    line = functools.partial(Line2D, [], [], color="0.3")
+    styles = [line(lw=4, alpha=0.35, label="$J_k$ (original)"),
+              line(lw=1.2, label="$J'_k/r^2$ (moved)"),
+              line(lw=1.2, ls="--", label=r"garbled $u' = r\sqrt{\mu}\,Q^\top u$")]
+    colours = [line(color=P[j], lw=2, label=f"ε = {e:g}") for j, e in enumerate(eps)]
+    ax1.legend(handles=colours + styles, fontsize=8, ncol=2, loc="lower left")
+    ax2.legend(handles=[line(lw=1.2, label="correct $u'$"), styles[2],
+                        line(color="k", lw=1.5, ls="-.", label="round-off bound"),
+                        line(color="k", lw=1.5, ls=":",
+                             label=r"$\varepsilon_{\mathrm{mach}} T_k / 2c$")],
+               fontsize=8, ncol=2, loc="lower center", bbox_to_anchor=(0.5, 0.31))
     return fig
 
 

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 import torch
 
 from lib import checks
-from lib.bngd.dynamics import BNGDResult, as_operator
+from lib.bngd.dynamics import BNGDResult, as_operator, bngd
 
 
 @dataclass(frozen=True)
@@ -243,3 +243,58 @@ def equivalent_configuration(H, u, a0, w0, Q, mu: float, r: float) -> tuple:
     Hm = torch.diag(H.to(torch.float64)) if H.ndim == 1 else H.to(torch.float64)
     H2 = mu * Q.T @ Hm @ Q
     return (H2 + H2.T) / 2, r / mu ** 0.5 * Q.T @ u, r * a0, r * Q.T @ w0
+
+
+@dataclass(frozen=True)
+class RotationCheck:
+    """Proposition 3.2 (1) along runs: (H, u, a₀, w₀) against its rotated and rescaled
+    configuration, and against the garbled form u' = r√μ Qᵀu. Losses in units of c;
+    fields (steps+1, *batch) unless stated."""
+
+    loss: torch.Tensor     # J_k/c of the original run
+    moved: torch.Tensor    # J'_k/(r²c) of the moved run: equal to ``loss`` up to round-off
+    garbled: torch.Tensor  # the same with u' = r√μ Qᵀu (the garbled form): not equal
+    bound: torch.Tensor    # round-off bound on |J'_k/r² − J_k|/c: 2(d+1) ε_mach T_k/c
+    level: torch.Tensor    # ε_mach T_k/(2c), T_k = c + 2|a_k q_k| + a_k², q_k = wₖᵀg/σ_k
+    w_gap: torch.Tensor    # (*batch) ‖w'_T − rQᵀw_T‖/‖r w_T‖ at the last step
+
+    @property
+    def gap(self) -> torch.Tensor:
+        """|J'_k/r² − J_k|/c per step."""
+        return (self.moved - self.loss).abs()
+
+    @property
+    def garbled_gap(self) -> torch.Tensor:
+        """|J'_k/r² − J_k|/c per step for the garbled u'."""
+        return (self.garbled - self.loss).abs()
+
+
+def rotation_check(H, u, a0, w0, eps, eps_a, steps: int, Q, mu: float, r: float) -> RotationCheck:
+    """Run BNGD on (H, u, a₀, w₀), on :func:`equivalent_configuration` and on the garbled
+    u' = r√μ Qᵀu (all float64) and compare the losses J'_k/r² with J_k step by step.
+
+    The bound: each loss is evaluated as ½(c − 2aq + a²) from inner products of length d
+    (nested ones for the moved run's dense H'), each with relative error up to about
+    d·ε_mach/2 (Higham, *Accuracy and Stability of Numerical Algorithms*, §3.1), so two
+    evaluations differ by at most about 2(d+1) ε_mach T_k with T_k = c + 2|a_k q_k| + a_k²,
+    the size of the terms that cancel. Round-off carried along the iterations is not in
+    it: a gap below the bound at every step says that the iterations did not amplify it.
+    Arguments as for :func:`equivalent_configuration` and :func:`lib.bngd.dynamics.bngd`
+    (eps, eps_a > 0 broadcasting together; steps an integer >= 0).
+    """
+    H2, u2, a2, w2 = equivalent_configuration(H, u, a0, w0, Q, mu, r)
+    matvec, d, u = _problem(H, u, torch.float64)
+    base = bngd(H, u, a0, w0, eps, eps_a, steps, trajectory=True)
+    moved = bngd(H2, u2, a2, w2, eps, eps_a, steps)
+    garbled = bngd(H2, r * mu ** 0.5 * Q.to(u).T @ u, a2, w2, eps, eps_a, steps)
+    g = matvec(u)
+    c = float(u @ g)
+    w = base.w_path
+    q = (w @ g) / (w * matvec(w)).sum(-1).sqrt()
+    terms = (c + 2 * (base.a_path * q).abs() + base.a_path ** 2) / c
+    unit = torch.finfo(torch.float64).eps
+    rw = r * base.w @ Q.to(u)
+    return RotationCheck(loss=base.loss / c, moved=moved.loss / (r**2 * c),
+                         garbled=garbled.loss / (r**2 * c), bound=2 * (d + 1) * unit * terms,
+                         level=unit * terms / 2,
+                         w_gap=(moved.w - rw).norm(dim=-1) / rw.norm(dim=-1))
