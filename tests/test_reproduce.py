@@ -1,0 +1,120 @@
+"""``python -m lib.reproduce``: a chapter's jobs leave the cache entries its own cells ask for.
+
+At a tiny scale, each chapter's jobs run through a process pool; then the chapter's own
+statements that call its sweeps (read from the notebook, with the statements they depend
+on) run with an executor that refuses every task: any chunk the jobs did not leave under
+the chapter's key would be submitted, and fail the test.
+"""
+
+import ast
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from lib import cache, chapter, device, executors, reproduce, scale
+
+ROOT = Path(__file__).resolve().parent.parent
+TINY = scale.Scale("cpu", n_train=400, n_test=100, epochs=1, steps=3, width=8, grid=4,
+                   seeds=1, slider_grid=2, description="tiny: tests only")
+# chapter -> (notebook, the chapter functions whose calls the jobs must match)
+CHAPTERS = {"autorate": ("auto_rate_tuning", {"rate_sweep"}),
+            "bngd": ("bngd_least_squares", {"eta_sweep"}),
+            "wn": ("wn_relu_convergence", {"regime_sweep", "tuned_runs", "width_sweep"})}
+
+
+@pytest.fixture(autouse=True)
+def tiny(monkeypatch, tmp_path):
+    monkeypatch.setattr(cache, "lib_source_hash", lambda: "lib")  # others edit lib/ meanwhile
+    monkeypatch.setitem(scale.SCALES, "cpu", TINY)
+    monkeypatch.setenv("NORMBOOK_CACHE", str(tmp_path))
+
+
+@pytest.fixture(scope="module")
+def pool():
+    with executors.from_url("local:2") as ex:
+        yield ex
+
+
+class Refusing:
+    def submit(self, fn, *args):
+        raise AssertionError("a chunk the chapter asks for is not in the cache")
+
+
+def _names(node, ctx):
+    return {n.id for n in ast.walk(node) if isinstance(n, ast.Name) and isinstance(n.ctx, ctx)}
+
+
+def _calls(node) -> set:
+    return {n.func.attr for n in ast.walk(node)
+            if isinstance(n, ast.Call) and isinstance(n.func, ast.Attribute)}
+
+
+def chapter_statements(notebook: str, targets: set) -> str:
+    """The notebook's top-level statements that call one of ``targets``, with every earlier
+    statement they need (a backward slice over the names they read), in notebook order."""
+    nb = json.loads((ROOT / "chapters" / f"{notebook}.ipynb").read_text())
+    cells = [c for c in nb["cells"] if c["cell_type"] == "code"][1:]  # after the setup cell
+    body = [stmt for c in cells for stmt in ast.parse("".join(c["source"])).body]
+    reads = lambda s: _names(s, ast.Load) - _names(s, ast.Store)  # noqa: E731 (not loop names)
+    keep = set()
+    for i in (i for i, s in enumerate(body) if _calls(s) & targets):
+        keep.add(i)
+        need = reads(body[i])
+        for j in range(i - 1, -1, -1):
+            s = body[j]
+            made = _names(s, ast.Store) | {getattr(s, "name", None)} | {
+                (a.asname or a.name).split(".")[0] for a in getattr(s, "names", [])
+                if isinstance(s, (ast.Import, ast.ImportFrom))}
+            if made & need:
+                keep.add(j)
+                need = (need - made) | reads(s)
+    return "\n".join(ast.unparse(body[i]) for i in sorted(keep))
+
+
+@pytest.mark.parametrize("name", sorted(CHAPTERS))
+def test_jobs_leave_what_the_chapter_asks_for(name, pool, tmp_path):
+    notebook, targets = CHAPTERS[name]
+    code = chapter_statements(notebook, targets)
+    assert _calls(ast.parse(code)) & targets == targets   # the slice holds every sweep
+    done = reproduce.run(name, "cpu", executor=pool, bar=False)
+    assert done == [j.name for j in reproduce.jobs(name, "cpu")] and done
+    assert list(tmp_path.glob("*.pkl"))
+    book = chapter.Setup(device=device.pick_device(), scale=TINY)
+    with executors.using(Refusing()):
+        exec(compile(code, notebook, "exec"), {"book": book})
+
+
+def test_the_slice_keeps_what_a_call_needs():
+    code = chapter_statements("wn_relu_convergence", {"tuned_runs"})
+    assert "a_star, k_star = experiments.best_scale(X)" in code
+    assert "figures." not in code
+
+
+def test_every_chapter_with_jobs_is_tested():
+    assert set(reproduce.chapters()) == set(CHAPTERS)
+
+
+@pytest.mark.parametrize("args, message", [
+    (["explr"], "argument chapter: invalid choice: 'explr'"),
+    (["wn", "--scale", "huge"], "argument --scale: invalid choice: 'huge'"),
+    (["wn", "--executor", "dask://host"], "--executor dask://host: executor must be"),
+    (["wn", "--executor", "local:0"], "--executor local:0: executor (local:N workers)"),
+    (["wn", "--only", "nope"], "--only: no job named nope in wn"),
+    (["wn", "--executor", "slurm", "--slurm-gpus", "two"], "slurm gpus"),
+])
+def test_bad_arguments_exit_with_a_message_not_a_traceback(args, message, capsys):
+    with pytest.raises(SystemExit) as out:
+        reproduce.main(args)
+    assert out.value.code == 2 and message in capsys.readouterr().err
+
+
+def test_the_command_lists_the_jobs():
+    """The module runs as a command (one subprocess: importing torch there takes seconds)."""
+    out = subprocess.run([sys.executable, "-m", "lib.reproduce", "autorate", "--scale",
+                          "paper", "--list"], cwd=ROOT, capture_output=True, text=True,
+                         timeout=300)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.split() == ["autorate-gd-bn", "autorate-gd-plain", "autorate-wd"]
