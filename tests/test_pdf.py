@@ -75,11 +75,15 @@ def book_pdf(book_build, tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def printed(book_pdf):
+    return read_pdf(book_pdf)
+
+
+def read_pdf(path: Path):
     """(text of every PDF page, {page name: (first, last) PDF page index}) from the
     top-level bookmarks, one per page of the site."""
     from pypdf import PdfReader
 
-    reader = PdfReader(book_pdf)
+    reader = PdfReader(path)
     texts = [page.extract_text() for page in reader.pages]
     tops = [item for item in reader.outline if not isinstance(item, list)]
     starts = [reader.get_destination_page_number(item) for item in tops]
@@ -271,6 +275,7 @@ def test_print_stylesheet_shows_only_the_printed_book(book_build):
     page = HTML / "chapters" / "exponential_lr.html"
     assert re.search(r'<link[^>]+href="[./]*_static/print\.css', page.read_text())
     driver = chrome()
+    driver.set_window_size(1280, 1000)   # a desktop: the sidebars and buttons are shown
     try:
         driver.get(page.as_uri())
         screen = driver.execute_script(VISIBLE_JS)
@@ -304,3 +309,23 @@ def test_the_print_line_states_the_sliders_default_values():
     assert site_figure.PRINT_NOTE == PRINT_NOTE
     fig.set(eta=1.0)   # the live figure's static HTML states the values it shows
     assert "Shown at η = 1, κ = 10." in site_figure.static_html(fig)
+
+
+def test_printing_from_the_dark_theme_prints_light(book_build):
+    """_static/print.js: a page shown in the dark theme switches to the light one for
+    printing (light text would vanish on white paper) and back afterwards."""
+    need_chromium()
+    from tools.sitekit import chrome, open_in_theme
+
+    page = HTML / "intro.html"
+    assert re.search(r'<script[^>]+src="[./]*_static/print\.js', page.read_text())
+    driver = chrome()
+    try:
+        open_in_theme(driver, page.as_uri(), "dark")
+        theme = "return document.documentElement.dataset.theme"
+        driver.execute_script("window.dispatchEvent(new Event('beforeprint'))")
+        assert driver.execute_script(theme) == "light"
+        driver.execute_script("window.dispatchEvent(new Event('afterprint'))")
+        assert driver.execute_script(theme) == "dark"
+    finally:
+        driver.quit()

@@ -177,38 +177,23 @@ def stamps(running: list[str], first: int) -> str:
 
 
 def build_pdf(site: Path = HTML, out: Path = OUT, book: Path = ROOT) -> dict:
-    """Print the built site ``site`` into the PDF ``out``; returns its page count, size in
-    bytes and the seconds it took."""
-    from pypdf import PdfReader, PdfWriter
-
+    """Print the built site ``site`` (the book at ``book``) into the PDF ``out``; returns
+    its page count, size in bytes, and the seconds and CPU seconds (Chromium's included)
+    it took."""
     from tools.sitekit import chrome
 
-    start, pages = time.perf_counter(), site_pages(site, book)
-    cpu0 = sum(u.ru_utime + u.ru_stime for u in (resource.getrusage(resource.RUSAGE_SELF),
-                                                  resource.getrusage(resource.RUSAGE_CHILDREN)))
+    start, cpu0, pages = time.perf_counter(), _own_cpu_seconds(), site_pages(site, book)
     config = yaml.safe_load((book / "_config.yml").read_text())
+    titles = [page_title(p) for p in pages]
     driver = chrome()
+    driver.set_script_timeout(TYPESET_SECONDS)
     try:
-        printed, headings = [], []
-        for page in pages:
-            pdf, names = print_to_pdf(driver, page.as_uri(), page.name)
-            printed.append(PdfReader(io.BytesIO(pdf)))
-            headings.append(names)
-        titles = [page_title(p) for p in pages]
-        today = time.strftime("%d %B %Y")
-        trial = PdfReader(io.BytesIO(print_html(driver, front_matter(
-            config, [(t, 999) for t in titles], today), "title page", **_NO_MARGINS)))
-        first, entries = len(trial.pages) + 1, []
-        for title, reader in zip(titles, printed):
-            entries.append((title, first))
-            first += len(reader.pages)
-        front = PdfReader(io.BytesIO(print_html(driver, front_matter(config, entries, today),
-                                                "title page", **_NO_MARGINS)))
+        printed, headings = zip(*(_print_page(driver, p) for p in pages))
+        front = _front_matter(driver, config, titles, printed)
         running = [t for t, r in zip(titles, printed) for _ in r.pages]
-        numbers = PdfReader(io.BytesIO(print_html(
-            driver, stamps(running, len(front.pages) + 1), "page numbers",
-            marginTop=0, marginBottom=0, marginLeft=0, marginRight=0,
-            generateDocumentOutline=False)))
+        numbers = _read(print_html(driver, stamps(running, len(front.pages) + 1),
+                                   "page numbers", generateDocumentOutline=False,
+                                   **dict.fromkeys(MARGINS, 0)))
         browser_cpu = _cpu_seconds(driver.service.process.pid)
     finally:
         driver.quit()
@@ -218,10 +203,42 @@ def build_pdf(site: Path = HTML, out: Path = OUT, book: Path = ROOT) -> dict:
     out.parent.mkdir(parents=True, exist_ok=True)
     with out.open("wb") as f:
         writer.write(f)
-    used = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)
     return {"pages": len(writer.pages), "bytes": out.stat().st_size,
             "seconds": time.perf_counter() - start,
-            "cpu_seconds": sum(u.ru_utime + u.ru_stime for u in used) - cpu0 + browser_cpu}
+            "cpu_seconds": _own_cpu_seconds() - cpu0 + browser_cpu}
+
+
+def _read(pdf: bytes):
+    from pypdf import PdfReader
+
+    return PdfReader(io.BytesIO(pdf))
+
+
+def _print_page(driver, page: Path):
+    pdf, headings = print_to_pdf(driver, page.as_uri(), str(page))
+    return _read(pdf), headings
+
+
+def _front_matter(driver, config: dict, titles: list, printed: list):
+    """The title page with the contents, printed twice: the first time to learn how many
+    pages it takes, hence where each page of the book starts."""
+    today = time.strftime("%d %B %Y")
+    trial = _read(print_html(driver, front_matter(config, [(t, 999) for t in titles], today),
+                             "title page", **FRONT_OPTIONS))
+    first, entries = len(trial.pages) + 1, []
+    for title, reader in zip(titles, printed):
+        entries.append((title, first))
+        first += len(reader.pages)
+    return _read(print_html(driver, front_matter(config, entries, today), "title page",
+                            **FRONT_OPTIONS))
+
+
+FRONT_OPTIONS = dict(marginTop=0.8, marginBottom=0.8, generateDocumentOutline=False)
+
+
+def _own_cpu_seconds() -> float:
+    used = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)
+    return sum(u.ru_utime + u.ru_stime for u in used)
 
 
 def _cpu_seconds(pid: int) -> float:
@@ -240,9 +257,6 @@ def _cpu_seconds(pid: int) -> float:
         except psutil.Error:   # gone meanwhile
             pass
     return total
-
-
-_NO_MARGINS = dict(marginTop=0.8, marginBottom=0.8, generateDocumentOutline=False)
 
 
 def _merge(front, titles, printed, headings, numbers):
