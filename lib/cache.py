@@ -228,7 +228,7 @@ def memoize(name: str, config, fn):
 def save(path: Path, result, name: str) -> None:
     """:func:`store`, but a failure is a warning that the result of cache entry ``name``
     was computed and not cached (the computation is not lost to a full disk)."""
-    checks.string("name", name)
+    path, name = _path("path", path), checks.string("name", name)
     try:
         store(path, result)
     except (OSError, TypeError, ValueError) as err:

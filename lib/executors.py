@@ -41,15 +41,19 @@ def check(name: str, executor):
     return executor
 
 
-@contextlib.contextmanager
 def using(executor, bar=None):
-    """Within the block, sweeps that are not given ``executor=`` send their chunks to
+    """A context in which sweeps that are not given ``executor=`` send their chunks to
     ``executor`` (None: in this process). ``bar``: a :func:`lib.progress.bar` that counts
     chunks (its total grows as each sweep starts), or None."""
     if executor is not None:
         check("executor", executor)
-    if bar is not None and not callable(getattr(bar, "update", None)):
+    if bar is not None and not all(callable(getattr(bar, f, None)) for f in ("update", "refresh")):
         raise TypeError(f"bar must be a progress bar (lib.progress.bar), got {type(bar).__name__}")
+    return _using(executor, bar)
+
+
+@contextlib.contextmanager
+def _using(executor, bar):
     token = _ACTIVE.set((executor, bar))
     try:
         yield executor
@@ -71,8 +75,16 @@ def run_chunks(task, args: list, keys: list, cache_name, executor=None, done=Non
     :class:`ChunkFailed` naming the chunk and its first grid point; later tasks are cancelled.
     """
     checks.function("task", task)
-    if not isinstance(args, list) or not isinstance(keys, list) or len(args) != len(keys):
-        raise ValueError("args and keys must be lists of the same length (one per chunk)")
+    if not isinstance(args, list) or not isinstance(keys, list):
+        raise TypeError(f"args and keys must be lists (one entry per chunk), got "
+                        f"{type(args).__name__} and {type(keys).__name__}")
+    if len(args) != len(keys):
+        raise ValueError(f"args and keys must have one entry per chunk, got {len(args)} and "
+                         f"{len(keys)}")
+    if cache_name is not None and not checks.string("cache_name", cache_name):
+        raise ValueError("cache_name must be None or a non-empty name, got ''")
+    if done is not None:
+        checks.function("done", done)
     if executor is None:
         executor, bar = active()
     else:
@@ -131,20 +143,26 @@ def from_url(url, slurm: dict | None = None):
     folder, each else from ``$NORMBOOK_SLURM_<OPTION>``). A malformed ``url`` is a
     ValueError naming it.
     """
+    if slurm is not None:
+        if not isinstance(slurm, dict):
+            raise TypeError(f"slurm must be a dict of options or None, got {type(slurm).__name__}")
+        unknown = sorted(map(str, set(slurm) - set(SLURM_ENV)))
+        if unknown:
+            raise ValueError(f"slurm options must be among {sorted(SLURM_ENV)}, got {unknown}")
     if url is None or url == "":
         return None
-    url = checks.string("executor", url).strip()
+    url = checks.string("url", url).strip()
     local = re.fullmatch(r"local(?::(\d+))?", url)
     dask = re.fullmatch(r"dask://([A-Za-z0-9.\-]+|\[[0-9A-Fa-f:]+\]):(\d{1,5})", url)
     if local:
-        workers = checks.integer("executor (local:N workers)", int(local[1] or os.cpu_count() or 1))
+        workers = checks.integer("executor url (local:N workers)", int(local[1] or os.cpu_count() or 1))
         return _process_pool(workers)
     if dask and 0 < int(dask[2]) < 65536:
         from distributed import Client  # optional dependency: pip install "dask[distributed]"
         return Client(f"tcp://{dask[1]}:{dask[2]}")
     if url == "slurm":
         return _slurm(slurm or {})
-    raise ValueError(f"executor must be local, local:N (N >= 1 workers), dask://HOST:PORT "
+    raise ValueError(f"executor url must be local, local:N (N >= 1 workers), dask://HOST:PORT "
                      f"(port 1-65535) or slurm; got {url!r}")
 
 
@@ -160,9 +178,6 @@ def _process_pool(workers: int):
 
 
 def _slurm(options: dict):
-    unknown = set(options) - set(SLURM_ENV)
-    if unknown:
-        raise ValueError(f"slurm options must be among {sorted(SLURM_ENV)}, got {sorted(unknown)}")
     opts = {k: options.get(k) or os.environ.get(env) for k, env in SLURM_ENV.items()}
     params = {}
     for field, flag in (("time", "timeout_min"), ("gpus", "gpus_per_node"),

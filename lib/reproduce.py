@@ -43,7 +43,7 @@ def chapters() -> list:
 def jobs(chapter: str, scale_name: str) -> list:
     """The :class:`Job` list of ``chapter`` (one of :func:`chapters`) at ``scale_name``."""
     chapter = checks.choice("chapter", chapter, chapters())
-    chosen = scale.current(checks.string("scale_name", scale_name))
+    chosen = scale.current(checks.choice("scale_name", scale_name, list(scale.SCALES)))
     found = importlib.import_module(f"lib.{chapter}.jobs").jobs(chosen)
     if not all(isinstance(j, Job) for j in found):
         raise TypeError(f"lib.{chapter}.jobs.jobs must return a list of lib.reproduce.Job")
@@ -54,9 +54,11 @@ def run(chapter: str, scale_name: str, executor=None, only=None, bar: bool = Tru
     """Run ``chapter``'s jobs at ``scale_name`` (their chunks on ``executor``, None: here),
     those named in ``only`` (None: all); returns the names run. ``bar``: a progress bar
     counting chunks."""
-    todo = jobs(chapter, scale_name)
+    todo, bar = jobs(chapter, scale_name), checks.boolean("bar", bar)
     names = [j.name for j in todo]
     if only is not None:
+        if not isinstance(only, (list, tuple)):
+            raise TypeError(f"only must be None or a list of job names, got {type(only).__name__}")
         for name in only:
             checks.choice("only", name, names)
         todo = [j for j in todo if j.name in only]

@@ -100,8 +100,8 @@ def test_every_chapter_with_jobs_is_tested():
 @pytest.mark.parametrize("args, message", [
     (["explr"], "argument chapter: invalid choice: 'explr'"),
     (["wn", "--scale", "huge"], "argument --scale: invalid choice: 'huge'"),
-    (["wn", "--executor", "dask://host"], "--executor dask://host: executor must be"),
-    (["wn", "--executor", "local:0"], "--executor local:0: executor (local:N workers)"),
+    (["wn", "--executor", "dask://host"], "--executor dask://host: executor url must be"),
+    (["wn", "--executor", "local:0"], "--executor local:0: executor url (local:N workers)"),
     (["wn", "--only", "nope"], "--only: no job named nope in wn"),
     (["wn", "--executor", "slurm", "--slurm-gpus", "two"], "slurm gpus"),
 ])
