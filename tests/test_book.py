@@ -203,7 +203,7 @@ def test_every_figure_on_a_page_has_its_own_number_and_caption(build, name):
 
 def test_footer_shows_the_release(build):
     for name in PAGES:
-        footer = soup_of(name).select_one("footer")
+        footer = soup_of(name).select_one(".extra_footer")
         assert footer and f"normbook {lib.__version__}" in footer.get_text(" "), name
 
 
