@@ -340,7 +340,10 @@ def _block(matvec, g, c, a0, eps, eps_a, w, steps, out, modified, history=True):
             w.addcmul_(alpha.unsqueeze(1), g)
     if not history:
         a, q = a[k:k + 1], q[k:k + 1]                              # the last step's row
-    loss_out.copy_(0.5 * (c - 2 * a * q + a * a))
+    # J = ½(c − 2aq + a²), the same roundings as that expression but in place (no
+    # (steps+1, n) temporaries): (aq)·(−2) + c, plus a·a (into q, no longer needed), times ½
+    loss_out.copy_(a).mul_(q).mul_(-2).add_(c)
+    loss_out.add_(torch.mul(a, a, out=q)).mul_(0.5)
     a_out.copy_(a[-1])
     w_out.copy_(w)
     if paths is not None:
