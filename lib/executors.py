@@ -74,22 +74,9 @@ def run_chunks(task, args: list, keys: list, cache_name, executor=None, done=Non
     cache) or a name; ``done(j)``: called as chunk j is ready. A failing task raises
     :class:`ChunkFailed` naming the chunk and its first grid point; later tasks are cancelled.
     """
-    checks.function("task", task)
-    if not isinstance(args, list) or not isinstance(keys, list):
-        raise TypeError(f"args and keys must be lists (one entry per chunk), got "
-                        f"{type(args).__name__} and {type(keys).__name__}")
-    if len(args) != len(keys):
-        raise ValueError(f"args and keys must have one entry per chunk, got {len(args)} and "
-                         f"{len(keys)}")
-    if cache_name is not None and not checks.string("cache_name", cache_name):
-        raise ValueError("cache_name must be None or a non-empty name, got ''")
-    if done is not None:
-        checks.function("done", done)
-    if executor is None:
-        executor, bar = active()
-    else:
-        bar = active()[1]
-        check("executor", executor)
+    _check_chunks(task, args, keys, cache_name, done)
+    executor = active()[0] if executor is None else check("executor", executor)
+    bar = active()[1]
     if bar is not None:
         bar.total = (bar.total or 0) + len(args)
         bar.refresh()
@@ -101,10 +88,9 @@ def run_chunks(task, args: list, keys: list, cache_name, executor=None, done=Non
         done and done(j)
         bar is not None and bar.update(1)
 
-    paths = [cache.path_for(cache_name, k, task) for k in keys] if cache_name else [None] * len(keys)
+    paths = [cache.path_for(cache_name, k, task) if cache_name else None for k in keys]
     stored = [cache.load(p) if p else None for p in paths]
-    computed = [s is None for s in stored]
-    results = [None] * len(args)
+    computed, results = [s is None for s in stored], [None] * len(args)
     for j in (j for j, s in enumerate(stored) if s is not None):
         ready(j, stored[j])
     todo = [j for j, c in enumerate(computed) if c]
@@ -113,17 +99,37 @@ def run_chunks(task, args: list, keys: list, cache_name, executor=None, done=Non
     if executor is None:
         for j in todo:
             ready(j, task(*args[j]))
-        return results
-    futures = [(j, executor.submit(task, *args[j])) for j in todo]
+    else:
+        _gather([(j, executor.submit(task, *args[j])) for j in todo], ready,
+                lambda j, err: _failure(j, len(args), keys[j], cache_name, err))
+    return results
+
+
+def _check_chunks(task, args, keys, cache_name, done) -> None:
+    checks.function("task", task)
+    if not isinstance(args, list) or not isinstance(keys, list):
+        raise TypeError(f"args and keys must be lists (one entry per chunk), got "
+                        f"{type(args).__name__} and {type(keys).__name__}")
+    if len(args) != len(keys):
+        raise ValueError(f"args and keys must have one entry per chunk, got {len(args)} and "
+                         f"{len(keys)}")
+    if cache_name is not None and not checks.string("cache_name", cache_name):
+        raise ValueError("cache_name must be None or a non-empty name, got ''")
+    if done is not None:
+        checks.function("done", done)
+
+
+def _gather(futures: list, ready, failure) -> None:
+    """``ready(j, result)`` for each (chunk j, future), in chunk order; on a failure the
+    later futures are cancelled and :class:`ChunkFailed` says ``failure(j, err)``."""
     for n, (j, future) in enumerate(futures):
         try:
             result = future.result()
         except Exception as err:
             for _, later in futures[n + 1:]:
                 getattr(later, "cancel", lambda: None)()
-            raise ChunkFailed(_failure(j, len(args), keys[j], cache_name, err)) from err
+            raise ChunkFailed(failure(j, err)) from err
         ready(j, result)
-    return results
 
 
 def _failure(j: int, n: int, key, cache_name, err) -> str:
@@ -155,7 +161,8 @@ def from_url(url, slurm: dict | None = None):
     local = re.fullmatch(r"local(?::(\d+))?", url)
     dask = re.fullmatch(r"dask://([A-Za-z0-9.\-]+|\[[0-9A-Fa-f:]+\]):(\d{1,5})", url)
     if local:
-        workers = checks.integer("executor url (local:N workers)", int(local[1] or os.cpu_count() or 1))
+        workers = int(local[1] or os.cpu_count() or 1)
+        workers = checks.integer("executor url (local:N workers)", workers)
         return _process_pool(workers)
     if dask and 0 < int(dask[2]) < 65536:
         from distributed import Client  # optional dependency: pip install "dask[distributed]"
