@@ -14,8 +14,9 @@ import importlib
 __version__ = "0.1.0"   # the book's release; tools/release.py writes it everywhere else
 
 SHARED = ["cache", "chapter", "checks", "config", "controls", "data", "datachecks", "device",
-          "grid", "history", "invariance", "models", "plotting", "progress", "scale", "site_figure",
-          "sliders", "stack", "sweep", "synthetic", "train", "widgets"]
+          "executors", "grid", "history", "invariance", "models", "plotting", "progress",
+          "reproduce", "scale", "site_figure", "sliders", "stack", "sweep", "synthetic", "train",
+          "widgets"]
 CHAPTERS = ["autorate", "bngd", "explr", "wn"]
 __all__ = SHARED + CHAPTERS
 

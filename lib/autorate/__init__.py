@@ -6,4 +6,4 @@ rates, the networks of the chapter; ``experiments``: the training runs behind it
 shared with the exponential-LR chapter: :mod:`lib.invariance`.
 """
 
-__all__ = ["experiments", "figures", "theory"]
+__all__ = ["experiments", "figures", "jobs", "theory"]

@@ -8,4 +8,4 @@ once (Theorem 3.3's "almost every start", appendix B's modified BNGD); ``network
 Fashion-MNIST networks with and without BN; ``figures``: drawing.
 """
 
-__all__ = ["draws", "dynamics", "experiments", "figures", "networks", "theory"]
+__all__ = ["draws", "dynamics", "experiments", "figures", "jobs", "networks", "theory"]

@@ -6,4 +6,4 @@ recorded and divergence cut; ``theory``: numerical checks of the paper's decompo
 and concentration; ``experiments``: the regime and width sweeps; ``figures``: drawing.
 """
 
-__all__ = ["experiments", "figures", "networks", "theory", "training"]
+__all__ = ["experiments", "figures", "jobs", "networks", "theory", "training"]
