@@ -37,6 +37,10 @@ HTML = ROOT / "_build" / "html"
 OUT = ROOT / "_build" / "pdf" / "book.pdf"
 PAPER = (8.27, 11.69)                           # A4, inches
 MARGINS = dict(marginTop=0.6, marginBottom=0.75, marginLeft=0.6, marginRight=0.6)  # inches
+# Pages are laid out 1/0.88 times wider than the paper's 7.07-inch column (772 CSS pixels,
+# close to the site's reading width, so the widest display equations fit) and printed at
+# 0.88: body text 10.6 pt.
+SCALE = 0.88
 TYPESET_SECONDS = 180   # a page whose MathJax has not finished by then is an error
 
 # Resolves once the page is ready to print: MathJax's first typeset done, every web font
@@ -120,7 +124,7 @@ def print_to_pdf(driver, url: str, what: str, **options) -> tuple[bytes, list]:
     headings = driver.execute_script(HEADINGS_JS)
     driver.execute_cdp_cmd("Emulation.setEmulatedMedia", {"media": ""})
     options = {"paperWidth": PAPER[0], "paperHeight": PAPER[1], "printBackground": True,
-               "generateDocumentOutline": True, **MARGINS, **options}
+               "generateDocumentOutline": True, "scale": SCALE, **MARGINS, **options}
     data = driver.execute_cdp_cmd("Page.printToPDF", options)["data"]
     return base64.b64decode(data), headings
 
@@ -192,7 +196,7 @@ def build_pdf(site: Path = HTML, out: Path = OUT, book: Path = ROOT) -> dict:
         front = _front_matter(driver, config, titles, printed)
         running = [t for t, r in zip(titles, printed) for _ in r.pages]
         numbers = _read(print_html(driver, stamps(running, len(front.pages) + 1),
-                                   "page numbers", generateDocumentOutline=False,
+                                   "page numbers", generateDocumentOutline=False, scale=1,
                                    **dict.fromkeys(MARGINS, 0)))
         browser_cpu = _cpu_seconds(driver.service.process.pid)
     finally:
@@ -233,7 +237,7 @@ def _front_matter(driver, config: dict, titles: list, printed: list):
                             **FRONT_OPTIONS))
 
 
-FRONT_OPTIONS = dict(marginTop=0.8, marginBottom=0.8, generateDocumentOutline=False)
+FRONT_OPTIONS = dict(marginTop=0.8, marginBottom=0.8, generateDocumentOutline=False, scale=1)
 
 
 def _own_cpu_seconds() -> float:
