@@ -138,9 +138,16 @@ def _canonical(obj):
     if isinstance(obj, torch.nn.Module):  # a network: its class and its current state
         return {"__module__": type(obj).__qualname__,
                 "state": {k: _canonical(v) for k, v in obj.state_dict().items()}}
-    if isinstance(obj, functools.partial) or hasattr(obj, "__code__"):
-        return {"__function__": getattr(obj, "__qualname__", repr(obj)), "hash": function_hash(obj)}
+    if isinstance(obj, functools.partial) or hasattr(obj, "__code__"):  # not repr(): it holds
+        return {"__function__": _qualname(obj), "hash": function_hash(obj)}  # an address
     raise TypeError(f"cannot build a cache key from {type(obj).__name__}: {obj!r:.60}")
+
+
+def _qualname(fn) -> str:
+    """The name of a function, or of the function a (nested) partial wraps."""
+    while isinstance(fn, functools.partial):
+        fn = fn.func
+    return getattr(fn, "__qualname__", type(fn).__qualname__)
 
 
 def key(config, fn=None) -> str:
