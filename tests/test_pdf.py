@@ -129,11 +129,16 @@ def test_pages_carry_their_numbers(printed):
         assert re.search(rf"(?<!\d){i}\s*$", text.strip()), f"page {i}: {text[-80:]!r}"
 
 
+# *emphasis*, **strong**, `code`: an opening mark not after a letter, closing not before
+# one (so the star of "α*" stays, as MyST prints it)
+EMPHASIS = re.compile(r"(?<![\w*`])(\*{1,2}|`)(?=[^\s*`])(.+?)(?<=\S)\1(?![\w*`])")
+
+
 def caption_fragments(caption: str) -> list[str]:
     """The plain-text runs of a caption: the pieces between its TeX ($...$) and MyST roles,
     emphasis and code marks dropped, at least two words long."""
     pieces = re.split(r"\$\$.*?\$\$|\$.*?\$|\{[\w:-]+\}`[^`]*`", caption)
-    pieces = [re.sub(r"[*`]", "", p).strip(" ,;:.()") for p in pieces]
+    pieces = [EMPHASIS.sub(r"\2", p).strip(" ,;:.()") for p in pieces]
     return [p for p in pieces if len(p.split()) >= 2]
 
 
