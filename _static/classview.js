@@ -183,7 +183,8 @@
     state = null;
     document.documentElement.classList.remove("classview-active");
     if (dialog.open) dialog.close();
-    history.replaceState(history.state, "", location.pathname + location.search);
+    if (FRAGMENT.test(location.hash))   // not when the reader went to another anchor
+      history.replaceState(history.state, "", location.pathname + location.search);
     window.scrollTo(saved.x, saved.y);
     button.focus({preventScroll: true});
   }

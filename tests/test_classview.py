@@ -267,6 +267,12 @@ def test_escape_restores_the_page(page, driver):
             "const d = document.querySelector('dialog.classview');"
             "return d.getBoundingClientRect().height + ' ' + getComputedStyle(d).display")
         assert overlay == "0 none", overlay
+    # going to another anchor (a link in a caption) leaves the view for that anchor
+    driver.execute_script("location.hash = '#class-view-2'")
+    assert state(driver)["open"]
+    driver.execute_script("location.hash = '#fig-second'")
+    s = state(driver)
+    assert not s["open"] and s["hash"] == "#fig-second" and s["places"] == home["places"]
     # the figures still work where they are
     slider = driver.find_element("css selector", ".normbook-figure input[type=range]")
     before = state(driver)["places"]
