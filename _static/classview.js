@@ -205,9 +205,9 @@
                            "aria-haspopup": "dialog"}, "Class view");
     button.addEventListener("click", function () { open(0); });
     launch.appendChild(button);
-    launch.appendChild(el("span", {"class": "classview-hint"}, " " + (figures.length === 1 ?
-      "the interactive figure" : "the " + figures.length + " interactive figures, one per " +
-      "screen,") + " for a projector (Esc returns here)"));
+    launch.appendChild(el("span", {"class": "classview-hint"}, " \u2014 this page's " +
+      (figures.length === 1 ? "interactive figure, full screen," : figures.length +
+      " interactive figures, one per screen,") + " for a projector (Esc returns here)"));
     if (title) title.insertAdjacentElement("afterend", launch);
     else document.body.insertBefore(launch, document.body.firstChild);
     window.addEventListener("hashchange", fromFragment);
