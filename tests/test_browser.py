@@ -21,13 +21,14 @@ from tools.sitekit import (AXE_JS, CHROMEDRIVER, CHROMIUM, LOCAL_PREFIXES, MOVE_
 MIN_CONTRAST = 4.5   # WCAG 2.1 AA for text (1.4.3), applied to every text, large or not
 
 
-def need(axe: bool = False) -> None:
-    """Skip (fail in CI) unless Chromium, chromedriver, selenium and, if ``axe``, axe-core
-    are installed."""
+def need(axe: bool = False, modules: tuple = ("selenium",)) -> None:
+    """Skip (fail in CI) unless Chromium, chromedriver, the Python ``modules`` and, if
+    ``axe``, axe-core are installed."""
     missing = [what for what, ok in [
         (f"chromium/chromedriver at {CHROMIUM}, {CHROMEDRIVER} (apt: chromium chromium-driver)",
          shutil.which(CHROMIUM) and shutil.which(CHROMEDRIVER)),
-        ("selenium (pip install -r requirements.txt)", _has("selenium")),
+        (f"{' and '.join(modules)} (pip install -r requirements.txt)",
+         all(_has(m) for m in modules)),
         (f"axe-core at {AXE_JS} (npm ci, as tools/setup.sh does)", not axe or AXE_JS.exists()),
     ] if not ok]
     if missing:

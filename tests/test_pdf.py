@@ -11,9 +11,7 @@ skip, saying why; in CI (``CI=true``) they fail instead.
 """
 
 import json
-import os
 import re
-import shutil
 import subprocess
 import sys
 import unicodedata
@@ -21,8 +19,9 @@ from pathlib import Path
 
 import pytest
 
+from tests.test_browser import need
 from tools.pdf import page_title, site_pages, toc_pages
-from tools.sitekit import CHROMEDRIVER, CHROMIUM, ROOT
+from tools.sitekit import ROOT
 
 HTML = ROOT / "_build" / "html"
 PRINT_NOTE = "In the web version the sliders are live."
@@ -32,26 +31,8 @@ MATCH_TABLE = str.maketrans({"\u2018": "'", "\u2019": "'", "\u201c": '"', "\u201
 
 
 def need_chromium() -> None:
-    """Skip (fail in CI) unless Chromium, chromedriver and selenium are installed."""
-    missing = [what for what, ok in [
-        (f"chromium/chromedriver at {CHROMIUM}, {CHROMEDRIVER} (apt: chromium chromium-driver)",
-         shutil.which(CHROMIUM) and shutil.which(CHROMEDRIVER)),
-        ("selenium and pypdf (pip install -r requirements.txt)",
-         _has("selenium") and _has("pypdf")),
-    ] if not ok]
-    if missing:
-        reason = "not installed: " + "; ".join(missing)
-        if os.environ.get("CI", "").lower() == "true":
-            pytest.fail(f"CI must build the PDF, but {reason}")
-        pytest.skip(reason)
-
-
-def _has(module: str) -> bool:
-    try:
-        __import__(module)
-    except ImportError:
-        return False
-    return True
+    """Skip (fail in CI) unless Chromium, chromedriver, selenium and pypdf are installed."""
+    need(modules=("selenium", "pypdf"))
 
 
 def squash(text: str) -> str:
