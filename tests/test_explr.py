@@ -1,6 +1,9 @@
 """lib.explr: scale invariance of the networks, the exp-LR equivalences in float64, the toy,
 the equilibrium, and the figures drawing what they are given."""
 
+import functools
+import pickle
+
 import numpy as np
 import pytest
 import torch
@@ -8,7 +11,7 @@ from matplotlib.figure import Figure
 
 from dataclasses import replace
 
-from lib import data, train
+from lib import cache, data, stack, train
 from lib.explr import comparisons, experiments, norms, figures, networks, schedules, toy
 from lib.models import NormLinear
 from helpers import assert_line, data_of
@@ -188,6 +191,56 @@ def test_schedule_runs_records_what_direct_runs_give():
         assert np.isnan(run["test_accuracy"][[1, 2, 4, 5]]).all()
         np.testing.assert_array_equal(run["test_accuracy"][[0, 3, 6]],
                                       out["wd"][seed]["test_accuracy"])
+
+
+def test_make_preresnet_is_preresnet_and_its_partial_pickles_to_the_same_key():
+    """The chapter's factory makes what PreResNet makes with that seed; a partial of it
+    (the chapter's make_model) survives pickling, as a process pool needs, and names the
+    same cache key after the round trip, a different one with other sizes."""
+    kw = dict(in_channels=1, widths=(2, 4), blocks=1, stem_stride=2, augment=False)
+    for seed in (0, 3):
+        a, b = networks.make_preresnet(seed=seed, **kw).state_dict(), \
+            networks.PreResNet(seed=seed, **kw).state_dict()
+        assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
+    make = functools.partial(networks.make_preresnet, **kw)
+    back = pickle.loads(pickle.dumps(make))
+    other = functools.partial(networks.make_preresnet, **{**kw, "widths": (2, 8)})
+    assert cache.key({"m": back}) == cache.key({"m": make}) != cache.key({"m": other})
+
+
+def test_schedule_runs_ship_picklable_functions_that_judge_each_model_by_its_seed():
+    """What schedule_runs sends with each chunk to a process pool pickles: its observe
+    and paper_schedules's ṽ_0 (partials of module-level functions). ṽ_0 is exactly
+    exp_lr_momentum's; the observe function, pickled and back, gives each stacked model's
+    test accuracy as that seed's own network scores it (models stacked in the order of
+    seeds 1, 0; the labels are seed 1's predictions, so it scores 1), NaN between
+    evaluations, names the same cache key, and keeps no state after the run."""
+    g = torch.Generator().manual_seed(2)
+    X_test = torch.rand(60, 1, 8, 8, generator=g)
+    make = functools.partial(networks.make_preresnet, widths=(2, 4))
+    nets = {s: make(seed=s).eval() for s in (0, 1)}
+    with torch.no_grad():
+        y_test = nets[1](X_test).argmax(1)
+    score = lambda m: (m(X_test).argmax(1) == y_test).double().mean().item()  # noqa: E731
+    params = stack.from_models([nets[1], nets[0]]).params
+    observe = comparisons._test_accuracy(make, (0, 1), X_test, y_test, every=2, steps=3)
+    back = pickle.loads(pickle.dumps(observe))
+    assert cache.key({"o": back}) == cache.key({"o": observe})
+    with torch.no_grad():
+        first = back(params, 0)["test_accuracy"].tolist()
+        assert first == [1.0, score(nets[0])] and first[1] < 1
+        assert torch.isnan(back(params, 1)["test_accuracy"]).all()
+        for name, p in params.items():                         # "trained": in place, as fit does
+            params[name] = p + 0.5 * torch.randn(p.shape, generator=g)
+        for i, s in enumerate((1, 0)):
+            nets[s].load_state_dict({n: p[i] for n, p in params.items()}, strict=False)
+        assert back(params, 3)["test_accuracy"].tolist() == [score(nets[1]), score(nets[0])]
+    assert not comparisons._RUNS                               # the last step ended the run
+    setup = comparisons.SCHEDULE_SETUPS["cpu"]
+    start = comparisons.paper_schedules(setup, 5)["TEXP"][2]
+    theta = {"w": torch.randn(3, 4, generator=g, dtype=torch.float64)}
+    direct = experiments.exp_lr_momentum(setup.eta, setup.weight_decay, setup.momentum)
+    assert torch.equal(pickle.loads(pickle.dumps(start))(theta)["w"], direct(theta)["w"])
 
 
 def test_toy_gradient_matches_autograd():

@@ -6,6 +6,7 @@ with each of them over several seeds (:func:`schedule_runs`, one sweep per sched
 through :func:`lib.sweep.train_grid`, cached).
 """
 
+import functools
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
 
@@ -15,7 +16,6 @@ from torch.func import functional_call
 
 from lib import checks, data as _data, sweep, train
 from lib.explr import networks, schedules
-from lib.explr.experiments import exp_lr_momentum
 
 DATASETS = ("fashion_mnist", "cifar10")  # names :func:`lib.data.load` knows
 
@@ -146,26 +146,51 @@ def _test_accuracy(make_model, seeds, X_test, y_test, every: int, steps: int):
     """``observe`` for :func:`lib.sweep.train_grid`: the test accuracy of each model of a
     chunk, every ``every`` steps and at the last (NaN between), each judged by the
     network of its own seed (its buffers: the fixed last layer). A model is matched to
-    its seed at step 0 by its initial weights, so caching or chunking cannot mix them."""
-    judges = {s: make_model(seed=s).eval() for s in seeds}
-    starts = {s: torch.cat([p.detach().flatten() for p in j.parameters()]) for s, j in judges.items()}
-    rows = {}
+    its seed at step 0 by its initial weights, so caching or chunking cannot mix them.
 
-    def observe(params, t):
-        k = next(iter(params.values())).shape[0]
-        if t == 0:
-            flat = torch.cat([p.detach().flatten(1) for p in params.values()], 1)
-            rows["seeds"] = [next(s for s, w in starts.items() if torch.equal(w, flat[i]))
-                             for i in range(k)]
-        if t % every and t != steps:
-            return {"test_accuracy": torch.full((k,), float("nan"), dtype=torch.float64)}
-        acc = []
-        with torch.no_grad():
-            for i, s in enumerate(rows["seeds"]):
-                out = functional_call(judges[s], {n: p[i] for n, p in params.items()}, (X_test,))
-                acc.append((out.argmax(1) == y_test).double().mean())
-        return {"test_accuracy": torch.stack(acc)}
-    return observe
+    A partial of the module-level :func:`_observe`, with no state of its own: it pickles
+    (a process pool can run the sweep's chunks) and hashes into the same cache key in
+    every process. The state of a run (its judges, each model's seed) is made at its
+    step 0 and kept in ``_RUNS`` by the identity of the run's parameter dict, which
+    :func:`lib.train.fit` keeps for the whole run.
+    """
+    return functools.partial(_observe, make_model, tuple(seeds), X_test, y_test, every, steps)
+
+
+_RUNS = {}  # id of a running fit's parameter dict -> (judges by seed, seed of each model)
+
+
+def _observe(make_model, seeds, X_test, y_test, every, steps, params, t):
+    first = next(iter(params.values()))
+    k = first.shape[0]
+    if t == 0:  # a new run (an id reused from a finished one is overwritten here)
+        judges = {s: make_model(seed=s).to(first.device).eval() for s in seeds}
+        starts = {s: torch.cat([p.detach().flatten() for p in j.parameters()])
+                  for s, j in judges.items()}
+        flat = torch.cat([p.detach().flatten(1) for p in params.values()], 1)
+        _RUNS[id(params)] = judges, [next(s for s, w in starts.items() if torch.equal(w, flat[i]))
+                                     for i in range(k)]
+    if t % every and t != steps:
+        return {"test_accuracy": torch.full((k,), float("nan"), dtype=torch.float64)}
+    judges, rows = _RUNS.pop(id(params)) if t == steps else _RUNS[id(params)]
+    X_test, y_test = X_test.to(first.device), y_test.to(first.device)
+    acc = []
+    with torch.no_grad():
+        for i, s in enumerate(rows):
+            out = functional_call(judges[s], {n: p[i] for n, p in params.items()}, (X_test,))
+            acc.append((out.argmax(1) == y_test).double().mean())
+    return {"test_accuracy": torch.stack(acc)}
+
+
+def _exp_lr_start(eta: float, weight_decay: float, momentum: float):
+    """:func:`lib.explr.experiments.exp_lr_momentum` (Theorem 2.9's ṽ_0 = coef·θ_0) as a
+    partial of a module-level function, so that a process pool can pickle it."""
+    alpha = schedules.exp_lr_alpha(eta, weight_decay, momentum)
+    return functools.partial(_times, -(1 - alpha) / (alpha * float(eta)))
+
+
+def _times(coef: float, params: dict) -> dict:
+    return {n: coef * p for n, p in params.items()}
 
 
 def schedule_runs(make_model, data, test, runs: dict, config, seeds=(0,), cache_name=None,
@@ -229,7 +254,7 @@ def paper_schedules(setup: ScheduleSetup, steps_per_epoch: int) -> dict:
     eta, lam, gamma, steps = setup.eta, setup.weight_decay, setup.momentum, setup.epochs * spe
     ms = [m * spe for m in setup.milestones]
     step = schedules.step_decay(eta, steps, ms)
-    v0 = exp_lr_momentum(eta, lam, gamma)
+    v0 = _exp_lr_start(eta, lam, gamma)  # exp_lr_momentum's ṽ_0, picklable
     exp = schedules.exp_lr(eta, lam, gamma, steps)
     return {"step decay + WD": (step, lam),
             "TEXP": (schedules.texp(step, lam, gamma), 0.0, v0),

@@ -4,7 +4,8 @@ Normalisation without ε, gain or bias, and a last layer fixed at initialisation
 buffer): the loss then satisfies L(cθ) = L(θ) for every c > 0 and all trainable weights
 θ, as Theorems 2.1 and 2.9 require. :class:`ScaleInvariantMLP` is the small network of
 the equivalence runs; :class:`PreResNet` (built from :class:`PreActBlock` and
-:class:`BatchNorm2dNoEps`) the residual network of the schedule comparison.
+:class:`BatchNorm2dNoEps`) the residual network of the schedule comparison, made by
+:func:`make_preresnet` there.
 """
 
 import math
@@ -179,6 +180,17 @@ class PreResNet(nn.Module):
 
     def groups(self) -> dict:
         return {"w": list(self.parameters()), "g": []}
+
+
+def make_preresnet(seed: int = 0, **kwargs) -> PreResNet:
+    """``PreResNet(seed=seed, **kwargs)``: the chapter's model factory.
+
+    A module-level function, so that ``functools.partial(make_preresnet, widths=...)``
+    pickles (a process pool can run its sweeps) and hashes into the same cache key in
+    every process (a lambda in a notebook cell does neither). ``seed`` in [0, 2**63);
+    ``kwargs``: the other arguments of :class:`PreResNet`, checked there.
+    """
+    return PreResNet(seed=checks.seed("seed", seed), **kwargs)
 
 
 def crop_flip(X, pad: int = 4, generator=None) -> torch.Tensor:
