@@ -15,8 +15,10 @@ from hypothesis import strategies as st
 from matplotlib.figure import Figure
 
 from contracts import NAN, INF, Case, parametrize
-from lib import train
+import lib.explr
+from lib import scale, train
 from lib.explr import comparisons, experiments, norms, figures, networks, schedules, toy
+from lib.explr import jobs as explr_jobs
 
 # ---- bad values of this group's argument kinds (where a harness kind does not fit) ----
 SIZES_BAD = st.one_of(st.integers(max_value=0), st.sampled_from([2.5, 3.0, NAN, "3", True]))
@@ -160,6 +162,10 @@ CASES = [
                                           stem_stride=2, seed=0, augment=True),
                {"in_channels": "size", "n_classes": "size", "widths": WIDTHS_BAD, "blocks": "size",
                 "stem_stride": "size", "seed": "seed", "augment": "bool"}),
+    Case(networks.make_preresnet, lambda: dict(seed=0, in_channels=1, n_classes=3, widths=(2, 4),
+                                               stem_stride=2, augment=False),
+         {"seed": "seed", "in_channels": "size", "n_classes": "size", "widths": WIDTHS_BAD,
+          "stem_stride": "size", "augment": "bool"}),
     Case(networks.crop_flip, lambda: dict(X=image_pair()[0], pad=4, generator=torch.Generator()),
          {"X": st.sampled_from([None, "X", image_pair()[0][0], image_pair()[0].long(), image_pair()[0][:0],
                                 image_pair()[0].numpy(), torch.full((2, 1, 4, 4), NAN)]),
@@ -310,6 +316,11 @@ CASES = [
          {"runs": TOY_RUNS_BAD}),
     Case(figures.draw_toy, lambda: dict(fig=Figure(), steps=5), {"fig": FIG_BAD, "steps": "size"}),
 ]
+# lib.explr.jobs (python -m lib.reproduce explr): a public module once lib/explr/__init__.py
+# lists it in __all__, as the other chapters list theirs
+if "jobs" in lib.explr.__all__:
+    CASES.append(Case(explr_jobs.jobs, lambda: dict(s=scale.current("cpu")),
+                      {"s": st.sampled_from([None, "cpu", 3, scale.SCALES, {"name": "cpu"}])}))
 
 EXEMPT = {}
 

@@ -18,13 +18,23 @@ from pathlib import Path
 import pytest
 
 from lib import cache, chapter, device, executors, reproduce, scale
+from lib.explr import comparisons
 
 ROOT = Path(__file__).resolve().parent.parent
 TINY = scale.Scale("cpu", n_train=400, n_test=100, epochs=1, steps=3, width=8, grid=4,
                    seeds=1, slider_grid=2, description="tiny: tests only")
-# chapter -> (notebook, the chapter functions whose calls the jobs must match)
+# the exponential-LR chapter takes its schedule comparison's sizes from its own table
+# (comparisons.SCHEDULE_SETUPS[scale name]): a tiny one, with two seeds so that each run is
+# judged by its own seed's network in another process too
+TINY_SCHEDULES = comparisons.ScheduleSetup(
+    "fashion_mnist", n_train=64, n_test=20, widths=(2, 4), blocks=1, stem_stride=2, epochs=3,
+    milestones=(1, 2), augment=False, batch_size=32, eta=0.1, weight_decay=1e-2, momentum=0.9,
+    seeds=(0, 1))
+# chapter -> (notebook, the chapter functions whose calls the jobs must match: "f" is any
+# call of an attribute f, "m.f" only of m.f, as figures.schedule_runs is not a sweep)
 CHAPTERS = {"autorate": ("auto_rate_tuning", {"rate_sweep"}),
             "bngd": ("bngd_least_squares", {"eta_sweep"}),
+            "explr": ("exponential_lr", {"comparisons.schedule_runs"}),
             "wn": ("wn_relu_convergence", {"regime_sweep", "tuned_runs", "width_sweep"})}
 
 
@@ -32,6 +42,7 @@ CHAPTERS = {"autorate": ("auto_rate_tuning", {"rate_sweep"}),
 def tiny(monkeypatch, tmp_path):
     monkeypatch.setattr(cache, "lib_source_hash", lambda: "lib")  # others edit lib/ meanwhile
     monkeypatch.setitem(scale.SCALES, "cpu", TINY)
+    monkeypatch.setitem(comparisons.SCHEDULE_SETUPS, "cpu", TINY_SCHEDULES)
     monkeypatch.setenv("NORMBOOK_CACHE", str(tmp_path))
 
 
@@ -42,6 +53,9 @@ def reproduced(tmp_path_factory):
     script = (f"from lib import cache, executors, reproduce, scale\n"
               f"cache.lib_source_hash = lambda: 'lib'\n"
               f"scale.SCALES['cpu'] = scale.Scale(**{dataclasses.asdict(TINY)!r})\n"
+              f"from lib.explr import comparisons\n"
+              f"comparisons.SCHEDULE_SETUPS['cpu'] = comparisons.ScheduleSetup("
+              f"**{dataclasses.asdict(TINY_SCHEDULES)!r})\n"
               f"with executors.from_url('local:2') as pool:\n"
               f"    for name in {sorted(CHAPTERS)!r}:\n"
               f"        print(name, reproduce.run(name, 'cpu', executor=pool, bar=False))\n")
@@ -61,8 +75,14 @@ def _names(node, ctx):
 
 
 def _calls(node) -> set:
-    return {n.func.attr for n in ast.walk(node)
-            if isinstance(n, ast.Call) and isinstance(n.func, ast.Attribute)}
+    """Names of the attributes called in ``node``: "f" and, for a call m.f(...), "m.f"."""
+    found = set()
+    for n in ast.walk(node):
+        if isinstance(n, ast.Call) and isinstance(n.func, ast.Attribute):
+            found.add(n.func.attr)
+            if isinstance(n.func.value, ast.Name):
+                found.add(f"{n.func.value.id}.{n.func.attr}")
+    return found
 
 
 def chapter_statements(notebook: str, targets: set) -> str:
@@ -112,7 +132,7 @@ def test_every_chapter_with_jobs_is_tested():
 
 
 @pytest.mark.parametrize("args, message", [
-    (["explr"], "argument chapter: invalid choice: 'explr'"),
+    (["intro"], "argument chapter: invalid choice: 'intro'"),
     (["wn", "--scale", "huge"], "argument --scale: invalid choice: 'huge'"),
     (["wn", "--executor", "dask://host"], "--executor dask://host: executor url must be"),
     (["wn", "--executor", "local:0"], "--executor local:0: executor url (local:N workers)"),
