@@ -1,5 +1,7 @@
 """Device choice and seeding: CUDA, then Apple MPS, then CPU."""
 
+import ctypes
+import functools
 import os
 import random
 
@@ -9,6 +11,9 @@ import torch
 from lib import checks
 
 ENV_VAR = "NORMBOOK_DEVICE"
+# Training steps between two returns of freed host memory to the system (see
+# release_host_memory); the training loop does it on the CPU.
+TRIM_EVERY = 25
 
 
 def _available() -> list[str]:
@@ -81,3 +86,30 @@ def seed_everything(seed: int) -> torch.Generator:
     np.random.seed(seed % 2**32)
     torch.manual_seed(seed)
     return torch.Generator().manual_seed(seed)
+
+
+@functools.lru_cache(maxsize=1)
+def _malloc_trim():
+    try:
+        return ctypes.CDLL("libc.so.6").malloc_trim
+    except (OSError, AttributeError):   # not glibc: macOS, musl, Windows
+        return None
+
+
+def release_host_memory() -> bool:
+    """Give the pages of freed heap memory back to the system; True where that is possible.
+
+    With glibc (Linux), PyTorch's CPU temporaries of a few MB come from the heap once
+    glibc has raised its mmap threshold, and small allocations that outlive a step keep
+    the freed pages between them resident. A batched 300-step sweep of the auto
+    rate-tuning chapter (21 networks) grew to 1.1 GB resident while about 0.4 GB was in
+    use; calling this every TRIM_EVERY steps (as the training loop does) held it at 0.44 GB
+    for about 1 % of the time. Forcing every such temporary through mmap instead
+    (``mallopt(M_MMAP_THRESHOLD)``) also held the memory down but tripled the time.
+    Elsewhere (no glibc) it does nothing and returns False.
+    """
+    trim = _malloc_trim()
+    if trim is None:
+        return False
+    trim(0)
+    return True

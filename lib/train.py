@@ -22,6 +22,7 @@ import torch.nn.functional as F
 from torch.func import vmap
 
 from lib import checks, progress
+from lib import device as _device
 from lib import models as _models
 from lib import stack as _stack
 # TrainConfig, History, unpack, ... are re-exported: callers import them from lib.train
@@ -199,6 +200,7 @@ def _run(stack, X, y, configs, bar, observe, init_momentum) -> list:
     rec, k = Recorder(stack.groups, stack.size), stack.size
     batches = _batch_indices(configs, X.shape[0], X.device)
     show = bar and first.steps >= PROGRESS_MIN_STEPS
+    on_cpu = X.device.type == "cpu"
     with progress.bar(first.steps, "training", disable=not show) as pbar:
         for t in range(first.steps + 1):
             grads, (loss, acc) = grad_fn(params, buffers, *_batch(X, y, next(batches), k))
@@ -209,6 +211,8 @@ def _run(stack, X, y, configs, bar, observe, init_momentum) -> list:
             if t == first.steps or rec.all_diverged():
                 break
             _sgd_step(stack.groups, params, bufs, grads, hyper, t)
+            if on_cpu and t % _device.TRIM_EVERY == _device.TRIM_EVERY - 1:
+                _device.release_host_memory()   # freed temporaries leave the heap
             pbar.update(1)
     stack.params, stack.buffers = params, buffers
     return rec.histories()

@@ -132,6 +132,7 @@ CASES = [
 ]
 
 EXEMPT = {
+    device.release_host_memory: "takes no arguments (returns freed heap pages to the system)",
     scale.default_name: "takes no arguments (reads whether CUDA is present)",
     cache.cache_dir: "takes no arguments; NORMBOOK_CACHE is checked by memoize before computing",
     cache.lib_source_hash: "takes no arguments (hashes the files of lib/)",
