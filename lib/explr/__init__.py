@@ -7,7 +7,9 @@ PreResNet, BN without ε, last layer fixed) and CIFAR-10's crop-and-flip augment
 section-4 schedule comparisons on a PreResNet (the paper's figures 2 to 6, over seeds);
 ``norms``: the weight norm's equilibrium and Theorem C.1's near-monotone growth (appendix
 C); ``toy``: the section-3 toy where BN and weight decay fail together (full-batch, and
-Theorem 3.1's fresh batches); ``figures``: drawing.
+Theorem 3.1's fresh batches); ``figures``: drawing; ``jobs``: the schedule comparisons'
+sweeps for ``python -m lib.reproduce explr``.
 """
 
-__all__ = ["comparisons", "experiments", "figures", "networks", "norms", "schedules", "toy"]
+__all__ = ["comparisons", "experiments", "figures", "jobs", "networks", "norms", "schedules",
+           "toy"]
