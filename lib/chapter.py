@@ -1,6 +1,11 @@
 """What the first cell of every chapter does: style, device, scale, and a line saying so."""
 
+import atexit
+import json
+import os
+import sys
 from dataclasses import dataclass
+from pathlib import Path
 
 import torch
 
@@ -40,4 +45,29 @@ def setup(name: str | None = None, verbose: bool = True) -> Setup:
         torch.set_num_threads(1)
     if verbose:
         print(chosen.describe())
+    if os.environ.get(MEMORY_LOG):
+        atexit.register(_log_peak_memory, Path(os.environ[MEMORY_LOG]))
     return chosen
+
+
+# tools/build.py sets this to a folder: every kernel that ran a setup cell writes its peak
+# resident memory there when it exits (tests/test_book.py holds each page to 1 GB).
+MEMORY_LOG = "NORMBOOK_MEMORY_LOG"
+
+
+def _log_peak_memory(folder: Path) -> None:
+    """Write this process's peak resident memory (Linux: VmHWM) as JSON into ``folder``,
+    named after the page that ran it: the working folder (a notebook's own, as the build
+    runs it) and the chapter packages it imported (the intro imports only lib.bngd)."""
+    status = Path("/proc/self/status")
+    if not status.exists():
+        return
+    peak_kb = next((int(line.split()[1]) for line in status.read_text().splitlines()
+                    if line.startswith("VmHWM:")), None)
+    if peak_kb is None:
+        return
+    from lib import CHAPTERS
+    used = sorted(c for c in CHAPTERS if f"lib.{c}" in sys.modules)
+    page = f"{Path.cwd().name}-{'+'.join(used) or 'none'}"
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / f"{page}.json").write_text(json.dumps({"page": page, "peak_mb": peak_kb / 1024}))

@@ -201,6 +201,25 @@ def test_every_figure_on_a_page_has_its_own_number_and_caption(build, name):
     assert len(set(numbers)) == len(numbers), (name, numbers)
 
 
+def test_every_page_ran_in_at_most_a_gigabyte(build):
+    """When the build executed a page, its kernel's peak resident memory stayed within 1 GB
+    (Binder gives 1-2 GB; a kernel killed mid-lecture is a failure). lib.chapter.setup
+    writes one record per page into _build/memory as the kernel exits (tools/build.py)."""
+    import json
+    import os
+    records = [json.loads(p.read_text()) for p in (ROOT / "_build" / "memory").glob("*.json")]
+    pages = [p for p in PAGES if (ROOT / f"{p}.ipynb").exists()]
+    if len(records) < len(pages):
+        message = (f"{len(records)} memory records for {len(pages)} notebooks: build once "
+                   f"from an empty cache (rm -rf _build; python tools/build.py)")
+        if os.environ.get("CI", "").lower() == "true":
+            pytest.fail(message)
+        pytest.skip(message)
+    over = {r["page"]: round(r["peak_mb"]) for r in records if r["peak_mb"] > 1024}
+    assert not over, f"pages over 1 GB (MB): {over}"
+    assert all(r["peak_mb"] > 50 for r in records), records   # a real kernel's size
+
+
 def test_footer_shows_the_release(build):
     for name in PAGES:
         footer = soup_of(name).select_one(".extra_footer")

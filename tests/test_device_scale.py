@@ -129,3 +129,25 @@ def test_the_training_loop_releases_host_memory_every_few_steps_on_cpu(monkeypat
     steps = 3 * device.TRIM_EVERY + 1
     train(model, (X, y), TrainConfig(steps=steps, eta=0.1))
     assert len(calls) == steps // device.TRIM_EVERY
+
+
+def test_a_kernel_records_its_peak_memory_for_the_build(tmp_path, monkeypatch):
+    """lib.chapter.setup registers the record when NORMBOOK_MEMORY_LOG names a folder."""
+    import json
+
+    from lib import chapter
+    registered = []
+    monkeypatch.setattr(chapter.atexit, "register", lambda f, *a: registered.append((f, a)))
+    monkeypatch.setattr(chapter.torch, "set_num_threads", lambda n: None)  # keep the suite's
+    monkeypatch.delenv(chapter.MEMORY_LOG, raising=False)
+    chapter.setup("cpu", verbose=False)
+    assert registered == []
+    monkeypatch.setenv(chapter.MEMORY_LOG, str(tmp_path / "memory"))
+    chapter.setup("cpu", verbose=False)
+    (f, args), = registered
+    f(*args)
+    (record,) = [json.loads(p.read_text()) for p in (tmp_path / "memory").glob("*.json")]
+    peak = next(int(line.split()[1]) for line in open("/proc/self/status")
+                if line.startswith("VmHWM:")) / 1024
+    assert abs(record["peak_mb"] - peak) < 64 and record["peak_mb"] > 50
+    assert record["page"].startswith(Path.cwd().name + "-")
