@@ -13,7 +13,11 @@ runs the path a reader's drag runs: text box sync, compute, update(result), PNG 
 Agg) into the Image widget, note. Each move is timed with ``time.perf_counter`` in the
 kernel; the figure's ``_compute`` and ``png`` are wrapped on the instance to split the time
 into compute / update+widgets / PNG. Expensive figures cache results: a move that added a
-file to the cache folder counts as computed, else as a cache hit.
+file to the cache folder counts as computed, else as a cache hit (a "computed" move may
+still be quick when compute reuses results the chapter cached under other keys). With an
+empty cache, on-grid moves of expensive figures compute too, the first time: the site grid
+is only precomputed in builds; ``--cache`` with a built cache measures the hits a reader
+of a warm cache would see.
 
 Goals (issue 18): cheap figures p95 <= 50 ms; training (expensive) figures <= 1 s off grid.
 ``--profile`` also profiles one off-grid move of every figure with cProfile in the kernel
