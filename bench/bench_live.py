@@ -66,7 +66,10 @@ def _bench_live(moves, seed, profile, only):
         for _ in range(200):
             i = rng.randrange(len(grid) - 1)
             a, b, u = grid[i], grid[i + 1], rng.uniform(0.15, 0.85)
-            v = math.exp(math.log(a) + u * (math.log(b) - math.log(a))) if s.log else a + u * (b - a)
+            if s.log:
+                v = math.exp(math.log(a) + u * (math.log(b) - math.log(a)))
+            else:
+                v = a + u * (b - a)
             v = int(round(v)) if s.integer else float(f"{v:.6g}")
             if a < v < b and v not in taken:
                 return v
@@ -124,13 +127,15 @@ def _bench_live(moves, seed, profile, only):
                 stats = pstats.Stats(prof, stream=text)
                 # the call chain every move shares (observer, apply, sweep engine) hides
                 # where the time goes: list the functions below it
-                stats.sort_stats("cumulative").print_stats(r"^(?!.*(traitlets|ipywidgets|"
-                    r"ipykernel_|controls\.py|widgets\.py:(213|187|64)|sweep\.py|executors\.py))", 8)
+                shared = (r"traitlets|ipywidgets|ipykernel_|controls\.py|"
+                          r"widgets\.py:(213|187|64)|sweep\.py|executors\.py")
+                stats.sort_stats("cumulative").print_stats(rf"^(?!.*({shared}))", 8)
                 stats.sort_stats("tottime").print_stats(6)
                 body = ["\n".join(x for x in b.split("\n\n", 1)[-1].splitlines()
                                    if x.strip() and "function calls" not in x)
                         for b in text.getvalue().split("   Ordered by:")[1:]]
-                rec["profile"] = (f"one off-grid move of {s.name} to {v:g}: {ms:.0f} ms (profiled)\n"
+                rec["profile"] = (f"one off-grid move of {s.name} to {v:g}: "
+                                  f"{ms:.0f} ms (profiled)\n"
                                   f"by cumulative time:\n{body[0].rstrip()}\n"
                                   f"by own time:\n{body[1].rstrip()}\n")
                 widgets["rows"][s.name][0].value = fig.defaults[s.name]
