@@ -15,7 +15,7 @@ import torch
 from torch.func import functional_call
 
 from lib import checks, data as _data, sweep, train
-from lib.explr import networks, schedules
+from lib.explr import experiments, networks, schedules
 
 DATASETS = ("fashion_mnist", "cifar10")  # names :func:`lib.data.load` knows
 
@@ -182,17 +182,6 @@ def _observe(make_model, seeds, X_test, y_test, every, steps, params, t):
     return {"test_accuracy": torch.stack(acc)}
 
 
-def _exp_lr_start(eta: float, weight_decay: float, momentum: float):
-    """:func:`lib.explr.experiments.exp_lr_momentum` (Theorem 2.9's ṽ_0 = coef·θ_0) as a
-    partial of a module-level function, so that a process pool can pickle it."""
-    alpha = schedules.exp_lr_alpha(eta, weight_decay, momentum)
-    return functools.partial(_times, -(1 - alpha) / (alpha * float(eta)))
-
-
-def _times(coef: float, params: dict) -> dict:
-    return {n: coef * p for n, p in params.items()}
-
-
 def schedule_runs(make_model, data, test, runs: dict, config, seeds=(0,), cache_name=None,
                   eval_every=None) -> dict:
     """Train ``make_model(seed=s)`` with each named per-step schedule in ``runs``.
@@ -254,7 +243,7 @@ def paper_schedules(setup: ScheduleSetup, steps_per_epoch: int) -> dict:
     eta, lam, gamma, steps = setup.eta, setup.weight_decay, setup.momentum, setup.epochs * spe
     ms = [m * spe for m in setup.milestones]
     step = schedules.step_decay(eta, steps, ms)
-    v0 = _exp_lr_start(eta, lam, gamma)  # exp_lr_momentum's ṽ_0, picklable
+    v0 = experiments.exp_lr_momentum(eta, lam, gamma)  # Theorem 2.9's ṽ_0, picklable
     exp = schedules.exp_lr(eta, lam, gamma, steps)
     return {"step decay + WD": (step, lam),
             "TEXP": (schedules.texp(step, lam, gamma), 0.0, v0),

@@ -7,6 +7,7 @@ equilibrium and monotonicity in :mod:`lib.explr.norms`. Training goes through th
 one loop, :func:`lib.train.fit`.
 """
 
+import functools
 from dataclasses import replace
 
 import numpy as np
@@ -26,7 +27,11 @@ def exp_lr_momentum(eta: float, weight_decay: float, momentum: float):
     """
     alpha = schedules.exp_lr_alpha(eta, weight_decay, momentum)
     coef = -(1 - alpha) / (alpha * float(eta))
-    return lambda params: {n: coef * p for n, p in params.items()}
+    return functools.partial(_scaled, coef)   # params -> coef·params (picklable for workers)
+
+
+def _scaled(coef: float, params: dict) -> dict:
+    return {n: coef * p for n, p in params.items()}
 
 
 def _flat(params):  # name -> (K, ...) to (K, P)
