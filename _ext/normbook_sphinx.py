@@ -1,6 +1,6 @@
 """Sphinx glue for the book (loaded through ``sphinx.local_extensions`` in _config.yml).
 
-Six jobs, each something a plain ``jupyter-book build`` would otherwise get wrong:
+Seven jobs, each something a plain ``jupyter-book build`` would otherwise get wrong:
 
 1. Tell the notebook kernels that they run inside a book build (``NORMBOOK_BUILD=1``),
    so interactive figures precompute their slider grids and progress bars stay quiet.
@@ -20,12 +20,26 @@ Six jobs, each something a plain ``jupyter-book build`` would otherwise get wron
    it shows "Show code cell source"; the theme's colour-mode button has icon titles that
    differ from its name, and the search field says "Search Ctrl+K" but is named "Search"
    (template overrides in ``_ext/templates``: the theme has no option for either).
+7. Execute the notebooks the execution cache lacks side by side, one process per core,
+   before Sphinx reads them: myst-nb executes them one after another, so a cold build
+   took the sum of the pages' times. Each runs exactly as myst-nb would run it
+   (jupyter-cache's own worker, the notebook's folder as working directory, the
+   configured timeout and ``allow_errors``) and lands in the same cache, where myst-nb
+   then finds it. A notebook that fails here is left out of the cache, so myst-nb runs it
+   again and reports the error as usual.
 """
 
 import hashlib
+import multiprocessing
 import os
 import shutil
-from pathlib import Path
+import time
+from concurrent.futures import ProcessPoolExecutor
+from pathlib import Path, PurePosixPath
+
+from sphinx.util import logging
+
+LOG = logging.getLogger(__name__)
 
 ROOT = Path(__file__).resolve().parent.parent
 TEMPLATES = Path(__file__).resolve().parent / "templates"
@@ -103,6 +117,62 @@ def _copy_mathjax(app):
     shutil.copytree(src / MATHJAX_FONTS, dest / MATHJAX_FONTS, dirs_exist_ok=True)
 
 
+def _stale_notebooks(cache, paths) -> list:
+    """The project records of the notebooks in ``paths`` that the cache has no match for."""
+    import nbformat
+
+    stale = []
+    for path in paths:
+        try:
+            cache.match_cache_notebook(nbformat.read(path, as_version=nbformat.NO_CONVERT))
+        except KeyError:
+            stale.append(cache.add_nb_to_project(str(path)))
+    return stale
+
+
+def _run_one(data):
+    """Execute one project notebook into the cache with jupyter-cache's worker, timed."""
+    from jupyter_cache.executors.basic import ExecutionWorkerLocalMProc
+
+    start = time.perf_counter()
+    code, uri = ExecutionWorkerLocalMProc()(data)
+    return code, uri, time.perf_counter() - start
+
+
+def _execute_in_parallel(app, env, docnames):
+    """Job 7: run the uncached notebooks among ``docnames`` side by side into the cache."""
+    config = app.config
+    if config.nb_execution_mode != "cache" or config.nb_execution_in_temp:
+        return
+    paths = [Path(env.doc2path(name)) for name in sorted(docnames)]
+    skip = config.nb_execution_excludepatterns or ()   # matched as myst-nb matches them
+    paths = [p for p in paths if p.suffix == ".ipynb" and p.is_file()
+             and not any(PurePosixPath(p.as_posix()).match(pattern) for pattern in skip)]
+    workers = min(len(paths), os.cpu_count() or 1)
+    if workers < 2:   # nothing to gain: myst-nb executes a single notebook itself
+        return
+    from jupyter_cache import get_cache
+    from jupyter_cache.executors.basic import ProcessData
+
+    cache = get_cache(config.nb_execution_cache_path)
+    stale = _stale_notebooks(cache, paths)
+    workers = min(len(stale), workers)
+    if workers < 2:
+        return
+    LOG.info(f"normbook: executing {len(stale)} notebooks on {workers} processes")
+    jobs = [ProcessData(r.pk, r.uri, cache, config.nb_execution_timeout,
+                        config.nb_execution_allow_errors) for r in stale]
+    # spawn: a fork of the Sphinx process could inherit its threads' locks
+    context = multiprocessing.get_context("spawn")
+    with ProcessPoolExecutor(workers, mp_context=context) as pool:
+        for code, uri, seconds in pool.map(_run_one, jobs):
+            shown = os.path.relpath(uri, app.srcdir)
+            if code == 0:
+                LOG.info(f"normbook: {shown}: executed in {seconds:.1f} seconds")
+            else:   # myst-nb executes it again and reports the error in its own words
+                LOG.info(f"normbook: {shown}: failed in a worker; myst-nb runs it again")
+
+
 def _drop_duplicate_scripts(app, pagename, templatename, context, doctree):
     """sphinx-thebe adds its inline config script twice under jupyter-book 1.x; the second
     copy redeclares a ``const`` and shows as a console error on every page."""
@@ -161,5 +231,6 @@ def setup(app):
     app.connect("config-inited", _theme_templates)
     app.connect("builder-inited", _copy_mathjax)
     app.connect("builder-inited", _fix_markup)
+    app.connect("env-before-read-docs", _execute_in_parallel)
     app.connect("html-page-context", _drop_duplicate_scripts, priority=1)
     return {"parallel_read_safe": True, "parallel_write_safe": True}
