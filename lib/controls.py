@@ -5,6 +5,10 @@ with a note); the figure is a PNG drawn by Agg into an ``ipywidgets.Image``, wit
 note and, for expensive figures, a progress bar below. :class:`LiveControls` is the part
 of :class:`lib.widgets.InteractiveFigure` that builds and answers these widgets; the
 figure supplies ``sliders``, ``values``, ``apply``, ``png`` and ``note``.
+
+While a move computes, the bar shows how far it has got: a compute (or the library code
+it calls) reports its progress with :func:`report`, which moves the bar of the figure
+computing now and does nothing anywhere else (builds, scripts, tests, cache hits).
 """
 
 import contextlib
@@ -12,7 +16,43 @@ import html
 import math
 from functools import partial
 
+from lib import checks
 from lib.sliders import build_mode
+
+BAR_STEPS = 100   # the bar's resolution: the frontend hears of at most 100 changes a move
+_listener = None  # fraction -> None: the bar of the live move computing now, if any
+
+
+def report(done, total) -> None:
+    """Tell the live figure computing now that ``done`` of ``total`` units of its work
+    are finished (training steps, grid points, networks...), so its progress bar advances.
+
+    ``total`` > 0 and 0 <= ``done``; a ``done`` above ``total`` counts as all of it. Outside
+    a live move (a build, a script, a test, a figure's default draw) it does nothing.
+    """
+    total = checks.positive("total", total)
+    done = checks.nonnegative("done", done)
+    if _listener is not None:
+        _listener(min(done / total, 1.0))
+
+
+def reporting(listener):
+    """A context in which :func:`report` calls ``listener(fraction)`` with the fraction of
+    the work done (0 to 1); the previous listener (or none) is restored on exit, also
+    after an error. ``listener``: a function of one number, or None to silence reports."""
+    if listener is not None:
+        checks.function("listener", listener)
+    return _reporting(listener)
+
+
+@contextlib.contextmanager
+def _reporting(listener):
+    global _listener
+    previous, _listener = _listener, listener
+    try:
+        yield
+    finally:
+        _listener = previous
 
 
 class LiveControls:
@@ -50,10 +90,13 @@ class LiveControls:
         bar = self._widgets and self._widgets["progress"] if self.expensive else None
         if bar:
             bar.layout.visibility, bar.value = "visible", 0
-        with self._widgets["out"] if self._widgets else contextlib.nullcontext():
-            self.apply(self.values)
-        if bar:
-            bar.value, bar.layout.visibility = 1, "hidden"
+        try:
+            with self._widgets["out"] if self._widgets else contextlib.nullcontext(), \
+                    reporting(partial(_advance, bar) if bar else None):
+                self.apply(self.values)
+        finally:   # hidden again whatever happened: a bar left showing claims work going on
+            if bar:
+                bar.value, bar.layout.visibility = BAR_STEPS, "hidden"
         if self._widgets:
             self._widgets["image"].value = self.png()
             self._widgets["note"].value = self._note_html()
@@ -120,10 +163,16 @@ class LiveControls:
         # In builds the site shows our HTML; an empty image keeps the saved widget state small.
         image = W.Image(value=b"" if build_mode() else self.png(), format="png")
         note = W.HTML(self._note_html())
-        bar = W.IntProgress(value=0, min=0, max=1, description="computing…",
+        bar = W.IntProgress(value=0, min=0, max=BAR_STEPS, description="computing…",
                             layout=W.Layout(visibility="hidden"))
         out = W.Output()
         head = [W.HTML(f"<b>{html.escape(self.title)}</b>")] if self.title else []
         extra = [bar, out] if self.expensive else []
         box = W.VBox([*head, image, *boxes, note, *extra])
         return {"box": box, "rows": rows, "image": image, "note": note, "progress": bar, "out": out}
+
+
+def _advance(bar, fraction: float) -> None:
+    """Move ``bar`` (an IntProgress of :data:`BAR_STEPS`) to ``fraction``, never back:
+    an unchanged value sends nothing to the frontend."""
+    bar.value = max(bar.value, int(fraction * BAR_STEPS))

@@ -1,0 +1,102 @@
+"""lib.controls: the live progress bar of expensive figures follows what compute reports,
+and never stays visible after a move, whatever happened in it."""
+
+import numpy as np
+import pytest
+
+from lib import controls
+from lib.widgets import InteractiveFigure, Slider
+
+
+@pytest.fixture(autouse=True)
+def live(monkeypatch, tmp_path):
+    monkeypatch.delenv("NORMBOOK_BUILD", raising=False)
+    monkeypatch.setenv("NORMBOOK_CACHE", str(tmp_path / "cache"))
+
+
+def _figure(compute):
+    """An expensive figure of one slider ``x`` drawing compute's result as one line."""
+    def draw(fig):
+        ax = fig.subplots()
+        ax.set(xlim=(0, 4), ylim=(0, 10))
+        line, = ax.plot([], [])
+        return lambda r: line.set_data(np.arange(len(r)), r)
+    fig = InteractiveFigure(compute, draw, [Slider("x", "x", 0.0, 1.0, default=0.5, grid=3)],
+                            expensive=True, cache_name="test-controls")
+    fig.widget                                          # build the live widgets
+    bar, seen = fig._widgets["progress"], []
+    bar.observe(lambda c: seen.append((c.new, bar.layout.visibility)), "value")
+    return fig, bar, seen
+
+
+def test_bar_advances_with_each_reported_chunk_then_hides():
+    def compute(x):
+        for k in range(1, 5):        # four chunks of work, each reported as it finishes
+            controls.report(k, 4)
+        return np.full(5, x)
+    fig, bar, seen = _figure(compute)
+    slider = fig._widgets["rows"]["x"][0]
+    slider.value = 0.7                                  # a first move leaves the bar full
+    seen.clear()
+    slider.value = 0.3                                  # a reader's move
+    assert seen == [(0, "visible"), (25, "visible"), (50, "visible"), (75, "visible"),
+                    (100, "visible")]
+    assert bar.layout.visibility == "hidden" and fig.error is None
+    np.testing.assert_array_equal(fig.figure.axes[0].lines[0].get_ydata(), np.full(5, 0.3))
+
+
+def test_bar_never_goes_back_and_a_cache_hit_only_starts_and_ends():
+    def compute(x):
+        controls.report(3, 4)
+        controls.report(1, 4)        # out of order: the bar stays at 75
+        controls.report(9, 4)        # over the total counts as all of it
+        return np.full(5, x)
+    fig, bar, seen = _figure(compute)
+    slider = fig._widgets["rows"]["x"][0]
+    slider.value = 0.3
+    assert [v for v, _ in seen] == [75, 100]            # the bar starts at 0
+    slider.value = 0.5                                  # default: cached, nothing reported
+    seen.clear()
+    slider.value = 0.3                                  # cached now as well
+    assert [v for v, _ in seen] == [0, 100] and bar.layout.visibility == "hidden"
+
+
+@pytest.mark.parametrize("failure", [ValueError, RuntimeError, KeyboardInterrupt])
+def test_bar_hidden_after_a_failed_move(failure):
+    def compute(x):
+        if x != 0.5:                 # the default draws; the move fails half-way
+            controls.report(1, 2)
+            raise failure("boom")
+        return np.full(5, x)
+    fig, bar, seen = _figure(compute)
+    slider = fig._widgets["rows"]["x"][0]
+    if failure is KeyboardInterrupt:  # not a compute error: it propagates out of the move
+        with pytest.raises(KeyboardInterrupt):
+            slider.value = 0.3
+    else:                             # a compute error: a note under the figure
+        slider.value = 0.3
+        assert "boom" in fig.error
+    assert (50, "visible") in seen and bar.layout.visibility == "hidden"
+    assert controls._listener is None                   # no report reaches the old bar
+    before = len(seen)
+    controls.report(1, 1)
+    assert len(seen) == before
+
+
+def test_report_outside_a_move_does_nothing_and_reporting_restores():
+    heard = []
+    controls.report(1, 2)                               # no listener: nothing happens
+    with controls.reporting(heard.append):
+        controls.report(1, 4)
+        with controls.reporting(None):                  # silenced inside
+            controls.report(2, 4)
+        controls.report(4, 4)
+    controls.report(3, 4)
+    assert heard == [0.25, 1.0] and controls._listener is None
+
+
+@pytest.mark.parametrize("done, total, match", [(1, 0, "total"), (-1, 2, "done"),
+                                                (float("nan"), 2, "done"), (1, "2", "total")])
+def test_report_refuses_bad_counts(done, total, match):
+    with pytest.raises((ValueError, TypeError), match=match):
+        controls.report(done, total)
