@@ -146,8 +146,13 @@ def _find_file(directory: Path, stem: str) -> Path | None:
     return None
 
 
+OFFLINE_VAR = "NORMBOOK_OFFLINE"  # "1": never download (smoke runs, offline builds)
+
+
 def _try_download(pairs: list[tuple[str, Path]]) -> tuple[list[Path] | None, str]:
     """Fetch each (url, dest) atomically; return (paths, "") or (None, why it failed)."""
+    if os.environ.get(OFFLINE_VAR) == "1":
+        return None, f"{OFFLINE_VAR}=1, so no download was attempted"
     try:
         for url, dest in pairs:
             dest.parent.mkdir(parents=True, exist_ok=True)

@@ -15,6 +15,7 @@ import torch
 from torch.func import functional_call
 
 from lib import checks, data as _data, sweep, train
+from lib import scale as _scale
 from lib.explr import experiments, networks, schedules
 
 DATASETS = ("fashion_mnist", "cifar10")  # names :func:`lib.data.load` knows
@@ -84,6 +85,22 @@ SCHEDULE_SETUPS = {  # paper: Li & Arora's section 4 (PreResNet32, CIFAR-10, dec
     "paper": ScheduleSetup(**_PRERESNET32, epochs=160, milestones=(80, 120), augment=True,
                            seeds=(0, 1, 2)),
 }
+
+
+def schedule_setup(s) -> ScheduleSetup:
+    """The schedule comparison at scale ``s`` (a :class:`lib.scale.Scale`): its row of
+    SCHEDULE_SETUPS, in a smoke run with its counts cut (a few batches of the same size,
+    one epoch per phase, one seed; the network, data set and hyperparameters kept)."""
+    if not isinstance(s, _scale.Scale):
+        raise TypeError(f"s must be a lib.scale.Scale, got {type(s).__name__}")
+    ex = SCHEDULE_SETUPS[s.name]
+    if not s.smoke:
+        return ex
+    epochs = s.cut(ex.epochs, len(ex.milestones) + 1)     # every phase of step decay
+    return replace(ex, n_train=s.cut(ex.n_train, 2 * ex.batch_size),
+                   n_test=s.cut(ex.n_test, s.n_test), epochs=epochs,
+                   milestones=ex.milestones if epochs == ex.epochs else tuple(range(1, epochs)),
+                   seeds=tuple(ex.seeds[:s.cut(len(ex.seeds), s.seeds)]))
 
 
 def schedule_data(setup: ScheduleSetup, device=None):

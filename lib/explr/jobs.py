@@ -19,12 +19,12 @@ def jobs(s: scale.Scale) -> list:
     """The chapter's grid jobs at scale ``s`` (a :class:`lib.scale.Scale`)."""
     if not isinstance(s, scale.Scale):
         raise TypeError(f"s must be a lib.scale.Scale, got {type(s).__name__}")
-    return [Job("explr-schedules", functools.partial(_schedules, s.name))]
+    return [Job("explr-schedules", functools.partial(_schedules, s))]
 
 
-def _schedules(scale_name: str) -> dict:
+def _schedules(s: scale.Scale) -> dict:
     """The chapter's cells "ex = ...", "runs = ..." and "make_model = ...; results = ..."."""
-    ex = comparisons.SCHEDULE_SETUPS[scale_name]
+    ex = comparisons.schedule_setup(s)
     train_set, test_set, _ = comparisons.schedule_data(ex, device=device.pick_device())
     spe = len(train_set) // ex.batch_size                     # steps per epoch
     runs = comparisons.paper_schedules(ex, spe)

@@ -58,7 +58,8 @@ def sizes(scale: _scale.Scale | None = None) -> Sizes:
     s = scale or _scale.current()
     log_ints = lambda lo, hi, k: tuple(int(round(v)) for v in np.geomspace(lo, hi, k))  # noqa: E731
     return Sizes(n=20, d=10, width=3 * s.width, widths=log_ints(20, 10 * s.width, 5),
-                 kernel_widths=log_ints(10, 100 * s.width, 7), mc_samples=2_000 * s.width,
+                 kernel_widths=log_ints(10, 100 * s.width, 7),
+                 mc_samples=s.cut(2_000 * s.width, 2_000),
                  steps=s.steps, seeds=s.seeds,
                  etas=tuple(np.geomspace(0.01, 10, s.grid - 2).tolist()),
                  alphas=tuple(np.geomspace(0.1, 100, 7).tolist()))
