@@ -9,12 +9,13 @@ sliders. Built on :mod:`lib.autorate.theory`; every run goes through :mod:`lib.t
 
 import dataclasses
 import functools
-from collections.abc import Mapping
+import math
+from collections.abc import Callable, Mapping
 
 import numpy as np
 import torch
 
-from lib import cache, checks, models, stack, sweep, train
+from lib import cache, checks, controls, models, stack, sweep, train
 from lib.autorate.theory import eval_steps, make_mlp, sgd_schedules
 from lib.invariance import check_data
 
@@ -280,9 +281,11 @@ def rate_curves(data, eta_w, eta_g, steps, width) -> dict:
     X, _, shape = _checked(data, width)
     configs = [train.TrainConfig(steps=steps, eta={"w": e, "g": eta_g}) for e in etas]
     out = {"step": np.arange(steps + 1)}
-    for norm, tag in (("bn_smooth", "bn"), ("none", "plain")):
+    for k, (norm, tag) in enumerate((("bn_smooth", "bn"), ("none", "plain"))):
         nets = stack.from_models([make_mlp(norm=norm, **shape) for _ in etas], device=X.device)
-        curves = _curves(train.fit(nets, data, configs, bar=False), steps)
+        hists = train.fit(nets, data, configs, bar=False,
+                          observe=functools.partial(_report_step, k * steps, 2 * steps))
+        curves = _curves(hists, steps)
         out[f"loss_{tag}"], out[f"diverged_at_{tag}"] = curves["loss"], curves["diverged_at"]
         if tag == "bn":
             out.update(norm_sq=curves["norm_sq"], effective_eta=curves["effective_eta"])
@@ -332,7 +335,71 @@ def scale_pair(data, g0, weight_decay, eta_w, eta_g, steps, width, batch_size) -
     configs = [train.TrainConfig(steps=steps, batch_size=batch_size,
                                  eta={"w": float(eta), "g": eta_g},
                                  weight_decay={"w": float(wd), "g": 0.0}) for eta, wd in pairs]
-    hists = train.fit(stack.from_models(nets, device=X.device), data, configs, bar=False)
+    hists = train.fit(stack.from_models(nets, device=X.device), data, configs, bar=False,
+                      observe=functools.partial(_report_step, 0, steps))
     curves = _curves(hists, steps)
     out = {k: v.reshape(2, len(g0), *v.shape[1:]).swapaxes(0, 1) for k, v in curves.items()}
     return {"step": np.arange(steps + 1), **out}
+
+
+def _report_step(offset: int, total: int, params, t: int) -> dict:
+    """``observe`` that records nothing and tells a live figure's progress bar that
+    ``offset + t`` of ``total`` training steps are done (:func:`lib.controls.report`)."""
+    controls.report(offset + t, total)
+    return {}
+
+
+@dataclasses.dataclass
+class SliderRuns:
+    """A slider figure's compute, ``runs(**values) -> dict``, over a family of training
+    runs indexed by one slider (``name``), such as :func:`rate_curves` (η_w) or
+    :func:`scale_pair` (g₀).
+
+    ``run(values, **others)`` trains every value of the tuple ``values`` of that slider,
+    at the other sliders' values, and returns arrays indexed first by ``values`` (``step``
+    shared). At a point of the site grid (``name`` in ``grid``, every other slider in its
+    own list of ``others``) the whole family of ``grid`` is trained once, as one stack,
+    and kept: a build computes every grid point, and one stack costs less than one run per
+    point. Anywhere else only the value asked for is trained (a live move off the grid),
+    so a move costs one member, not the family. Both give the same curves: the members of
+    a stack are trained independently (same start, same batches), only summed in another
+    order. The result is :func:`member`'s, a dict with ``step`` and one run's arrays.
+    """
+
+    run: Callable    # run(values: tuple, **others) -> dict of arrays indexed by values
+    name: str        # the slider whose values index the family
+    grid: tuple      # its site-grid values (numbers)
+    others: dict     # every other slider's name -> its site-grid values
+
+    def __post_init__(self):
+        checks.function("run", self.run)
+        self.name = checks.string("name", self.name)
+        self.grid = tuple(float(v) for v in _values("grid", self.grid, nonneg=True))
+        if not isinstance(self.others, Mapping):
+            raise TypeError(f"others must be a dict slider name -> grid values, got "
+                            f"{type(self.others).__name__}")
+        self.others = {checks.string("others' names", k): tuple(
+            float(v) for v in _values(f"others[{k!r}]", g, nonneg=True))
+            for k, g in self.others.items()}
+        if self.name in self.others:
+            raise ValueError(f"others must not list the family's own slider {self.name!r}")
+        self._families = {}   # the others' grid values (a tuple) -> the family's arrays
+
+    def __call__(self, **values) -> dict:
+        if set(values) != {self.name, *self.others}:
+            raise ValueError(f"runs takes the sliders {[self.name, *self.others]} by name, "
+                             f"got {sorted(values)}")
+        value = checks.nonnegative(self.name, values.pop(self.name))
+        others = {k: checks.nonnegative(k, v) for k, v in values.items()}
+        point = tuple(_on_grid(self.others[k], v) for k, v in others.items())
+        at = _on_grid(self.grid, value)
+        if at is None or None in point:   # off the site grid: this member alone
+            return member(self.run((value,), **others), [value], value)
+        if point not in self._families:
+            self._families[point] = self.run(self.grid, **dict(zip(others, point)))
+        return member(self._families[point], list(self.grid), at)
+
+
+def _on_grid(grid: tuple, value: float):
+    """The grid value equal to ``value`` up to float formatting (1e-9), or None."""
+    return next((g for g in grid if math.isclose(g, value, rel_tol=1e-9, abs_tol=1e-300)), None)
