@@ -45,6 +45,19 @@ def reporting(listener):
     return _reporting(listener)
 
 
+def part(start, stop):
+    """A context in which :func:`report`'s fractions fill [``start``, ``stop``] of the
+    enclosing report's bar: a compute made of several pieces (0 <= start <= stop <= 1)
+    lets each piece report its own work from 0 to all of it."""
+    start, stop = checks.fraction("start", start, hi_open=False), \
+        checks.fraction("stop", stop, hi_open=False)
+    if stop < start:
+        raise ValueError(f"stop must be >= start = {start:g}, got {stop:g}")
+    outer = _listener
+    return _reporting(None if outer is None else
+                      lambda fraction: outer(start + fraction * (stop - start)))
+
+
 @contextlib.contextmanager
 def _reporting(listener):
     global _listener

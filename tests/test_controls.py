@@ -100,3 +100,19 @@ def test_report_outside_a_move_does_nothing_and_reporting_restores():
 def test_report_refuses_bad_counts(done, total, match):
     with pytest.raises((ValueError, TypeError), match=match):
         controls.report(done, total)
+
+
+def test_parts_fill_their_share_of_the_enclosing_report():
+    heard = []
+    with controls.reporting(heard.append):
+        with controls.part(0.0, 0.5):
+            controls.report(1, 2)
+            controls.report(2, 2)
+        with controls.part(0.5, 1.0):
+            with controls.part(0.5, 1.0):     # nested: the last quarter
+                controls.report(0, 4)
+    with controls.part(0.2, 0.4):             # no listener: still nothing
+        controls.report(1, 1)
+    np.testing.assert_allclose(heard, [0.25, 0.5, 0.75])
+    with pytest.raises(ValueError, match="stop"):
+        controls.part(0.5, 0.2)

@@ -14,7 +14,7 @@ import numpy as np
 import torch
 
 from lib import scale as _scale
-from lib import checks, sweep
+from lib import checks, controls, sweep
 from lib.wn import networks, theory, training
 from lib import train as _train
 
@@ -388,43 +388,61 @@ class Comparison:
     """``compare(alpha, eta, width)`` for the slider figure: GD on the WN net (scale α)
     and on the un-normalised net from the same initial function, both with step η.
 
-    A call at a point of the (``alphas`` × ``etas``) grid trains that whole grid for its
-    width in two stacked runs of the training loop (WN, then un-normalised), which is
-    several times cheaper than one run per point, and keeps the results in memory; other
-    points train alone. Each result holds η, the loss curves ("wn", "plain") and the
-    spectra of Λ at the first and last step ("wn_spec0", "wn_specT", "plain_spec0", ...).
+    A call at a point of the site grid (α in ``alphas``, η in ``etas`` and the width in
+    ``widths``; None: any width) trains that whole (α × η) grid for its width in two
+    stacked runs of the training loop (WN, then un-normalised), which is several times
+    cheaper than one run per point, and keeps the results in memory. Any other point (a
+    live move between grid values) trains only its own pair; the un-normalised run
+    depends on (η, width) alone, so a move of α reuses it. Each result holds η, the loss
+    curves ("wn", "plain") and the spectra of Λ at the first and last step ("wn_spec0",
+    "wn_specT", "plain_spec0", ...). Training reports its steps to a live figure's
+    progress bar (:func:`lib.controls.report`).
     """
 
-    def __init__(self, X, y, steps, alphas, etas, seed=0):
+    def __init__(self, X, y, steps, alphas, etas, seed=0, widths=None):
         self.X = networks.check_inputs(X)
         self.y = checks.tensor("y", y, ndim=1, dtype=self.X.dtype)
         checks.same_length(X=self.X, y=self.y)
         self.steps, self.seed = checks.integer("steps", steps), checks.seed("seed", seed)
         self.alphas = [float(a) for a in _numbers("alphas", alphas, empty=True)]
         self.etas = [float(e) for e in _numbers("etas", etas, empty=True)]
-        self._done = {}
+        if widths is not None and (isinstance(widths, (str, bytes, dict)) or
+                                   not hasattr(widths, "__iter__")):
+            raise TypeError(f"widths must be None or a list of integer widths, got {widths!r}")
+        self.widths = None if widths is None else \
+            [checks.integer("widths", w) for w in widths]
+        self._done, self._plain = {}, {}   # width -> grid results; (η, width) -> plain run
 
     def _index(self, values, x):
         hits = [i for i, v in enumerate(values) if math.isclose(v, x, rel_tol=1e-9)]
         return hits[0] if hits else None
 
     def _train(self, width, alphas, etas):
-        """WN runs for every (α, η) pair given, and the plain run for every η."""
+        """WN runs for every (α, η) pair given, and the plain run for every η not yet run."""
         train = functools.partial(training.train_batch, X=self.X, y=self.y, steps=self.steps,
                                   observe_every=self.steps)
         init = lambda a: networks.init_wn(self.X.shape[1], width, a, self.seed,  # noqa: E731
                                           self.X.dtype, self.X.device)
         pairs = [(a, e) for a in alphas for e in etas]
-        hs = train([init(a) for a, _ in pairs], etas=[e for _, e in pairs])
-        plain = train([init(1.0)] * len(etas), etas=etas, normalized=False)
-        return {(a, e): _summary(e, h, plain[etas.index(e)], self.steps)
+        todo = [e for e in etas if (e, width) not in self._plain]
+        share = len(pairs) / (len(pairs) + len(todo))   # of the bar: steps of both stacks
+        with controls.part(0, share):
+            hs = train([init(a) for a, _ in pairs], etas=[e for _, e in pairs])
+        if todo:
+            with controls.part(share, 1):
+                plain = train([init(1.0)] * len(todo), etas=todo, normalized=False)
+            if len(self._plain) > 256:   # a long lecture's moves: keep memory bounded
+                self._plain.clear()
+            self._plain.update({(e, width): h for e, h in zip(todo, plain)})
+        return {(a, e): _summary(e, h, self._plain[(e, width)], self.steps)
                 for (a, e), h in zip(pairs, hs)}
 
     def __call__(self, alpha, eta, width) -> dict:
         width = checks.integer("width", width)
         alpha, eta = checks.positive("alpha", alpha), checks.positive("eta", eta)
         i, j = self._index(self.alphas, alpha), self._index(self.etas, eta)
-        if i is None or j is None:
+        on_grid = self.widths is None or width in self.widths
+        if i is None or j is None or not on_grid:
             return self._train(width, [float(alpha)], [float(eta)])[(float(alpha), float(eta))]
         if width not in self._done:
             self._done[width] = self._train(width, self.alphas, self.etas)

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from lib import checks
+from lib import checks, controls
 from lib import stack as _stack
 from lib import train as _train
 from lib.wn.networks import (PlainNet, WNNet, WNParams, check_inputs, check_params,
@@ -62,6 +62,7 @@ def _observer(start: WNParams, X, as_params, every: int = 1, last: int = 0):
     _, act0 = kernel_and_pattern(v0, g0, X)
 
     def observe(stacked, t):
+        controls.report(t, max(last, 1))   # a live figure's progress bar follows the steps
         v, g = as_params(stacked)
         if t % every and t != last:
             nan = torch.full(v.shape[:1], math.nan, dtype=X.dtype, device=X.device)
