@@ -13,7 +13,7 @@ from dataclasses import replace
 import numpy as np
 import torch
 
-from lib import checks, train
+from lib import checks, controls, train
 from lib.explr import networks, schedules
 
 
@@ -32,6 +32,13 @@ def exp_lr_momentum(eta: float, weight_decay: float, momentum: float):
 
 def _scaled(coef: float, params: dict) -> dict:
     return {n: coef * p for n, p in params.items()}
+
+
+def _record_theta(offset: int, total: int, params, t: int) -> dict:
+    """``observe`` of :func:`paired_runs`: all weights θ_t, flattened; it also tells a live
+    figure's progress bar that ``offset + t`` of ``total`` steps are done."""
+    controls.report(offset + t, total)
+    return {"theta": _flat(params)}
 
 
 def _flat(params):  # name -> (K, ...) to (K, P)
@@ -93,11 +100,11 @@ def paired_runs(data, etas_a, weight_decay_a, etas_b, weight_decay_b=0.0, moment
     data = (X.to(dtype), y)
     base = train.TrainConfig(steps=len(etas_a), batch_size=batch_size, momentum=momentum,
                              seed=seed, log_every=1)  # same seed: same mini-batches
-    observe = lambda params, t: {"theta": _flat(params)}  # noqa: E731
     runs = []
-    for etas, wd, init in ((etas_a, wds[0], None), (etas_b, wds[1], init_b)):
+    for k, (etas, wd, init) in enumerate(((etas_a, wds[0], None), (etas_b, wds[1], init_b))):
         model = make_model(seed).to(dtype)
         networks.check_input(model, X, "data", y)
+        observe = functools.partial(_record_theta, k * len(etas), 2 * len(etas))
         runs.append(train.train(model, data, replace(base, eta=etas, weight_decay=wd),
                                 bar=False, observe=observe, init_momentum=init))
     return {"step": runs[0].step, "theta_a": runs[0].extra["theta"],
