@@ -7,6 +7,7 @@ from hypothesis import strategies as st
 from contracts import NAN, Case, parametrize
 from lib import controls
 from lib.autorate import experiments as autorate
+from lib.wn import experiments as wn
 
 
 def _family(values, eta_g):
@@ -26,5 +27,11 @@ CASES = [
           "others": st.sampled_from([None, [1.0], {"eta_g": None}, {"eta_g": [-1.0]},
                                      {"eta_w": [1.0]}, {3: [1.0]}])}),
 ]
+
+WN_X, WN_Y = wn.unit_sphere_data(4, 3, seed=0)
+
+CASES.append(Case(     # the grid widths of the WN slider (its other arguments: test_contracts_wn)
+    wn.Comparison, lambda: dict(X=WN_X, y=WN_Y, steps=2, alphas=[1.0], etas=[0.1], widths=[4]),
+    {"widths": st.sampled_from(["4", 4, [0], [2.5], [None], [NAN], {"m": 4}])}))
 
 test_bad_input_is_refused_by_name = parametrize(CASES)
