@@ -76,7 +76,7 @@ def test_per_scale_tables_keep_the_configuration_and_cut_the_counts(name):
         if field.name not in counts:   # network, data set, batch, η, λ, γ, augmentation
             assert getattr(cut, field.name) == getattr(full, field.name), field.name
     assert cut.dataset == "cifar10" and cut.blocks == 5   # PreResNet-32 on CIFAR-10
-    assert cut.n_train == 2 * full.batch_size and cut.n_test <= 200 and cut.seeds == (0,)
+    assert cut.n_train == cut.n_test == full.batch_size and cut.seeds == (0,)   # one batch
     assert cut.epochs == 3 and cut.milestones == (1, 2)   # every phase of step decay
     sizes, smoke_sizes = wn.sizes(scale.SCALES[name]), wn.sizes(scale.current(f"{name}:smoke"))
     for field in ("n", "d", "width", "widths", "kernel_widths", "alphas"):
@@ -98,7 +98,8 @@ def test_a_smoke_chapter_says_so_and_keeps_out_of_the_books_cache(monkeypatch, c
         used = cache.cache_dir().resolve()
         assert used != book and book not in used.parents and ROOT not in used.parents
         assert os.environ[cache.ENV_VAR] == str(chapter.SMOKE_CACHE)
-        assert "SMOKE RUN" in capsys.readouterr().out
+        out = capsys.readouterr().out
+        assert "SMOKE RUN" in out and "smoke run, not checked" in out and str(used) in out
     monkeypatch.setenv(cache.ENV_VAR, "/tmp/elsewhere")   # another folder is kept
     chapter.setup("gpu:smoke", verbose=False)
     assert os.environ[cache.ENV_VAR] == "/tmp/elsewhere"
@@ -120,3 +121,15 @@ def test_the_smoke_tool_runs_only_smoke_scales_with_a_cache_of_its_own(tmp_path)
     assert [p.stem for p in smoke_tool.pages()] == [
         "intro", "auto_rate_tuning", "bngd_least_squares", "exponential_lr",
         "wn_relu_convergence"]
+
+
+def test_offline_means_no_download_and_says_why(monkeypatch, tmp_path):
+    from lib import data
+    tried = []
+    monkeypatch.setattr(data.urllib.request, "urlopen", lambda *a, **k: tried.append(a))
+    monkeypatch.setenv("NORMBOOK_DATA", str(tmp_path))
+    monkeypatch.setattr(data, "DATA_DIR", tmp_path / "repo-data")   # nothing on disk
+    monkeypatch.setenv(data.OFFLINE_VAR, "1")
+    with pytest.raises(data.DatasetNotFoundError, match="NORMBOOK_OFFLINE=1, so no download"):
+        data.cifar10("test", n=10)
+    assert tried == [] and not (tmp_path / "repo-data").exists()

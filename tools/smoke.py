@@ -6,10 +6,11 @@ A smoke scale (``lib.scale.smoke``) runs the ``gpu`` (or ``paper``) scale's code
 data sets, CIFAR-10 fallback and per-scale tables, with every count cut to a minimum, so a
 CPU machine executes the code paths no GPU-less machine otherwise runs. Each page runs in a
 fresh kernel in its own folder with the build's variables (``NORMBOOK_BUILD=1``: the site's
-slider frames are computed too), no downloads (``NORMBOOK_OFFLINE=1``: without CIFAR-10 on
-disk the fallbacks run, and CI never fetches 170 MB), a fresh results cache in a temporary folder (deleted
-afterwards: smoke results never reach ``data/cache`` or ``_build``), and no memory record.
-A cell error stops the run with exit status 1. ``tests/test_smoke_scale.py`` runs it in CI.
+slider frames are computed too), no downloads (``NORMBOOK_OFFLINE=1``: without CIFAR-10
+on disk the fallbacks run, and CI never fetches 170 MB), a fresh results cache in a
+temporary folder (deleted afterwards: smoke results never reach ``data/cache`` or
+``_build``), and no memory record. A cell error stops the run with exit status 1.
+``tests/test_smoke_pages.py`` runs every page the same way in CI.
 """
 
 import argparse

@@ -89,16 +89,17 @@ SCHEDULE_SETUPS = {  # paper: Li & Arora's section 4 (PreResNet32, CIFAR-10, dec
 
 def schedule_setup(s) -> ScheduleSetup:
     """The schedule comparison at scale ``s`` (a :class:`lib.scale.Scale`): its row of
-    SCHEDULE_SETUPS, in a smoke run with its counts cut (a few batches of the same size,
-    one epoch per phase, one seed; the network, data set and hyperparameters kept)."""
+    SCHEDULE_SETUPS, in a smoke run with its counts cut (one batch of the same size per
+    epoch and as test set, one epoch per phase, one seed; the network, data set and
+    hyperparameters kept)."""
     if not isinstance(s, _scale.Scale):
         raise TypeError(f"s must be a lib.scale.Scale, got {type(s).__name__}")
     ex = SCHEDULE_SETUPS[s.name]
     if not s.smoke:
         return ex
     epochs = s.cut(ex.epochs, len(ex.milestones) + 1)     # every phase of step decay
-    return replace(ex, n_train=s.cut(ex.n_train, 2 * ex.batch_size),
-                   n_test=s.cut(ex.n_test, s.n_test), epochs=epochs,
+    return replace(ex, n_train=s.cut(ex.n_train, ex.batch_size),
+                   n_test=s.cut(ex.n_test, ex.batch_size), epochs=epochs,
                    milestones=ex.milestones if epochs == ex.epochs else tuple(range(1, epochs)),
                    seeds=tuple(ex.seeds[:s.cut(len(ex.seeds), s.seeds)]))
 
