@@ -1,0 +1,186 @@
+"""The live PNG of an interactive figure: only changed artists drawn, the same pixels as a
+full ``canvas.draw()``.
+
+Each figure is made twice, as the chapters make it; both get the same slider values, one
+draws through ``InteractiveFigure.png()`` (changed artists drawn, the rest replayed), the
+other with a full ``canvas.draw()``. Agg gets the same primitives with the same arguments
+in the same order, so the pixels must be equal, not close.
+"""
+
+import functools
+import io
+import json
+from pathlib import Path
+
+import numpy as np
+import PIL.Image
+import pytest
+from matplotlib.figure import Figure
+
+from lib.bngd import experiments as bngd_experiments, figures as bngd_figures
+from lib.explr import experiments as explr_experiments, figures as explr_figures, toy
+from lib.widgets import InteractiveFigure, Slider, _png_rgb, _Redrawer
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def _intro():
+    """The intro's figure, from the notebook's own cell (compute and draw live there)."""
+    cells = json.loads((ROOT / "intro.ipynb").read_text())["cells"]
+    src = next("".join(c["source"]) for c in cells
+               if c["cell_type"] == "code" and "def gd_on_quadratic" in "".join(c["source"]))
+    scope = {}
+    exec(src.replace("InteractiveFigure(gd_on_quadratic", "FIG = InteractiveFigure(gd_on_quadratic"),
+         scope)
+    return scope["FIG"]
+
+
+def _gd_rates():
+    return InteractiveFigure(bngd_experiments.gd_rates, bngd_figures.draw_gd_rates,
+                             [Slider("kappa", "κ", 1.0, 1e4, default=100.0, log=True)],
+                             figsize=(8, 4.4))
+
+
+def _bngd():
+    sliders = [Slider("eps", "ε", 1e-4, 1e4, default=1.0, log=True, grid=9),
+               Slider("eps_a", "ε_a", 0.1, 1.9, default=1.0, grid=3),
+               Slider("a0", "a₀", 1e-2, 1e2, default=1.0, log=True, grid=3),
+               Slider("kappa", "κ", 10.0, 1e3, default=100.0, log=True, grid=3)]
+    batch = tuple(sliders[0].grid_values())
+
+    def compute(eps, eps_a, a0, kappa):
+        return bngd_experiments.slider_run(eps, eps_a, a0, kappa, batch_eps=batch)
+    draw = functools.partial(bngd_figures.draw_bngd_slider,
+                             steps=bngd_experiments.SLIDER_STEPS)
+    return InteractiveFigure(compute, draw, sliders, figsize=(9, 4.2))
+
+
+def _schedule():
+    return InteractiveFigure(explr_experiments.exp_lr_curve, explr_figures.draw_schedule, [
+        Slider("eta", "η", 1e-3, 1.0, default=0.1, log=True, grid=5),
+        Slider("weight_decay", "λ", 1e-5, 1e-1, default=5e-4, log=True, grid=5),
+        Slider("momentum", "γ", 0.0, 0.99, default=0.9, grid=4)])
+
+
+def _toy():
+    X, y = toy.toy_data(n=200, m=10, seed=0)
+    w0 = np.random.default_rng(1).standard_normal(10)
+    trajectory = functools.partial(toy.toy_trajectory, X, y, w0, steps=1000, every=5)
+    return InteractiveFigure(trajectory, explr_figures.draw_toy, [
+        Slider("eta", "η", 0.03, 3.0, default=1.0, log=True, grid=7),
+        Slider("weight_decay", "λ", 1e-3, 1e-1, default=1e-2, log=True, grid=7)],
+        figsize=(10, 3.8))
+
+
+# moves: slider values in turn; each list holds a move that changes a text, and the
+# schedule's and BNGD's hold an error or a divergence note and a move back
+MOVES = {
+    _intro: [dict(eta=0.5), dict(eta=1.5), dict(kappa=50.0), dict(eta=0.01), dict(eta=0.1)],
+    _gd_rates: [dict(kappa=3.0), dict(kappa=5e3), dict(kappa=1.0), dict(kappa=100.0)],
+    _bngd: [dict(eps=30.0), dict(eps=0.01), dict(kappa=900.0), dict(a0=50.0),
+            dict(eps_a=1.9), dict(eps=1.0)],
+    _schedule: [dict(weight_decay=0.05), dict(eta=0.5), dict(weight_decay=5e-4),
+                dict(momentum=0.0), dict(eta=0.1)],
+    _toy: [dict(eta=3.0), dict(weight_decay=0.1), dict(eta=0.03), dict(eta=1.0)],
+}
+
+
+def _pixels(fig):
+    return np.asarray(fig.canvas.buffer_rgba())[:, :, :3].copy()
+
+
+def _full(ifig):
+    ifig.render(ifig.figure.canvas.draw)
+    return _pixels(ifig.figure)
+
+
+def _live(ifig):
+    return np.asarray(PIL.Image.open(io.BytesIO(ifig.png())).convert("RGB"))
+
+
+@pytest.mark.parametrize("make", list(MOVES), ids=lambda f: f.__name__.strip("_"))
+def test_live_png_equals_a_full_draw_after_every_move(make):
+    live, full = make(), make()
+    assert np.array_equal(_live(live), _full(full))
+    notes, drawn = set(), []
+    for move in MOVES[make]:
+        values = {**live.values, **move}
+        live.apply(values)
+        full.apply(values)
+        assert live.error == full.error
+        notes.add(live.error)
+        image = _live(live)
+        stats = live._redrawer.stats
+        drawn.append(stats["drawn"])
+        assert stats["full"] == 0, "a move must not need a full draw"
+        assert np.array_equal(image, _full(full)), (move, stats)
+    # every figure redraws a few artists and replays the rest (axes, ticks, legends)
+    assert max(drawn) < len(live._redrawer._order) // 2, drawn
+    if make in (_schedule,):
+        assert any(n for n in notes) and None in notes     # into an error state and back
+
+
+def _legend_figure():
+    def draw(fig):
+        ax = fig.subplots()
+        ax.set(xlim=(0, 1), ylim=(0, 1))
+        line, = ax.plot([], [], label="a")
+        ax.plot([0, 1], [0.5, 0.5], label="static")
+        legend = ax.legend(loc="upper right")
+        note = ax.text(0.1, 0.9, "", bbox=dict(fc="white"))
+
+        def update(r):
+            line.set_data([0, 1], [r, 1 - r])
+            legend.get_texts()[0].set_text(f"a = {r:.2f}")   # inside the legend only
+            note.get_bbox_patch().set_facecolor((r, 0.5, 0.5))  # inside the text only
+        return update
+    return InteractiveFigure(lambda r: r, draw, [Slider("r", "r", 0.0, 1.0, default=0.2)])
+
+
+def test_a_change_inside_a_legend_or_a_text_box_is_drawn():
+    live, full = _legend_figure(), _legend_figure()
+    live.png()
+    for r in (0.9, 0.4, 0.2):
+        live.apply({"r": r})
+        full.apply({"r": r})
+        assert np.array_equal(_live(live), _full(full)), r
+
+
+def test_a_full_draw_by_someone_else_is_seen():
+    """savefig draws the whole figure and resets matplotlib's stale flags: the next live
+    PNG must still show the current values."""
+    live, full = _legend_figure(), _legend_figure()
+    live.png()
+    live.apply({"r": 0.7})
+    full.apply({"r": 0.7})
+    live.figure.savefig(io.BytesIO(), format="svg")
+    assert np.array_equal(_live(live), _full(full))
+
+
+def test_best_placed_legend_is_always_drawn():
+    fig = Figure()
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    FigureCanvasAgg(fig)
+    ax = fig.subplots()
+    ax.set(xlim=(0, 1), ylim=(0, 1))
+    line, = ax.plot([0, 1], [0.95, 0.95], label="moves")   # best: lower left
+    ax.legend(loc="best")
+    red = _Redrawer(fig)
+    red.draw()
+    line.set_ydata([0.05, 0.05])       # best: upper right
+    red.draw()
+    image = _pixels(fig)
+    fig.canvas.draw()
+    assert np.array_equal(image, _pixels(fig))
+
+
+def test_png_writer_round_trips_through_pillow():
+    rng = np.random.default_rng(0)
+    rgba = rng.integers(0, 256, size=(37, 53, 4), dtype=np.uint8)
+    back = np.asarray(PIL.Image.open(io.BytesIO(_png_rgb(rgba))))
+    assert back.shape == (37, 53, 3) and np.array_equal(back, rgba[:, :, :3])
+
+
+def test_redrawer_refuses_what_it_cannot_draw():
+    with pytest.raises(TypeError, match="fig"):
+        _Redrawer("not a figure")
