@@ -42,9 +42,10 @@ def setup(name: str | None = None, verbose: bool = True) -> Setup:
 
     At CPU scale on a CPU, torch uses one thread: the models are small, and splitting
     their tiny matrix products across cores costs more than it saves (measured 10–20×
-    slower with two threads on a busy 2-core machine); ``gpu:smoke`` keeps torch's threads,
-    as ``gpu`` does (PreResNet-32 and wide layers gain from them). A smoke run keeps its
-    results out of the book's cache (:func:`use_smoke_cache`).
+    slower with two threads on a busy 2-core machine). So does a smoke run on a CPU, which
+    runs on shared CI machines (measured at load 8-12: its auto rate-tuning page took 163 s
+    with one thread, over 450 s with two). A smoke run keeps its results out of the book's
+    cache (:func:`use_smoke_cache`).
     ``name`` is as for :func:`lib.scale.current`; ``verbose`` is a bool.
     """
     verbose, chosen_scale = checks.boolean("verbose", verbose), scale.current(name)
@@ -52,7 +53,7 @@ def setup(name: str | None = None, verbose: bool = True) -> Setup:
     plotting.use_style()
     if chosen.scale.smoke:
         use_smoke_cache()
-    if chosen.scale.name == "cpu" and chosen.device.type == "cpu":
+    if (chosen.scale.name == "cpu" or chosen.scale.smoke) and chosen.device.type == "cpu":
         torch.set_num_threads(1)
     if verbose:
         print(chosen.describe())

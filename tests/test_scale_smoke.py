@@ -87,7 +87,8 @@ def test_per_scale_tables_keep_the_configuration_and_cut_the_counts(name):
 
 def test_a_smoke_chapter_says_so_and_keeps_out_of_the_books_cache(monkeypatch, capsys):
     book = (ROOT / "data" / "cache").resolve()
-    monkeypatch.setattr(chapter.torch, "set_num_threads", lambda n: None)
+    threads = []
+    monkeypatch.setattr(chapter.torch, "set_num_threads", threads.append)
     for preset in (None, str(book)):   # unset, or set to the book's own cache
         if preset is None:
             monkeypatch.delenv(cache.ENV_VAR, raising=False)
@@ -106,6 +107,7 @@ def test_a_smoke_chapter_says_so_and_keeps_out_of_the_books_cache(monkeypatch, c
     monkeypatch.delenv(cache.ENV_VAR)                      # no smoke: nothing is moved
     out = chapter.setup("gpu", verbose=True)
     assert cache.ENV_VAR not in os.environ and not out.scale.smoke
+    assert threads == [1, 1, 1]   # one thread in each smoke run on this CPU, none at gpu
     assert "SMOKE" not in capsys.readouterr().out
 
 
