@@ -334,6 +334,9 @@ class InteractiveFigure(LiveControls):
 # in it or in any artist it contains) is drawn again and re-recorded; any other is replayed
 # primitive by primitive. Agg receives the same calls with the same arguments in the same
 # order as in a full draw, so the pixels are the same; no artist needs to be declared static.
+# ``update`` must change artists through their setters (which mark them stale), as
+# matplotlib's own interactive redraws (draw_idle) also require: assigning an attribute
+# directly (``annotation.xy = ...``) needs ``artist.stale = True`` after it.
 #
 # Anything this cannot see falls back to a full ``canvas.draw()`` (and re-records): a change
 # of figure size, dpi, axes position or axis limits, artists added or removed, a full draw

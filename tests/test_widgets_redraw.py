@@ -184,3 +184,43 @@ def test_png_writer_round_trips_through_pillow():
 def test_redrawer_refuses_what_it_cannot_draw():
     with pytest.raises(TypeError, match="fig"):
         _Redrawer("not a figure")
+
+
+def _many_kinds(image: bool):
+    """Collections, mathtext, an annotation, twin axes and (optionally) an image."""
+    def draw(fig):
+        ax = fig.subplots()
+        ax.set(xlim=(0, 1), ylim=(0, 1), title=r"$\hat\varepsilon_k$ and more")
+        twin = ax.twinx()
+        twin.set_ylim(0, 10)
+        dots = ax.scatter([0.5], [0.5], s=40, label="dots")
+        band = ax.fill_between([0, 1], [0, 0], [0.1, 0.1], alpha=0.3)
+        note = ax.annotate("", xy=(0.5, 0.5), xytext=(0.2, 0.8),
+                           arrowprops=dict(arrowstyle="->"))
+        bars = ax.errorbar([0.3], [0.3], yerr=[0.1], fmt="o", capsize=3)
+        line, = twin.plot([], [], "--", label=r"$\eta\,\alpha^{-2t}$")
+        ax.legend(loc="lower right")
+        if image:
+            ax.imshow(np.zeros((4, 4)), extent=(0.8, 1, 0.8, 1), vmin=0, vmax=1)
+
+        def update(r):
+            dots.set_offsets([[r, 1 - r], [1 - r, r]])
+            band.set_verts([[(0, 0), (1, 0), (1, r), (0, r)]])
+            note.set_text(f"r = {r:.2f}")
+            note.xy = (r, r)
+            note.stale = True
+            bars.lines[0].set_ydata([r])
+            line.set_data([0, 1], [10 * r, 10 * (1 - r)])
+        return update
+    return InteractiveFigure(lambda r: r, draw, [Slider("r", "r", 0.0, 1.0, default=0.2)])
+
+
+@pytest.mark.parametrize("image", [False, True], ids=["collections", "with-image"])
+def test_other_artist_kinds_equal_a_full_draw(image):
+    live, full = _many_kinds(image), _many_kinds(image)
+    live.png()
+    for r in (0.7, 0.1, 0.55):
+        live.apply({"r": r})
+        full.apply({"r": r})
+        assert np.array_equal(_live(live), _full(full)), r
+        assert live._redrawer.stats["full"] == (1 if image else 0)   # images: full draws
