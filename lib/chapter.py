@@ -42,10 +42,9 @@ def setup(name: str | None = None, verbose: bool = True) -> Setup:
 
     At CPU scale on a CPU, torch uses one thread: the models are small, and splitting
     their tiny matrix products across cores costs more than it saves (measured 10–20×
-    slower with two threads on a busy 2-core machine). So does a smoke run on a CPU, which
-    runs on shared CI machines (measured at load 8-12: its auto rate-tuning page took 163 s
-    with one thread, over 450 s with two). A smoke run keeps its results out of the book's
-    cache (:func:`use_smoke_cache`).
+    slower with two threads on a busy 2-core machine). So does a smoke run on a CPU: it
+    runs in CI on shared machines, and most of its models are as small. A smoke run keeps
+    its results out of the book's cache (:func:`use_smoke_cache`).
     ``name`` is as for :func:`lib.scale.current`; ``verbose`` is a bool.
     """
     verbose, chosen_scale = checks.boolean("verbose", verbose), scale.current(name)
