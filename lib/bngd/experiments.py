@@ -8,6 +8,7 @@ computes that grid in one batched call and the sweeps over ε that the chapter p
 """
 
 import functools
+import math
 import time
 from dataclasses import dataclass, field
 
@@ -161,21 +162,54 @@ def classify(loss_bn, eff_step, loss_gd, eps_opt, floor, close=0.8) -> np.ndarra
     return out.astype(np.int8)
 
 
-def figure1(problem: Problem, config: Figure1Config = Figure1Config()) -> Figure1Result:
-    """The paper's figure-1 grid for one problem: one batched BNGD call over every cell."""
+def figure1(problem: Problem, config: Figure1Config = Figure1Config(),
+            engine: str = "auto") -> Figure1Result:
+    """The paper's figure-1 grid for one problem: one batched BNGD call over every cell.
+
+    engine: as for :func:`lib.bngd.dynamics.bngd` ("auto", "compiled" or "torch").
+    """
     checks.instance("problem", problem, Problem)
     checks.instance("config", config, Figure1Config)
+    checks.choice("engine", engine, dynamics.ENGINES)
     dt = dict(dtype=torch.float64, device=problem.h.device)
     a0 = torch.tensor(config.a0, **dt)[:, None, None]
     eps = torch.tensor(config.eps, **dt)[:, None]
     eps_a = torch.tensor(config.eps_a, **dt)
     start = time.perf_counter()
     res = dynamics.bngd(problem.h, problem.u, a0, problem.w0, eps, eps_a, config.steps,
-                        history=False)   # the full history was 280 MB per grid
+                        history=False, engine=engine)   # the full history was 280 MB
     seconds = time.perf_counter() - start
     gd = dynamics.gd(problem.h, problem.u, problem.w0, problem.gd.eps_opt, config.steps)
     return Figure1Result(problem, config, res.loss[-1].cpu().numpy(),
                          res.eff_step[-1].cpu().numpy(), float(gd.loss[-1]), seconds)
+
+
+def nudged(problem: Problem, direction: float) -> Problem:
+    """The same problem with every entry of w₀ moved by one ulp towards ``direction``
+    (+inf or −inf): a start that float64 cannot tell from w₀ by more than round-off."""
+    checks.instance("problem", problem, Problem)
+    if direction not in (math.inf, -math.inf):
+        raise ValueError(f"direction must be +inf or -inf, got {direction!r}")
+    w0 = problem.w0.cpu().numpy()
+    moved = torch.from_numpy(np.nextafter(w0, direction)).to(problem.w0.device)
+    return Problem(problem.h, problem.u, moved)
+
+
+def round_off_cells(result: Figure1Result, engine: str = "auto") -> np.ndarray:
+    """Cells of figure 1 whose class round-off decides: (a0, eps, eps_a) bools, True where
+    the class changes when w₀ moves by one ulp up or down (:func:`nudged`).
+
+    There the dynamics amplify a difference of one rounding into another colour, so two
+    correct float64 implementations (sums in another order) may colour them differently.
+    result: a :class:`Figure1Result`; engine: as for :func:`figure1`.
+    """
+    checks.instance("result", result, Figure1Result)
+    checks.choice("engine", engine, dynamics.ENGINES)
+    out = np.zeros(result.classes.shape, dtype=bool)
+    for direction in (math.inf, -math.inf):
+        other = figure1(nudged(result.problem, direction), result.config, engine)
+        out |= other.classes != result.classes
+    return out
 
 
 @dataclass
