@@ -43,7 +43,8 @@ import numpy as np
 from matplotlib import rc_context
 from matplotlib.axes import Axes
 from matplotlib.backend_bases import GraphicsContextBase
-from matplotlib.backends.backend_agg import FigureCanvasAgg
+from matplotlib.backends import backend_agg
+from matplotlib.backends.backend_agg import FigureCanvasAgg, RendererAgg
 from matplotlib.figure import Figure
 from matplotlib.image import AxesImage, FigureImage
 from matplotlib.legend import Legend
@@ -419,6 +420,50 @@ def _unsupported(fig) -> bool:
     return bool(fig.images) or any(isinstance(a, FigureImage) for a in fig.get_children())
 
 
+_GLYPHS_MAX = 20_000   # glyph bitmaps kept per figure (a few MB at most)
+
+
+def _cached_glyphs(renderer, cache, gc, x, y, angle, glyphs, boxes):
+    """RendererAgg._draw_text_glyphs_and_boxes (matplotlib 3.11) with each glyph's bitmap
+    kept: FreeType renders a glyph at the same sub-pixel offset (the 1/64 px remainder of
+    its position) into the same bitmap, one whole pixel further per pixel of shift, so a
+    kept bitmap drawn at the shifted place gives the same pixels. Rotated text, text with
+    rules (mathtext fractions) and aliased text take matplotlib's own path."""
+    boxes = list(boxes)
+    if angle or boxes or not gc.get_antialiased():
+        return RendererAgg._draw_text_glyphs_and_boxes(renderer, gc, x, y, angle, glyphs, boxes)
+    if len(cache) > _GLYPHS_MAX:
+        cache.clear()
+    cos, sin = math.cos(math.radians(angle)), math.sin(math.radians(angle))
+    load_flags = backend_agg.get_hinting_flag()
+    for font, size, glyph_index, slant, extend, dx, dy in glyphs:   # as matplotlib does
+        px = round(0x40 * (x + dx * cos - dy * sin))
+        py = round(0x40 * (renderer.height - y + dx * sin + dy * cos))
+        key = (id(font), size, renderer.dpi, glyph_index, slant, extend, px & 63, py & 63,
+               load_flags)
+        kept = cache.get(key)
+        if kept is None:
+            font.set_size(size, renderer.dpi)
+            font._set_transform((0x10000 * np.array([[cos, -sin], [sin, cos]])
+                                 @ [[extend, extend * slant], [0, 1]]).round().astype(int),
+                                [px, py])
+            bitmap = font._render_glyph(glyph_index, load_flags, _RENDER_NORMAL)
+            kept = cache[key] = (bitmap.buffer.copy(), bitmap.left - (px >> 6),
+                                 bitmap.top - (py >> 6), font)   # font: keeps its id unique
+        buffer, left, top, _ = kept
+        renderer._renderer.draw_text_image(buffer, left + (px >> 6),
+                                           int(renderer.height) - top - (py >> 6)
+                                           + buffer.shape[0], 0, gc)
+
+
+try:   # matplotlib >= 3.11 renders text glyph by glyph; older versions keep their own path
+    from matplotlib.ft2font import RenderMode
+    _RENDER_NORMAL = RenderMode.NORMAL
+    _GLYPH_CACHE = hasattr(RendererAgg, "_draw_text_glyphs_and_boxes")
+except ImportError:
+    _GLYPH_CACHE = False
+
+
 class _Redrawer:
     """Redraws ``fig`` (a matplotlib Figure on an Agg canvas) exactly as
     ``fig.canvas.draw()`` would, drawing only the artists that changed since.
@@ -536,6 +581,8 @@ class _Redrawer:
         order = []
         renderer = canvas.get_renderer()
         self._calls, self._inside, self._never, self._prefix = {}, {}, {}, {}
+        if _GLYPH_CACHE and "_draw_text_glyphs_and_boxes" not in vars(renderer):
+            renderer._draw_text_glyphs_and_boxes = partial(_cached_glyphs, renderer, {})
 
         def wrap(unit):
             def draw(r, _u=unit):

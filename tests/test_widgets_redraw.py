@@ -224,3 +224,28 @@ def test_other_artist_kinds_equal_a_full_draw(image):
         full.apply({"r": r})
         assert np.array_equal(_live(live), _full(full)), r
         assert live._redrawer.stats["full"] == (1 if image else 0)   # images: full draws
+
+
+def test_kept_glyphs_drawn_whole_pixels_away_give_the_same_pixels():
+    """A glyph kept at one sub-pixel offset is drawn again elsewhere: moving a text by
+    whole pixels (display coordinates) must match FreeType rendering it there afresh."""
+    from matplotlib.transforms import IdentityTransform
+
+    def draw(fig):
+        ax = fig.subplots()
+        ax.set(xlim=(0, 1), ylim=(0, 1))
+        text = ax.text(0, 0, "", transform=IdentityTransform(), fontsize=13)
+
+        def update(r):
+            text.set_position((100.3 + 7 * round(10 * r), 200.45 - 3 * round(10 * r)))
+            text.set_text("κ = 3.75: ρ = 0.9996" if r < 0.5 else "ρ = 0.9996, κ = 3.75")
+        return update
+    live, full = (InteractiveFigure(lambda r: r, draw, [Slider("r", "r", 0.0, 1.0, default=0.0)])
+                  for _ in range(2))
+    live.png()
+    for r in (0.1, 0.3, 0.6, 0.9, 0.2):
+        live.apply({"r": r})
+        full.apply({"r": r})
+        assert np.array_equal(_live(live), _full(full)), r
+    kept = live.figure.canvas.get_renderer()._draw_text_glyphs_and_boxes.args[1]
+    assert 0 < len(kept) < 60      # 6 moves of ~18 glyphs: most drawn from kept bitmaps
