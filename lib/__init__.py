@@ -13,7 +13,7 @@ import importlib
 
 __version__ = "0.1.0"   # the book's release; tools/release.py writes it everywhere else
 
-SHARED = ["cache", "chapter", "checks", "config", "controls", "data", "datachecks", "device",
+SHARED = ["blit", "cache", "chapter", "checks", "config", "controls", "data", "datachecks", "device",
           "executors", "grid", "history", "invariance", "models", "plotting", "progress",
           "reproduce", "scale", "site_figure", "sliders", "stack", "sweep", "synthetic", "train",
           "widgets"]

@@ -5,7 +5,7 @@ import numpy as np
 from hypothesis import strategies as st
 
 from contracts import NAN, Case, parametrize
-from lib import controls
+from lib import blit, controls
 from lib.autorate import experiments as autorate
 from lib.wn import experiments as wn
 
@@ -33,5 +33,14 @@ WN_X, WN_Y = wn.unit_sphere_data(4, 3, seed=0)
 CASES.append(Case(     # the grid widths of the WN slider (its other arguments: test_contracts_wn)
     wn.Comparison, lambda: dict(X=WN_X, y=WN_Y, steps=2, alphas=[1.0], etas=[0.1], widths=[4]),
     {"widths": st.sampled_from(["4", 4, [0], [2.5], [None], [NAN], {"m": 4}])}))
+
+CASES += [    # the live redraw of lib.blit
+    Case(blit.Redrawer, lambda: dict(fig=__import__("matplotlib.figure").figure.Figure()),
+         {"fig": st.sampled_from([None, "fig", 3, [1]])}),
+    Case(blit.png_rgb, lambda: dict(rgba=np.zeros((2, 3, 4), np.uint8)),
+         {"rgba": st.sampled_from([None, np.zeros((2, 3, 3), np.uint8),
+                                   np.zeros((2, 3, 4)), np.zeros((0, 3, 4), np.uint8),
+                                   [[[0, 0, 0, 0]]]])}),
+]
 
 test_bad_input_is_refused_by_name = parametrize(CASES)

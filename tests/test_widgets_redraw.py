@@ -19,7 +19,8 @@ from matplotlib.figure import Figure
 
 from lib.bngd import experiments as bngd_experiments, figures as bngd_figures
 from lib.explr import experiments as explr_experiments, figures as explr_figures, toy
-from lib.widgets import InteractiveFigure, Slider, _png_rgb, _Redrawer
+from lib.blit import Redrawer, png_rgb
+from lib.widgets import InteractiveFigure, Slider
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -165,7 +166,7 @@ def test_best_placed_legend_is_always_drawn():
     ax.set(xlim=(0, 1), ylim=(0, 1))
     line, = ax.plot([0, 1], [0.95, 0.95], label="moves")   # best: lower left
     ax.legend(loc="best")
-    red = _Redrawer(fig)
+    red = Redrawer(fig)
     red.draw()
     line.set_ydata([0.05, 0.05])       # best: upper right
     red.draw()
@@ -177,13 +178,13 @@ def test_best_placed_legend_is_always_drawn():
 def test_png_writer_round_trips_through_pillow():
     rng = np.random.default_rng(0)
     rgba = rng.integers(0, 256, size=(37, 53, 4), dtype=np.uint8)
-    back = np.asarray(PIL.Image.open(io.BytesIO(_png_rgb(rgba))))
+    back = np.asarray(PIL.Image.open(io.BytesIO(png_rgb(rgba))))
     assert back.shape == (37, 53, 3) and np.array_equal(back, rgba[:, :, :3])
 
 
 def test_redrawer_refuses_what_it_cannot_draw():
     with pytest.raises(TypeError, match="fig"):
-        _Redrawer("not a figure")
+        Redrawer("not a figure")
 
 
 def _many_kinds(image: bool):
