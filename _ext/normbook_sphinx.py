@@ -5,9 +5,9 @@ Seven jobs, each something a plain ``jupyter-book build`` would otherwise get wr
 1. Tell the notebook kernels that they run inside a book build (``NORMBOOK_BUILD=1``),
    so interactive figures precompute their slider grids and progress bars stay quiet.
    Kernels inherit the environment of the Sphinx process that starts them.
-2. Key the execution cache on the source of ``lib/``: jupyter-cache only hashes the
-   notebooks' code cells, so without this a change to the library would leave stale
-   figures in the site.
+2. Key the execution cache on the source of ``lib/`` and on the scale: jupyter-cache only
+   hashes the notebooks' code cells, so without this a change to the library (or a build
+   at another ``NORMBOOK_SCALE``) would leave stale figures in the site.
 3. Serve MathJax from ``_static`` so the built pages work with no network.
 4. Drop a script that sphinx-thebe includes twice (a console error on every page).
 5. Skip every Python environment inside the book folder, whatever its name (a folder
@@ -56,9 +56,17 @@ def lib_hash() -> str:
     return digest.hexdigest()[:16]
 
 
+def cache_key() -> str:
+    """The execution cache's folder name: the source of ``lib/`` and the scale the kernels
+    will run at (``NORMBOOK_SCALE``: a gpu or smoke build never reuses cpu pages)."""
+    from lib import scale
+
+    return f"lib-{lib_hash()}-{scale.current().label.replace(':', '-')}"
+
+
 def _key_cache_on_lib(app, config):
     base = Path(config.nb_execution_cache_path or Path(app.outdir).parent / ".jupyter_cache")
-    current = base / f"lib-{lib_hash()}"
+    current = base / cache_key()
     for stale in base.glob("lib-*"):  # caches of older library versions
         if stale != current:
             shutil.rmtree(stale, ignore_errors=True)

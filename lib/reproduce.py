@@ -94,7 +94,11 @@ def main(argv=None) -> int:
     """The command line; bad arguments exit with status 2 and a message, a failed chunk 1."""
     parser = _parser()
     args = parser.parse_args(argv)
-    name = scale.current(args.scale).name
+    chosen = scale.current(args.scale)
+    if chosen.smoke:   # NORMBOOK_SCALE=gpu:smoke: its cut counts would fill the real cache
+        parser.error(f"{scale.ENV_VAR}={chosen.label} is a smoke run, which fills no cache; "
+                     f"run tools/smoke.py instead")
+    name = chosen.name
     os.environ[scale.ENV_VAR] = name   # functions that read the scale themselves agree
     todo = jobs(args.chapter, name)
     if args.only:

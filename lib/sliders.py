@@ -73,8 +73,10 @@ class Slider:
 
     @property
     def grid_size(self) -> int:
-        """Regular points of the site grid (the default may add one more)."""
-        return self.grid or scale.current().slider_grid
+        """Regular points of the site grid (the default may add one more); at most 2 in a
+        smoke run (``NORMBOOK_SCALE=gpu:smoke``)."""
+        now = scale.current()
+        return now.cut(self.grid, 2) if self.grid else now.slider_grid
 
     def grid_values(self) -> list:
         """Site grid: ``grid`` points from min to max (log or linear) plus the default.

@@ -85,3 +85,19 @@ def test_a_notebook_that_fails_in_a_worker_still_fails_the_build(tmp_path):
     assert "normbook: broken.ipynb: failed in a worker" in log, log[-3000:]
     assert "Executing notebook failed" in log   # myst-nb's own report, on its second run
     assert "boom" in log
+
+
+def test_the_execution_cache_is_keyed_on_the_library_and_the_scale(monkeypatch):
+    """A build at another NORMBOOK_SCALE (gpu, a smoke run) must not take the cpu pages
+    from the cache, nor a cpu build a smoke run's pages."""
+    sys.path.insert(0, str(ROOT))
+    from _ext import normbook_sphinx as ext
+
+    keys = {}
+    for label in ("cpu", "gpu", "gpu:smoke", "cpu:smoke"):
+        monkeypatch.setenv("NORMBOOK_SCALE", label)
+        keys[label] = ext.cache_key()
+    assert len(set(keys.values())) == 4, keys
+    assert all(k.startswith(f"lib-{ext.lib_hash()}-") for k in keys.values())
+    monkeypatch.setenv("NORMBOOK_SCALE", "cpu")
+    assert ext.cache_key() == keys["cpu"]   # the same build finds its own pages again

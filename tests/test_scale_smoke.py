@@ -135,3 +135,28 @@ def test_offline_means_no_download_and_says_why(monkeypatch, tmp_path):
     with pytest.raises(data.DatasetNotFoundError, match="NORMBOOK_OFFLINE=1, so no download"):
         data.cifar10("test", n=10)
     assert tried == [] and not (tmp_path / "repo-data").exists()
+
+
+def test_a_smoke_run_cuts_a_sliders_site_grid_to_two_points(monkeypatch):
+    """Slider grids the chapters fix themselves (grid=7, ...) are cut too in a smoke run:
+    the site frames are the product of the sliders' grids."""
+    from lib.sliders import Slider
+
+    s = Slider("eta", "η", 0.01, 10.0, default=0.1, log=True, grid=7)
+    monkeypatch.setenv(scale.ENV_VAR, "gpu")
+    assert s.grid_size == 7
+    monkeypatch.setenv(scale.ENV_VAR, "gpu:smoke")
+    assert s.grid_size == 2
+    assert len(s.grid_values()) <= 3        # the two ends, and the default if off them
+    assert Slider("a", "a", 0.0, 1.0, default=0.5).grid_size == scale.SMOKE_COUNTS["slider_grid"]
+
+
+def test_reproduce_refuses_a_smoke_scale(monkeypatch, capsys):
+    """A smoke scale's cut counts must never fill the results cache as if they were gpu's."""
+    from lib import reproduce
+
+    monkeypatch.setenv(scale.ENV_VAR, "gpu:smoke")
+    with pytest.raises(SystemExit) as stop:
+        reproduce.main(["wn", "--list"])
+    assert stop.value.code == 2
+    assert "gpu:smoke" in capsys.readouterr().err
