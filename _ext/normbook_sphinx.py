@@ -152,7 +152,8 @@ def _execute_in_parallel(app, env, docnames):
     config = app.config
     if config.nb_execution_mode != "cache" or config.nb_execution_in_temp:
         return
-    paths = [Path(env.doc2path(name)) for name in sorted(docnames)]
+    first = [d for d in config.normbook_execute_first if d in docnames]   # longest first
+    paths = [Path(env.doc2path(name)) for name in first + sorted(set(docnames) - set(first))]
     skip = config.nb_execution_excludepatterns or ()   # matched as myst-nb matches them
     paths = [p for p in paths if p.suffix == ".ipynb" and p.is_file()
              and not any(PurePosixPath(p.as_posix()).match(pattern) for pattern in skip)]
@@ -239,6 +240,8 @@ def setup(app):
     app.connect("config-inited", _theme_templates)
     app.connect("builder-inited", _copy_mathjax)
     app.connect("builder-inited", _fix_markup)
+    # pages to start first when run side by side (the longest: a better finish time)
+    app.add_config_value("normbook_execute_first", [], "env", types=[list])
     app.connect("env-before-read-docs", _execute_in_parallel)
     app.connect("html-page-context", _drop_duplicate_scripts, priority=1)
     return {"parallel_read_safe": True, "parallel_write_safe": True}

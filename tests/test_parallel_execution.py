@@ -19,11 +19,15 @@ SLEEP = 4.0   # seconds each page's kernel is busy: long against the start-up of
 pytestmark = pytest.mark.skipif((os.cpu_count() or 1) < 2, reason="needs two cores")
 
 
-def _book(folder: Path, pages: dict) -> None:
+def _book(folder: Path, pages: dict, first=()) -> None:
     """A book in ``folder`` with the real configuration and one notebook per page:
-    ``pages`` maps a page name to its code cell."""
-    for name in ("_config.yml", "references.bib"):
-        shutil.copy(ROOT / name, folder / name)
+    ``pages`` maps a page name to its code cell; ``first``: the pages to start first."""
+    import yaml
+
+    shutil.copy(ROOT / "references.bib", folder / "references.bib")
+    config = yaml.safe_load((ROOT / "_config.yml").read_text())
+    config["sphinx"]["config"]["normbook_execute_first"] = list(first)
+    (folder / "_config.yml").write_text(yaml.safe_dump(config, allow_unicode=True))
     shutil.copytree(ROOT / "_ext", folder / "_ext")
     names = list(pages)
     toc = f"format: jb-book\nroot: {names[0]}\nchapters:\n"
@@ -56,7 +60,7 @@ def _interval(folder: Path, name: str) -> list:
 def test_notebooks_run_side_by_side_and_the_pages_come_from_the_cache(tmp_path):
     # distinct code: the cache matches notebooks by content
     pages = {name: TIMED.format(name=name, sleep=SLEEP) for name in ("one", "two", "three")}
-    _book(tmp_path, pages)
+    _book(tmp_path, pages, first=["two"])   # by name the order is one, three, two
     proc = _build(tmp_path)
     log = proc.stdout + proc.stderr
     assert proc.returncode == 0, log[-3000:]
@@ -68,6 +72,8 @@ def test_notebooks_run_side_by_side_and_the_pages_come_from_the_cache(tmp_path):
     # two kernels were busy at the same time: a serial run has disjoint intervals
     spans = sorted((start, end) for _, start, end in runs.values())
     assert any(later[0] < earlier[1] for earlier, later in zip(spans, spans[1:])), spans
+    # "two" was asked to start first, so "three" waited for a free process
+    assert runs["three"][1] > min(runs["one"][2], runs["two"][2]), runs
     for name in pages:
         assert f"normbook: {name}.ipynb: executed in" in log
 
