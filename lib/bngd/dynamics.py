@@ -158,14 +158,17 @@ def gd(H, u, w0, eps, steps: int, dtype=torch.float64, history: bool = True) -> 
                          f"together") from None
     w = torch.broadcast_to(w, (*batch, d)).clone()
     eps = eps[..., None]
-    losses = [_loss(matvec, u, w)]
-    for _ in range(steps):
+    # one preallocated record: a list of 15 000 small loss tensors kept between the steps'
+    # freed temporaries fragmented the heap by up to 0.5 GB (it varied from run to run)
+    losses = torch.empty((steps + 1 if history else 1, *batch), dtype=w.dtype, device=dev)
+    losses[0] = _loss(matvec, u, w)
+    for k in range(1, steps + 1):
         w = w - eps * matvec(w - u)
         if history:
-            losses.append(_loss(matvec, u, w))
+            losses[k] = _loss(matvec, u, w)
     if not history:
-        losses = [_loss(matvec, u, w)]
-    return GDResult(loss=torch.stack(losses), w=w)
+        losses[0] = _loss(matvec, u, w)
+    return GDResult(loss=losses, w=w)
 
 
 def bngd(H, u, a0, w0, eps, eps_a, steps: int, dtype=torch.float64,
