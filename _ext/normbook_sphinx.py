@@ -142,6 +142,7 @@ def _run_one(data):
     """Execute one project notebook into the cache with jupyter-cache's worker, timed."""
     from jupyter_cache.executors.basic import ExecutionWorkerLocalMProc
 
+    multiprocessing.log_to_stderr(30)   # the worker's reason for a failure, in the build log
     start = time.perf_counter()
     code, uri = ExecutionWorkerLocalMProc()(data)
     return code, uri, time.perf_counter() - start
