@@ -316,6 +316,11 @@ def _in_blocks(run, n: int, device) -> None:
             run(s)
 
 
+def _cores() -> int:
+    """The cores this process may run on (its affinity where the OS tells it)."""
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+
+
 def _workers(device, n_blocks: int) -> int:
     """Python threads to run blocks in: the cores torch's own threads leave idle.
 
@@ -325,7 +330,7 @@ def _workers(device, n_blocks: int) -> int:
     """
     if device.type != "cpu" or n_blocks < 2:
         return 1
-    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+    cores = _cores()
     return max(1, min(n_blocks, cores // torch.get_num_threads()))
 
 
@@ -393,7 +398,7 @@ def _compiled(H, g, c, rates, w0, steps, out, modified, history) -> None:
         _lanes(lo, min(lo + LANE_BLOCK, n), *arrays, steps, modified, history, *outs)
 
     tasks = range(0, n, LANE_BLOCK)
-    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+    cores = _cores()
     if min(cores, len(tasks)) > 1:
         with ThreadPoolExecutor(min(cores, len(tasks))) as pool:
             list(pool.map(task, tasks))
