@@ -19,6 +19,10 @@ from collections.abc import Mapping
 import numpy as np
 import torch
 import torch.nn.functional as F
+# The first vmapped cross-entropy runs torch's Python decomposition of nll_loss, which
+# imports this module and sympy with it: 0.8-1.2 s, measured. Imported with the library,
+# while a chapter sets up, so that the first move of a live slider does not pay it.
+import torch.fx.experimental.symbolic_shapes  # noqa: F401
 from torch.func import vmap
 
 from lib import checks, progress

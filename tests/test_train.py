@@ -280,3 +280,23 @@ def test_initial_momentum_enters_the_first_step(f64):
                                rtol=0, atol=1e-13)
     with pytest.raises(ValueError, match="init_momentum"):
         train(model, (X, y), TrainConfig(steps=1, loss="mse"), init_momentum=lambda p: {"bias": b})
+
+
+def test_first_training_step_imports_nothing_slow():
+    """A live slider's first move trains in a kernel where lib is imported but nothing has
+    trained yet; the vmapped cross-entropy then used to import sympy (about a second).
+    Fails if lib.train stops importing it up front."""
+    import subprocess
+    import sys
+    code = (
+        "import sys, torch\n"
+        "import lib.train as T\n"
+        "from lib import models, stack\n"
+        "before = set(sys.modules)\n"
+        "torch.manual_seed(0)\n"
+        "nets = stack.from_models([models.MLP((4, 3, 2), norm='bn') for _ in (0, 1)])\n"
+        "X, y = torch.randn(8, 4), torch.arange(8) % 2\n"
+        "T.fit(nets, (X, y), [T.TrainConfig(steps=2, eta=0.1, seed=s) for s in (0, 1)], bar=False)\n"
+        "print(sorted(m for m in set(sys.modules) - before if m.split('.')[0] in ('sympy', 'mpmath')))\n")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "[]", out.stdout[:300]
