@@ -1,7 +1,7 @@
 """lib.explr.toy's fast full-batch loop (the live slider's compute) against the plain one.
 
-The reference below is the loop toy_gd had before: one :func:`toy._grad` per step. The
-fast loop does the same operations on buffers. Full runs are compared only where the
+The reference below is the plain NumPy loop: one :func:`toy._grad` per step. The fast
+loop (compiled with Numba) does the same operations, its sums in another order. Full runs are compared only where the
 dynamics are not chaotic (ηλ ≤ 1e-3 here: a 1-ulp change of w0 moves the result by
 < 1e-14 relative); above ηλ ≈ 3e-3 a 1-ulp change of w0 changes the run by O(1), so there
 each single step is compared from the reference's own iterate (the map, not the orbit).
