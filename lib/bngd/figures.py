@@ -80,7 +80,9 @@ def draw_gd_rates(fig, eps_range=(1e-5, 10.0), ylim=(0.3, 3e6)):
     theory, = ax.plot([], [], color=P[0], label="from max_i |1 − ε λ_i|")
     measured, = ax.plot([], [], "o", ms=4, color=P[1], label="measured on GD runs")
     best = ax.axvline(1, color=P[2], ls="--", label="ε_opt")
-    diverges = ax.axvspan(1, eps_range[1], color=P[3], alpha=0.12, lw=0, label="GD diverges")
+    # zorder 1.6: over the grid, so a move redraws from there and keeps the axes drawn
+    diverges = ax.axvspan(1, eps_range[1], color=P[3], alpha=0.12, lw=0, zorder=1.6,
+                          label="GD diverges")
     note = ax.text(0.97, 0.95, "", transform=ax.transAxes, va="top", ha="right", fontsize=11,
                    bbox=dict(boxstyle="round", fc="white", ec="0.8", alpha=0.9))
     ax.legend(loc="lower left")
