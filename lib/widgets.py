@@ -287,9 +287,12 @@ class InteractiveFigure(LiveControls):
         return self._site if self._site is not None else site_figure.static_html(self)
 
     def _repr_mimebundle_(self, include=None, exclude=None):
+        # the HTML first: its static figure is a full draw (savefig), which would make the
+        # first live move draw everything again; the widgets' first PNG then records it
+        page = self.html()
         bundle = self.widget._repr_mimebundle_(include=include, exclude=exclude) or {}
         data = dict(bundle[0] if isinstance(bundle, tuple) else bundle)
-        data["text/html"] = self.html()
+        data["text/html"] = page
         data["text/plain"] = f"InteractiveFigure({self.title!r}, sliders={self.names})"
         return data
 
