@@ -93,8 +93,7 @@ def hold_heap() -> bool:
     reader runs thaws them again (:func:`thaw_heap`, an IPython ``pre_run_cell``
     callback), so cycles that a cell's work leaves behind are collected as before; only
     what a series of moves leaves in cycles waits for that cell. Returns whether the
-    heap was held: outside IPython (scripts, tests, builds' own processes) it does
-    nothing."""
+    heap was held: outside IPython (scripts, tests) it does nothing."""
     global _thaw_hooked
     shell = _ipython()
     if shell is None:
