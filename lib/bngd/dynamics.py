@@ -161,13 +161,15 @@ def gd(H, u, w0, eps, steps: int, dtype=torch.float64, history: bool = True) -> 
     # one preallocated record: a list of 15 000 small loss tensors kept between the steps'
     # freed temporaries fragmented the heap by up to 0.5 GB (it varied from run to run)
     losses = torch.empty((steps + 1 if history else 1, *batch), dtype=w.dtype, device=dev)
-    losses[0] = _loss(matvec, u, w)
-    for k in range(1, steps + 1):
-        w = w - eps * matvec(w - u)
-        if history:
-            losses[k] = _loss(matvec, u, w)
-    if not history:
-        losses[0] = _loss(matvec, u, w)
+    for k in range(steps + 1):
+        # the error e_k = w_k − u and H e_k serve both J₀(w_k) (as _loss computes it) and
+        # the step: one matvec per step, not two, with the same numbers
+        e = w - u
+        grad = matvec(e)
+        if history or k == steps:
+            losses[k if history else 0] = 0.5 * (e * grad).sum(-1)
+        if k < steps:
+            w = w - eps * grad
     return GDResult(loss=losses, w=w)
 
 
