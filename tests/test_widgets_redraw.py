@@ -180,6 +180,9 @@ def test_png_writer_round_trips_through_pillow():
     rgba = rng.integers(0, 256, size=(37, 53, 4), dtype=np.uint8)
     back = np.asarray(PIL.Image.open(io.BytesIO(png_rgb(rgba))))
     assert back.shape == (37, 53, 3) and np.array_equal(back, rgba[:, :, :3])
+    strided = rgba[::2, ::3]                 # not contiguous: the byte-by-byte copy
+    back = np.asarray(PIL.Image.open(io.BytesIO(png_rgb(strided))))
+    assert np.array_equal(back, strided[:, :, :3])
 
 
 def test_redrawer_refuses_what_it_cannot_draw():
