@@ -129,7 +129,12 @@ def loss(matvec, u, w):
 
 def _loss(matvec, u, w):
     e = w - u
-    return 0.5 * (e * matvec(e)).sum(-1)
+    return _from_error(e, matvec(e))
+
+
+def _from_error(e, He):
+    """J₀ = ½ eᵀHe from the error e = w − u and H e (batched over leading axes)."""
+    return 0.5 * (e * He).sum(-1)
 
 
 def gd(H, u, w0, eps, steps: int, dtype=torch.float64, history: bool = True) -> GDResult:
@@ -162,12 +167,12 @@ def gd(H, u, w0, eps, steps: int, dtype=torch.float64, history: bool = True) -> 
     # freed temporaries fragmented the heap by up to 0.5 GB (it varied from run to run)
     losses = torch.empty((steps + 1 if history else 1, *batch), dtype=w.dtype, device=dev)
     for k in range(steps + 1):
-        # the error e_k = w_k − u and H e_k serve both J₀(w_k) (as _loss computes it) and
-        # the step: one matvec per step, not two, with the same numbers
+        # the error e_k = w_k − u and H e_k serve both J₀(w_k) and the step: one matvec
+        # per step, not two, with the same numbers
         e = w - u
         grad = matvec(e)
         if history or k == steps:
-            losses[k if history else 0] = 0.5 * (e * grad).sum(-1)
+            losses[k if history else 0] = _from_error(e, grad)
         if k < steps:
             w = w - eps * grad
     return GDResult(loss=losses, w=w)
