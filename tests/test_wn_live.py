@@ -70,3 +70,17 @@ def test_a_move_reports_both_runs_steps(data):
     with controls.reporting(heard.append):
         runs(2.0, 0.1, 16)                           # plain run reused: WN steps only
     np.testing.assert_allclose(heard, np.arange(11) / 10)
+
+
+def test_slider_suggestion_rescaling_holds_at_the_slider_steps():
+    """The chapter's 'things to try' for the slider figure (cpu scale, width 200, half the
+    sweeps' steps): at α = 0.1, η = 0.1 the largest eigenvalue of Λ starts above the
+    stability line 2/η and ends below it. Measured 113.6 and 10.5 against 20 (the network
+    rescales itself within 3 steps: 51.7 after 1, 16.3 after 2). Fails if the end spectrum
+    were the start's (Λ recorded at the wrong step) or the run had a single step."""
+    from lib import scale
+    sz = experiments.sizes(scale.SCALES["cpu"])
+    X, y = experiments.unit_sphere_data(sz.n, sz.d, seed=0)
+    r = experiments.Comparison(X, y, sz.steps // 2, [], [])(0.1, 0.1, 200)
+    line = 2 / 0.1
+    assert np.max(r["wn_spec0"]) > 2 * line and np.max(r["wn_specT"]) < line / 1.5
