@@ -211,6 +211,7 @@ class Redrawer:
         self._inside, self._never = {}, {}   # per unit: its subtree, never replayed
         self._prefix = {}   # index of the first unit drawn -> the canvas before it
         self._outside = False
+        self._hot = set()   # ids of the units changed at the last redraw
         self.stats = {"full": 0, "drawn": 0, "replayed": 0}
         fig.canvas.mpl_connect("draw_event", self._on_draw_event)
 
@@ -243,8 +244,10 @@ class Redrawer:
                 or _unsupported(self.fig)):
             self._full(canvas, key)
             return
-        stale = [u for u in self._order if id(u) not in self._calls
-                 or self._never[id(u)] or any(a.stale for a in self._inside[id(u)])]
+        changed = {id(u) for u in self._order
+                   if self._never[id(u)] or any(a.stale for a in self._inside[id(u)])}
+        stale = [u for u in self._order if id(u) in changed or id(u) not in self._calls]
+        hot, self._hot = self._hot, changed
         if not stale:
             self.stats = {"full": 0, "drawn": 0, "replayed": 0}
             return
@@ -265,7 +268,10 @@ class Redrawer:
         drawn = 0
         for unit in self._order[first:]:
             if id(unit) in stale_ids:
-                self._record(unit, renderer, lambda u=unit: u.draw(renderer))
+                if id(unit) in hot and id(unit) in changed:
+                    self._draw_unrecorded(unit, renderer)
+                else:
+                    self._record(unit, renderer, lambda u=unit: u.draw(renderer))
                 drawn += 1
             else:
                 self._replay([unit])
@@ -306,6 +312,16 @@ class Redrawer:
         for a in inside:
             a.stale = False
 
+    def _draw_unrecorded(self, unit, renderer):
+        """Draw ``unit`` without recording it: it changed at the last redraw too, as a
+        unit a slider drives does on every move, so a recording would go unused (copying
+        each primitive's arguments costs about as much as drawing). Its old recording is
+        dropped; the next redraw that finds it unchanged records it again."""
+        self._calls.pop(id(unit), None)
+        unit.draw(renderer)
+        for a in self._inside[id(unit)]:
+            a.stale = False
+
     def _full(self, canvas, key):
         """A full canvas.draw(), recording each unit's primitives and the drawing order."""
         units = self._units()
@@ -336,5 +352,5 @@ class Redrawer:
                 del u.draw
         supported = not glue.calls and glue.ok and not _unsupported(self.fig)
         self._order = order if supported else None
-        self._key, self._outside = self._state_key(renderer), False
+        self._key, self._outside, self._hot = self._state_key(renderer), False, set()
         self.stats = {"full": 1, "drawn": len(order), "replayed": 0}

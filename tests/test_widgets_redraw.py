@@ -175,6 +175,40 @@ def test_best_placed_legend_is_always_drawn():
     assert np.array_equal(image, _pixels(fig))
 
 
+def _two_lines():
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    fig = Figure()
+    FigureCanvasAgg(fig)
+    ax = fig.subplots()
+    ax.set(xlim=(0, 1), ylim=(0, 1))
+    return fig, ax.plot([0, 1], [0.2, 0.2])[0], ax.plot([0, 1], [0.8, 0.8])[0]
+
+
+def test_a_unit_changed_on_every_move_is_drawn_unrecorded_then_recorded_again():
+    """A line changed on two moves in a row is drawn without a recording; once it stops
+    changing it is recorded again and replayed after that. The pixels equal a full draw
+    (of a second figure) throughout, so an outdated recording is never replayed."""
+    (fig, a, b), (ref, *ref_lines) = _two_lines(), _two_lines()
+    red = Redrawer(fig)
+    red.draw()
+    recorded, drawn = [], []
+    for k, change in enumerate("aaabbba"):
+        y = 0.2 + 0.05 * k
+        for line in ((a, ref_lines[0]) if change == "a" else (b, ref_lines[1])):
+            line.set_ydata([y, 1 - y])
+        red.draw()
+        assert red.stats["full"] == 0
+        drawn.append(red.stats["drawn"])
+        recorded.append((id(a) in red._calls, id(b) in red._calls))
+        ref.canvas.draw()
+        assert np.array_equal(_pixels(fig), _pixels(ref)), (k, change)
+    # a: recorded at its first change, drawn unrecorded at the next two, then drawn once
+    # more (recorded) at the first move that leaves it alone; b likewise
+    assert recorded == [(True, True), (False, True), (False, True), (True, True),
+                        (True, False), (True, False), (True, True)], recorded
+    assert drawn == [1, 1, 1, 2, 1, 1, 2], drawn
+
+
 def test_png_writer_round_trips_through_pillow():
     rng = np.random.default_rng(0)
     rgba = rng.integers(0, 256, size=(37, 53, 4), dtype=np.uint8)
