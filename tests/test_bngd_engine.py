@@ -1,6 +1,7 @@
 """The compiled BNGD engine (lib.bngd.dynamics, engine="compiled") against independent
 computations: the torch engine, a plain-Python loop of iterations (9)-(10), each
-configuration run alone, and figure 1's classes (equal outside the round-off cells)."""
+configuration run alone, and figure 1's classes (equal outside the round-off cells).
+The compiled GD loop against the torch engine and GD's closed form on a diagonal H."""
 
 import math
 
@@ -155,3 +156,60 @@ def test_round_off_cells_are_found_where_they_are():
     assert np.array_equal(experiments.round_off_cells(res), expect)
     moved = experiments.nudged(prob, math.inf).w0 - prob.w0
     assert (moved > 0).all() and (moved.abs() <= U64 * prob.w0.abs()).all()
+
+
+# GD on diag(h) contracts each error component by |1 − ε hᵢ| <= 1 for the ε below, so the
+# engines' round-off (a few u per step and per sum of d terms, in another order) stays
+# within about steps·d·u = 40·100·2.2e-16 ≈ 1e-12 relative to J₀(w₀); 1e-11 leaves a
+# factor 10. Diverging ε are compared in the same way relative to each step's own loss.
+@pytest.mark.parametrize("d", [1, 2, 10, 100])
+@pytest.mark.parametrize("history", [True, False])
+@pytest.mark.parametrize("per_config_u", [False, True])
+def test_compiled_gd_matches_torch_engine(d, history, per_config_u):
+    g = torch.Generator().manual_seed(d)
+    h = torch.rand(d, generator=g, **F64) * 4 + 0.1
+    u = torch.randn(3, 1, d, generator=g, **F64) if per_config_u else torch.randn(d, generator=g, **F64)
+    w0 = torch.randn(d, 3, generator=g, **F64).T[:, None, :]   # (3, 1, d), not contiguous
+    eps = torch.tensor([0.01, 0.1, 0.3, 0.4, 0.48], **F64)      # ε h_i < 0.48·4.1 < 2: contracting
+    one, two = (dynamics.gd(h, u, w0, eps, 40, history=history, engine=e)
+                for e in ("compiled", "torch"))
+    assert one.loss.shape == two.loss.shape == ((41 if history else 1), 3, 5)
+    assert one.w.shape == two.w.shape == (3, 5, d)
+    j0 = dynamics.gd(h, u, w0, eps, 0, engine="torch").loss[0]
+    assert torch.allclose(one.loss, two.loss, rtol=0, atol=1e-11 * float(j0.max()))
+    assert torch.allclose(one.w, two.w, rtol=0, atol=1e-11 * float(two.w.abs().max()))
+    # diverging: ε h_i up to 87, losses growing up to 7e3-fold per step, finite for 40 steps
+    big = dynamics.gd(h, u, w0, eps * 44, 40, engine="compiled").loss
+    ref = dynamics.gd(h, u, w0, eps * 44, 40, engine="torch").loss
+    assert torch.isfinite(ref).all() and float(ref.max()) > 1e60
+    assert torch.allclose(big, ref, rtol=1e-12 * 40, atol=0)
+
+
+def test_compiled_gd_follows_the_closed_form():
+    """With u = 0 and w₀ along eigenvector i, w_k = (1 − ε hᵢ)^k w₀, so
+    J₀(w_k) = ½ hᵢ (1 − ε hᵢ)^(2k) w₀ᵢ². A step rounds w three times (h w, ε h w, the
+    difference), so w_k is within 3k·u relative and J₀ within 6k·u; the closed form's
+    (1 − ε hᵢ) rounds once and is raised to the 2k-th power: 8k·u in all."""
+    h = torch.tensor([1.0, 7.0, 30.0], **F64)
+    eps = torch.tensor([1e-3, 0.05, 1 / 30, 0.06, 0.066], **F64)   # 0.066·30 = 1.98 < 2
+    k = torch.arange(61, **F64)[:, None]
+    for i in range(3):
+        w0 = torch.zeros(3, **F64)
+        w0[i] = 1.5
+        run = dynamics.gd(h, torch.zeros(3, **F64), w0, eps, 60, engine="compiled")
+        exact = 0.5 * h[i] * (1 - eps * h[i]) ** (2 * k) * 1.5 ** 2
+        assert torch.allclose(run.loss, exact, rtol=8 * 60 * U64, atol=0), i
+    assert float(run.loss[-1, 2]) == 0.0     # ε = 1/h_2 = 1/30: exact in one step
+
+
+def test_gd_auto_engine_is_the_compiled_one_on_the_cpu_for_a_diagonal_float64_h():
+    h, u, w0 = problem(d=5)
+    eps = torch.tensor([0.1, 0.7], **F64)
+    auto, compiled = (dynamics.gd(h, u, w0, eps, 30, engine=e) for e in ("auto", "compiled"))
+    assert torch.equal(auto.loss, compiled.loss) and torch.equal(auto.w, compiled.w)
+    # a matrix H or float32 runs the torch engine, which auto then picks
+    for kw in (dict(H=torch.diag(h)), dict(H=h, dtype=torch.float32)):
+        assert torch.equal(dynamics.gd(u=u, w0=w0, eps=eps, steps=30, **kw).loss,
+                           dynamics.gd(u=u, w0=w0, eps=eps, steps=30, engine="torch", **kw).loss)
+        with pytest.raises(ValueError, match="engine='compiled'"):
+            dynamics.gd(u=u, w0=w0, eps=eps, steps=30, engine="compiled", **kw)

@@ -1,5 +1,5 @@
-"""Bad input to the compiled BNGD engine's arguments and the figure-1 round-off helpers
-(lib.bngd.dynamics engine=, lib.bngd.experiments.figure1 engine=, nudged, round_off_cells)
+"""Bad input to the compiled BNGD and GD engines' arguments and the figure-1 round-off helpers
+(lib.bngd.dynamics bngd/mbngd/gd engine=, lib.bngd.experiments.figure1 engine=, nudged, round_off_cells)
 is refused by name."""
 
 import torch
@@ -23,6 +23,8 @@ CASES = [
     Case(dynamics.bngd, lambda: dict(H=H(), u=U(), a0=1.0, w0=W(), eps=0.1, eps_a=1.0, steps=2,
                                      engine="compiled"), {"engine": BAD_ENGINE}),
     Case(dynamics.mbngd, lambda: dict(H=H(), u=U(), w0=W(), eps=0.1, steps=2, engine="auto"),
+         {"engine": BAD_ENGINE}),
+    Case(dynamics.gd, lambda: dict(H=H(), u=U(), w0=W(), eps=0.1, steps=2, engine="compiled"),
          {"engine": BAD_ENGINE}),
     Case(experiments.figure1, lambda: dict(problem=_prob, config=_cfg, engine="torch"),
          {"engine": BAD_ENGINE}),

@@ -165,7 +165,7 @@ def modified_draws(h, eps, draws: int = 300, steps: int = 5000, seed: int = 0) -
     kstar = [theory.pseudo_condition(h, x) if d > 1 else math.nan for x in u]
     return DrawsResult(h=np_(h), eps=eps, steps=steps, eff_bn=np_(bn.eff_step[-1]),
                        loss_bn=np_((res * h * res).sum(-1)), err_bn=np_(res.norm(dim=-1)),
-                       loss_gd=np_((err * h * err).sum(-1)), err_gd=np_(err.norm(dim=-1)),
+                       loss_gd=np_(_h_norm_sq(err, h)), err_gd=np_(err.norm(dim=-1)),
                        kappa_star=np.array(kstar), u=np_(u), w0=np_(w0))
 
 
@@ -179,5 +179,10 @@ def gd_losses(result: DrawsResult, eps) -> np.ndarray:
     eps = checks.positive_array("eps", eps, ndim=1)
     h, u, w0 = (torch.from_numpy(x) for x in (result.h, result.u, result.w0))
     run = dynamics.gd(h, u, w0, torch.from_numpy(eps)[:, None], result.steps, history=False)
-    loss = 2 * run.loss[-1]                                   # J₀ = ½‖w − u‖²_H
+    loss = _h_norm_sq(run.w - u, h)              # as modified_draws computes loss_gd
     return torch.where(torch.isnan(loss), math.inf, loss).numpy()
+
+
+def _h_norm_sq(err, h):
+    """‖err‖²_H = Σᵢ hᵢ errᵢ² over the last axis, for H = diag(h)."""
+    return (err * h * err).sum(-1)
