@@ -465,6 +465,22 @@ def test_invariance_gaps_draws_each_networks_gaps_floored(close_figures):
     assert [len([l for l in ax.lines if len(l.get_xdata()) == 3]) for ax in only.axes] == [1, 1]
 
 
+@pytest.mark.parametrize("scales", [np.array([0.5, 2.0]), np.logspace(-4, 4, 33)])
+def test_invariance_gaps_round_off_label_stays_inside_its_axes(close_figures, scales):
+    """The "float64 round-off" label sits near the left edge of the gradient panel for any
+    range of scales (placed at a fixed scale, it fell outside narrow ranges and tight_layout
+    gave up with a warning)."""
+    gap = {"scale": scales, "loss_gap": np.full(len(scales), 1e-16),
+           "grad_gap": np.full(len(scales), 1e-15), "cosine": np.zeros(len(scales))}
+    fig = figures.invariance_gaps({"bn": gap})
+    fig.canvas.draw()
+    ax = fig.axes[1]
+    (label,) = [t for t in ax.texts if t.get_text() == "float64 round-off"]
+    box, frame = label.get_window_extent(), ax.get_window_extent()
+    assert frame.x0 <= box.x0 < box.x1 <= frame.x1 and frame.y0 <= box.y0 < box.y1 <= frame.y1
+    assert box.x0 - frame.x0 < 0.15 * frame.width          # near the left edge
+
+
 def test_norm_growth_draws_the_norm_and_the_effective_rate(close_figures):
     eta, step = np.array([0.1, 10.0]), np.arange(5)
     norm_sq = 1 + RNG.random((2, 5))

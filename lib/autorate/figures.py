@@ -74,7 +74,9 @@ def invariance_gaps(gaps) -> Figure:
     for ax in axes:
         ax.set(xlabel="scale $c$ of the weights", ylim=(FLOOR / 3, 10))
         ax.axhline(EPS64, color="grey", ls=":", lw=1)
-    axes[1].text(1.5e-4, 1e-14, "float64 round-off", color="grey", fontsize=10)
+    # x in axes fractions (near the left edge whatever the scales), y at the round-off line
+    axes[1].text(0.07, 1e-14, "float64 round-off", color="grey", fontsize=10,
+                 transform=axes[1].get_yaxis_transform())
     axes[0].legend(loc="center left", fontsize=10)
     fig.tight_layout()
     return fig
