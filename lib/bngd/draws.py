@@ -157,14 +157,14 @@ def modified_draws(h, eps, draws: int = 300, steps: int = 5000, seed: int = 0) -
     e = torch.as_tensor(eps, dtype=torch.float64, device=h.device)[:, None]
     bn = dynamics.mbngd(h, u, w0, e, steps, history=False)   # the final state is all we use
     gd = dynamics.gd(h, u, w0, e, steps, history=False)
-    s = (bn.w * h * u).sum(-1) / (bn.w * h * bn.w).sum(-1)      # (m, n)
+    s = (bn.w * h * u).sum(-1) / _h_norm_sq(bn.w, h)            # (m, n)
     res = u - s.unsqueeze(-1) * bn.w                          # (m, n, d)
     err = gd.w - u
     def np_(x):   # diverged GD runs overflow to inf or NaN: inf for both
         return torch.where(torch.isnan(x), math.inf, x).cpu().numpy()
     kstar = [theory.pseudo_condition(h, x) if d > 1 else math.nan for x in u]
     return DrawsResult(h=np_(h), eps=eps, steps=steps, eff_bn=np_(bn.eff_step[-1]),
-                       loss_bn=np_((res * h * res).sum(-1)), err_bn=np_(res.norm(dim=-1)),
+                       loss_bn=np_(_h_norm_sq(res, h)), err_bn=np_(res.norm(dim=-1)),
                        loss_gd=np_(_h_norm_sq(err, h)), err_gd=np_(err.norm(dim=-1)),
                        kappa_star=np.array(kstar), u=np_(u), w0=np_(w0))
 

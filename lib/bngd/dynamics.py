@@ -126,11 +126,7 @@ def loss(matvec, u, w):
     """
     checks.function("matvec", matvec)
     u = checks.tensor("u", u, ndim=1)
-    return _loss(matvec, u, _vector(w, u.shape[0], "w"))
-
-
-def _loss(matvec, u, w):
-    e = w - u
+    e = _vector(w, u.shape[0], "w") - u
     return _from_error(e, matvec(e))
 
 
